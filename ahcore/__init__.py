@@ -1,0 +1,47 @@
+"""ahcore: a file-driven application server for Python on aiohttp.
+
+A site is a folder; a URL names a file; the file's suffix picks a processor
+plugin. See ``ahcore.hookspecs`` for the plugin contract.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ahcore.context import RequestContext
+from ahcore.dictobject import DictObject
+from ahcore.plugins import hookimpl
+from ahcore.processor import Processor, ProcessorSpec, to_response
+from ahcore.site import Site, get_site
+
+try:
+    __version__ = version("ahcore")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DictObject",
+    "Processor",
+    "ProcessorSpec",
+    "RequestContext",
+    "Site",
+    "__version__",
+    "create_app",
+    "get_site",
+    "hookimpl",
+    "to_response",
+    "webapp",
+]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # Imported lazily so that `import ahcore` stays light for plugin modules.
+    if name == "create_app":
+        from ahcore.app import create_app
+
+        return create_app
+    if name == "webapp":
+        from ahcore.server import webapp
+
+        return webapp
+    raise AttributeError(name)

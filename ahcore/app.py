@@ -1,0 +1,83 @@
+"""Building an ahcore application for a site folder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from ahcore import namespace, session
+from ahcore.config import SiteConfig, load_config
+from ahcore.errors import error_middleware
+from ahcore.pipeline import handle
+from ahcore.plugins import await_me_maybe, call_impl, create_plugin_manager
+from ahcore.site import SITE_KEY, Site
+
+log = logging.getLogger("ahcore.app")
+
+# Kernel plugins: always on, registered through the same hooks as any plugin.
+BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
+    ("ahcore.namespace", namespace),
+    ("ahcore.session", session),
+)
+
+
+def create_app(
+    workdir: str | Path = ".",
+    *,
+    config: SiteConfig | None = None,
+    debug: bool = False,
+    extra_plugins: Mapping[str, object] | None = None,
+    program_path: Path | None = None,
+) -> web.Application:
+    """Build (but do not start) the aiohttp application serving ``workdir``.
+
+    Raises :class:`ahcore.config.ConfigError` or
+    :class:`ahcore.plugins.PluginError` listing every problem when the site
+    cannot start. ``extra_plugins`` supplies plugin objects in-process
+    (tests, embedding); the config must still enable them by name.
+    """
+    workdir = Path(workdir).resolve()
+    if config is None:
+        config = load_config(workdir, program_path=program_path)
+    pm = create_plugin_manager(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
+    site = Site(workdir, config, pm, debug=debug)
+
+    middlewares = [error_middleware, session.csrf_middleware]
+    app = web.Application(
+        middlewares=middlewares,
+        client_max_size=config.website.client_max_size,
+        handler_args={"max_field_size": 8190, "max_line_size": 8190},
+    )
+    app[SITE_KEY] = site
+    site.app = app
+
+    for result in pm.hook.register_routes(app=app):
+        if result is not None and hasattr(result, "__await__"):
+            raise TypeError("register_routes must be synchronous")
+    app.router.add_route("*", "/{tail:.*}", handle)
+
+    app.on_response_prepare.append(session.on_response_prepare)
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _startup(app: web.Application) -> None:
+    site = app[SITE_KEY]
+    await session.setup_sessions(app, site)
+    await site.build_namespace(app)
+    for impl in site.pm.hook.on_startup.get_hookimpls():
+        await await_me_maybe(call_impl(impl, app=app))
+
+
+async def _cleanup(app: web.Application) -> None:
+    site = app[SITE_KEY]
+    for impl in reversed(site.pm.hook.on_shutdown.get_hookimpls()):
+        try:
+            await await_me_maybe(call_impl(impl, app=app))
+        except Exception:
+            log.exception("on_shutdown of plugin %r failed", impl.plugin_name)
+    await session.close_sessions(app)

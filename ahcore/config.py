@@ -1,0 +1,326 @@
+"""Site configuration: ``conf/config.json`` in the ahserver format.
+
+The file is read as JSON, ``$[...]$`` substitutions are applied to string
+values, and the result is validated against typed msgspec structures. Keys
+ahcore does not know are kept in :attr:`SiteConfig.raw` (sites keep their own
+settings there) and are reachable through :func:`config_value`.
+
+Nothing in the file is ever evaluated: substitution is a lookup in a fixed
+table (``workdir``, ``ProgramPath``, ``ENV:NAME``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import msgspec
+
+CONFIG_RELPATH = Path("conf") / "config.json"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[str], source: Path | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(problems))
+
+    def __str__(self) -> str:
+        head = f"invalid config {self.source}" if self.source else "invalid config"
+        return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+    pass
+
+
+class DatabaseConfig(_Base):
+    driver: str
+    dbname: str | None = None
+    coding: str | None = None
+    async_mode: bool | None = None
+    kwargs: dict[str, Any] = {}
+    maxconn: int = 10
+    acquire_timeout: float = 10.0
+
+
+class SSLConfig(_Base):
+    crtfile: str
+    keyfile: str
+
+
+class SessionRedisConfig(_Base):
+    url: str
+
+
+class WebsiteConfig(_Base):
+    paths: list[tuple[str, str]] = []
+    host: str = "0.0.0.0"
+    port: int = 8080
+    coding: str = "utf-8"
+    ssl: SSLConfig | None = None
+    indexes: list[str] = msgspec.field(
+        default_factory=lambda: ["index.html", "index.tmpl", "index.dspy", "index.md"]
+    )
+    processors: list[tuple[str, str]] | None = None
+    client_max_size: int = 10 * 1024 * 1024
+    cookie_secret: str | None = None
+    session_max_time: int = 3600
+    session_reissue_time: int = 600
+    session_redis: SessionRedisConfig | None = None
+    allowListFolder: bool = False
+    trusted_proxies: list[str] = []
+    request_timeout: float = 60.0
+
+
+class LoggerConfig(_Base):
+    name: str = "ahcore"
+    levelname: str = "info"
+    logfile: str | None = None
+
+
+class HotReloadConfig(_Base):
+    enabled: bool = True
+    interval: float = 2.0
+
+
+class SiteConfig(_Base):
+    website: WebsiteConfig = msgspec.field(default_factory=WebsiteConfig)
+    databases: dict[str, DatabaseConfig] = {}
+    filesroot: str | None = None
+    langMapping: dict[str, str] = {}
+    logger: LoggerConfig = msgspec.field(default_factory=LoggerConfig)
+    hot_reload: bool | HotReloadConfig = False
+    plugins: dict[str, bool | dict[str, Any]] | None = None
+    debug: bool = False
+
+    # The whole decoded document, unknown keys included (set by load_config).
+    raw: dict[str, Any] = {}
+
+    @property
+    def hot_reload_settings(self) -> HotReloadConfig:
+        if isinstance(self.hot_reload, HotReloadConfig):
+            return self.hot_reload
+        return HotReloadConfig(enabled=bool(self.hot_reload))
+
+
+# --------------------------------------------------------------------------
+# substitution
+
+_SUBST = re.compile(r"\$\[([A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_][A-Za-z0-9_]*)?)\]\$")
+
+
+@dataclass(frozen=True)
+class Substitutions:
+    """The fixed table of ``$[name]$`` substitutions."""
+
+    workdir: str
+    program_path: str
+    environ: Mapping[str, str]
+
+    def lookup(self, name: str) -> str | None:
+        if name == "workdir":
+            return self.workdir
+        if name == "ProgramPath":
+            return self.program_path
+        if name.startswith("ENV:"):
+            return self.environ.get(name[4:])
+        return None
+
+
+def substitute(value: Any, subs: Substitutions, path: str, problems: list[str]) -> Any:
+    """Return ``value`` with substitutions applied to every string inside it."""
+    if isinstance(value, str):
+        if "$[" not in value:
+            return value
+
+        def repl(m: re.Match[str]) -> str:
+            found = subs.lookup(m.group(1))
+            if found is None:
+                name = m.group(1)
+                if name.startswith("ENV:"):
+                    problems.append(f"{path}: environment variable {name[4:]} is not set")
+                else:
+                    problems.append(
+                        f"{path}: unknown substitution $[{name}]$ "
+                        "(known: $[workdir]$, $[ProgramPath]$, $[ENV:NAME]$)"
+                    )
+                return m.group(0)
+            return found
+
+        return _SUBST.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: substitute(v, subs, f"{path}.{k}", problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, subs, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+# --------------------------------------------------------------------------
+# validation that reports every problem, not just the first
+
+_TYPE_NAMES = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    dict: "object",
+    list: "array",
+    tuple: "array",
+    type(None): "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        return "array"
+    if origin is dict:
+        return "object"
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return "object"
+    if tp is Any:
+        return "any"
+    return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _collect(value: Any, tp: Any, path: str, problems: list[str]) -> None:
+    """Append a ``path: expected X, got Y`` line for each invalid leaf."""
+    try:
+        msgspec.convert(value, tp, strict=True)
+        return
+    except msgspec.ValidationError as exc:
+        first = str(exc)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct) and isinstance(value, dict):
+        hints = msgspec.structs.fields(tp)
+        for f in hints:
+            if f.name == "raw":
+                continue
+            if f.encode_name in value:
+                _collect(value[f.encode_name], f.type, f"{path}.{f.encode_name}", problems)
+            elif f.required:
+                problems.append(f"{path}.{f.encode_name}: required key is missing")
+        return
+    if get_origin(tp) is dict and isinstance(value, dict):
+        _, vtype = get_args(tp)
+        for k, v in value.items():
+            _collect(v, vtype, f"{path}.{k}", problems)
+        return
+    if get_origin(tp) is list and isinstance(value, list):
+        (itype,) = get_args(tp)
+        for i, v in enumerate(value):
+            _collect(v, itype, f"{path}[{i}]", problems)
+        return
+    if get_origin(tp) is tuple and isinstance(value, list):
+        args = get_args(tp)
+        if len(args) != len(value):
+            problems.append(f"{path}: expected array of {len(args)} items, got {len(value)}")
+            return
+        for i, (a, v) in enumerate(zip(args, value, strict=True)):
+            _collect(v, a, f"{path}[{i}]", problems)
+        return
+    # A leaf (or a union that failed as a whole).
+    if "Expected" in first:
+        problems.append(f"{path}: expected {_type_name(tp)}, got {_json_type(value)}")
+    else:
+        problems.append(f"{path}: {first.split(' - at ')[0]}")
+
+
+def validate(raw: dict[str, Any], source: Path | None = None) -> SiteConfig:
+    """Validate a decoded, substituted document; raise ConfigError listing all problems."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([f"$: expected object, got {_json_type(raw)}"], source)
+    body = {k: v for k, v in raw.items() if k != "raw"}
+    try:
+        cfg = msgspec.convert(body, SiteConfig, strict=True)
+    except msgspec.ValidationError:
+        _collect(body, SiteConfig, "", problems)
+        problems = [p.lstrip(".") for p in problems] or ["config is invalid"]
+        raise ConfigError(problems, source) from None
+    problems.extend(_semantic_problems(cfg))
+    if problems:
+        raise ConfigError(problems, source)
+    cfg.raw = raw
+    return cfg
+
+
+def _semantic_problems(cfg: SiteConfig) -> list[str]:
+    problems = []
+    w = cfg.website
+    if not 0 <= w.port <= 65535:
+        problems.append(f"website.port: {w.port} is not a TCP port")
+    if w.client_max_size <= 0:
+        problems.append("website.client_max_size: must be positive")
+    for i, (_, prefix) in enumerate(w.paths):
+        if prefix and not prefix.startswith("/"):
+            problems.append(f"website.paths[{i}][1]: URL prefix must start with '/' or be empty")
+    for i, (suffix, _) in enumerate(w.processors or []):
+        if not suffix.startswith("."):
+            problems.append(f"website.processors[{i}][0]: suffix must start with '.'")
+    for name, db in cfg.databases.items():
+        if db.maxconn < 1:
+            problems.append(f"databases.{name}.maxconn: must be at least 1")
+    return problems
+
+
+def load_config(
+    workdir: Path,
+    *,
+    program_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SiteConfig:
+    """Read, substitute and validate ``workdir/conf/config.json``."""
+    source = workdir / CONFIG_RELPATH
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{CONFIG_RELPATH}: file not found in {workdir}"], source) from None
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ConfigError([f"$: not valid JSON ({exc})"], source) from None
+    subs = Substitutions(
+        workdir=str(workdir),
+        program_path=str(program_path or workdir),
+        environ=os.environ if environ is None else environ,
+    )
+    problems: list[str] = []
+    raw = substitute(raw, subs, "$", problems)
+    if problems:
+        raise ConfigError([p.removeprefix("$.") for p in problems], source)
+    return validate(raw, source)
+
+
+def config_value(raw: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    """Walk ``'.website.port'`` through the raw config; never evaluates anything.
+
+    A leading dot is optional; list items are reached with numeric parts
+    (``'.website.paths.0'``). A missing key gives ``default``.
+    """
+    node: Any = raw
+    for part in path.strip(".").split("."):
+        if not part:
+            continue
+        if isinstance(node, Mapping):
+            if part not in node:
+                return default
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default
+    return node

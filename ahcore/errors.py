@@ -1,0 +1,92 @@
+"""HTTP errors: raised where a problem is found, rendered in one place.
+
+Visitors get a short message and, for a 500, an error id; the log gets the
+same id with the traceback. Exception text reaches the visitor only in debug
+mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import traceback
+
+from aiohttp import web
+
+log = logging.getLogger("ahcore.errors")
+
+_BY_CODE: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    405: web.HTTPMethodNotAllowed,
+    408: web.HTTPRequestTimeout,
+    409: web.HTTPConflict,
+    410: web.HTTPGone,
+    413: web.HTTPRequestEntityTooLarge,
+    415: web.HTTPUnsupportedMediaType,
+    429: web.HTTPTooManyRequests,
+    500: web.HTTPInternalServerError,
+    502: web.HTTPBadGateway,
+    503: web.HTTPServiceUnavailable,
+    504: web.HTTPGatewayTimeout,
+}
+
+
+def bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=message + "\n")
+
+
+def not_found() -> web.HTTPNotFound:
+    return web.HTTPNotFound(text="404: Not Found\n")
+
+
+def server_error(code: int, text: str | None = None) -> None:
+    """ahserver's ``server_error(code)``: raise the HTTP exception for ``code``."""
+    cls = _BY_CODE.get(int(code))
+    if cls is None:
+        exc = web.HTTPException(text=text)
+        exc.set_status(int(code))
+        raise exc
+    if cls is web.HTTPMethodNotAllowed:
+        raise web.HTTPMethodNotAllowed("", [], text=text)
+    if cls is web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(0, 0, text=text)
+    raise cls(text=text)
+
+
+def new_error_id() -> str:
+    return secrets.token_hex(6)
+
+
+def internal_error_response(exc: BaseException, request: web.Request, debug: bool) -> web.Response:
+    """Log ``exc`` with its traceback under a fresh id; answer 500 with the id only."""
+    error_id = new_error_id()
+    log.error(
+        "error %s on %s %s:\n%s",
+        error_id,
+        request.method,
+        request.path_qs,
+        "".join(traceback.format_exception(exc)),
+    )
+    body = f"500: Internal Server Error (error id {error_id})\n"
+    if debug:
+        body += "\n" + "".join(traceback.format_exception(exc))
+    return web.Response(status=500, text=body, headers={"X-Error-Id": error_id})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Turn any unexpected exception into a 500 without a traceback for the visitor."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        from ahcore.site import get_site
+
+        return internal_error_response(exc, request, get_site(request.app).debug)

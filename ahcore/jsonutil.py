@@ -1,0 +1,39 @@
+"""JSON encoding for responses and scripts (msgspec, JSON-safe conversions)."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, decimal.Decimal):
+        return float(obj) if obj != obj.to_integral_value() else int(obj)
+    if isinstance(obj, (datetime.date, datetime.time)):
+        return obj.isoformat()
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    raise NotImplementedError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as JSON bytes; dates become ISO strings, decimals numbers."""
+    return _encoder.encode(obj)
+
+
+def json_response(obj: Any, *, status: int = 200) -> web.Response:
+    return web.Response(
+        body=dumps(obj), status=status, content_type="application/json", charset="utf-8"
+    )

@@ -1,0 +1,303 @@
+"""The kernel's processor namespace, offered through the public hooks.
+
+This module is registered as an always-on plugin, so the kernel adds its
+names exactly as any plugin would: global names through ``env_globals`` and
+per-request names through ``request_namespace``. The names are ahserver's
+(SPEC §6), so its scripts run unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import calendar
+import datetime
+import functools
+import json
+import os
+import random
+import re
+import time
+import traceback
+import uuid as _uuid
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from ahcore.config import config_value
+from ahcore.dictobject import DictObject
+from ahcore.errors import bad_request, not_found, server_error
+from ahcore.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from ahcore.context import RequestContext
+
+
+# ---------------------------------------------------------------- dates
+
+
+def str2date(dstr: str) -> datetime.date:
+    """``'YYYY-MM-DD'`` → ``datetime.date``."""
+    return datetime.date.fromisoformat(dstr.strip()[:10])
+
+
+def str2datetime(dstr: str) -> datetime.datetime:
+    """``'YYYY-MM-DD[ HH:MM:SS]'`` → ``datetime.datetime``."""
+    return datetime.datetime.fromisoformat(dstr.strip())
+
+
+def curDatetime() -> datetime.datetime:
+    return datetime.datetime.now()
+
+
+def curDateString() -> str:
+    return datetime.date.today().isoformat()
+
+
+def curTimeString() -> str:
+    return datetime.datetime.now().strftime("%H:%M:%S")
+
+
+def monthfirstday(d: datetime.date | str | None = None) -> str:
+    """The first day of ``d``'s month (today's by default) as ``'YYYY-MM-01'``."""
+    if d is None:
+        d = datetime.date.today()
+    elif isinstance(d, str):
+        d = str2date(d)
+    return d.replace(day=1).isoformat()
+
+
+def strdate_add(dstr: str, days: int = 0, months: int = 0, years: int = 0) -> str:
+    """Add days, months and years to a ``'YYYY-MM-DD'`` string (month ends clamp)."""
+    d = str2date(dstr)
+    month_index = d.month - 1 + months + 12 * years
+    year, month = d.year + month_index // 12, month_index % 12 + 1
+    day = min(d.day, calendar.monthrange(year, month)[1])
+    return (datetime.date(year, month, day) + datetime.timedelta(days=days)).isoformat()
+
+
+def uuid() -> str:
+    """A new random id as 32 hex characters (ahserver's ``uuid()``)."""
+    return _uuid.uuid4().hex
+
+
+def isNone(v: Any) -> bool:
+    return v is None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class ArgsConvert:
+    """Replace ``${name}$`` markers in strings, dicts and lists with values.
+
+    ahserver's class of the same name evaluated the text between the markers;
+    this one only looks names up (dotted paths allowed), so data can never
+    run code. An unknown name is left as it was.
+    """
+
+    def __init__(self, pre: str = "${", post: str = "}$") -> None:
+        self.pattern = re.compile(re.escape(pre) + r"([A-Za-z_][\w.]*)" + re.escape(post))
+
+    def convert(self, obj: Any, ns: dict[str, Any]) -> Any:
+        if isinstance(obj, str):
+            whole = self.pattern.fullmatch(obj)
+            if whole:
+                return self._lookup(whole.group(1), ns, whole.group(0))
+            return self.pattern.sub(lambda m: str(self._lookup(m.group(1), ns, m.group(0))), obj)
+        if isinstance(obj, dict):
+            return {k: self.convert(v, ns) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.convert(v, ns) for v in obj]
+        return obj
+
+    @staticmethod
+    def _lookup(name: str, ns: dict[str, Any], original: str) -> Any:
+        node: Any = ns
+        for part in name.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return original
+        return node
+
+
+async def rfexe(func: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Run blocking ``func(*args, **kw)`` in the default thread pool and await it."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(func, *args, **kw))
+
+
+def basic_auth_headers(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def format_exc() -> str:
+    return traceback.format_exc()
+
+
+async def stream_response(
+    request: web.Request,
+    chunks: AsyncIterable[Any] | Iterable[Any],
+    content_type: str = "text/plain",
+) -> web.StreamResponse:
+    """Send ``chunks`` (str, bytes or JSON-able values) as a streamed response."""
+    from ahcore.jsonutil import dumps
+
+    resp = web.StreamResponse()
+    resp.content_type = content_type
+    await resp.prepare(request)
+
+    async def write(item: Any) -> None:
+        if isinstance(item, str):
+            item = item.encode("utf-8")
+        elif not isinstance(item, (bytes, bytearray)):
+            item = dumps(item) + b"\n"
+        await resp.write(item)
+
+    if hasattr(chunks, "__aiter__"):
+        async for item in chunks:  # type: ignore[union-attr]
+            await write(item)
+    else:
+        for item in chunks:  # type: ignore[union-attr]
+            await write(item)
+    await resp.write_eof()
+    return resp
+
+
+_MOBILE = re.compile(r"iphone|ipod|android.*mobile|windows phone|mobile", re.I)
+_TABLET = re.compile(r"ipad|android|tablet", re.I)
+
+
+def terminal_type(user_agent: str) -> str:
+    """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``."""
+    if "MicroMessenger" in user_agent:
+        return "wechat"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    if _TABLET.search(user_agent):
+        return "pad"
+    return "pc"
+
+
+# ---------------------------------------------------------------- hooks
+
+
+@hookimpl
+def env_globals(app: web.Application) -> dict[str, Any]:
+    from ahcore.site import get_site
+
+    site = get_site(app)
+
+    def configValue(path: str, default: Any = None) -> Any:
+        return config_value(site.config.raw, path, default)
+
+    def webpath(path: str) -> str | None:
+        return site.resolver.file_url(path)
+
+    def save_file(data: bytes, filename: str = "") -> Any:
+        if site.uploads is None:
+            raise RuntimeError("save_file needs 'filesroot' in the site config")
+        return site.uploads.save_bytes(data, filename)
+
+    return {
+        "time": time,
+        "datetime": datetime,
+        "random": random,
+        "json": json,
+        "configValue": configValue,
+        "isNone": isNone,
+        "int": int,
+        "str": str,
+        "float": float,
+        "type": type,
+        "str2date": str2date,
+        "str2datetime": str2datetime,
+        "curDatetime": curDatetime,
+        "curDateString": curDateString,
+        "curTimeString": curTimeString,
+        "monthfirstday": monthfirstday,
+        "strdate_add": strdate_add,
+        "uuid": uuid,
+        "DictObject": DictObject,
+        "ArgsConvert": ArgsConvert,
+        "webpath": webpath,
+        "stream_response": stream_response,
+        "rfexe": rfexe,
+        "basic_auth_headers": basic_auth_headers,
+        "format_exc": format_exc,
+        "realpath": os.path.realpath,
+        "save_file": save_file,
+        "async_sleep": asyncio.sleep,
+        "server_error": server_error,
+        "resource": site,
+        "event_dispatcher": site.events,
+    }
+
+
+def _origin(request: web.Request) -> str:
+    prepath = request.get("ahcore.prepath", "")
+    return f"{request.scheme}://{request.host}{prepath}"
+
+
+@hookimpl
+def request_namespace(context: RequestContext) -> dict[str, Any]:
+    from ahcore.pipeline import path_call as _path_call
+
+    request = context.request
+    site = context.site
+
+    def entire_url(url: str) -> str:
+        """An absolute ``http(s)://host[:port]/…`` URL; absolute URLs pass unchanged."""
+        if url.startswith(("http://", "https://", "ws://", "wss://")):
+            return url
+        if url.startswith("/"):
+            return _origin(request) + url
+        base = context.url.rsplit("/", 1)[0]
+        return _origin(request) + base + "/" + url
+
+    def websocket_url(url: str) -> str:
+        full = entire_url(url)
+        return "ws" + full[4:] if full.startswith("http") else full
+
+    async def redirect(url: str) -> None:
+        raise web.HTTPFound(entire_url(url))
+
+    def gethost() -> str | None:
+        return request.remote
+
+    async def path_call(path: str, **kw: Any) -> Any:
+        return await _path_call(context, path, kw)
+
+    def file_realpath(subpath: str) -> str:
+        if site.uploads is None:
+            raise not_found()
+        return str(site.uploads.realpath(subpath))
+
+    def abspath(url: str) -> str | None:
+        from ahcore.resolver import RedirectToSlash, split_segments
+
+        try:
+            found = site.resolver.resolve(split_segments(url), url.endswith("/"))
+        except (RedirectToSlash, web.HTTPException):
+            return None
+        return str(found.path) if found else None
+
+    def bad(message: str) -> None:
+        raise bad_request(message)
+
+    return {
+        "entire_url": entire_url,
+        "websocket_url": websocket_url,
+        "redirect": redirect,
+        "gethost": gethost,
+        "path_call": path_call,
+        "file_realpath": file_realpath,
+        "abspath": abspath,
+        "terminalType": terminal_type(request.headers.get("User-Agent", "")),
+        "aiohttp_client": aiohttp,
+        "bad_request": bad,
+    }

@@ -1,0 +1,126 @@
+"""Where a request goes: forwarded headers → URL → access → processor or static file.
+
+Read this file top to bottom to follow a request through ahcore.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+
+from aiohttp import web
+
+from ahcore.context import RequestContext
+from ahcore.errors import not_found
+from ahcore.forwarded import apply_forwarded
+from ahcore.plugins import await_me_maybe
+from ahcore.resolver import RedirectToSlash, Resolved, split_segments
+from ahcore.session import current_user
+from ahcore.site import Site, get_site
+
+STATIC_METHODS = ("GET", "HEAD")
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """The catch-all handler: every URL that is not a plugin route comes here."""
+    site = get_site(request.app)
+    if site.trusted_proxies:
+        request = apply_forwarded(request, site.trusted_proxies)
+
+    raw_path = request.raw_path.split("?", 1)[0]
+    segments = split_segments(raw_path)
+    try:
+        resolved = site.resolver.resolve(segments, raw_path.endswith("/"))
+    except RedirectToSlash as redirect:
+        await check_access(site, request, redirect.url)
+        location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
+        raise web.HTTPMovedPermanently(location) from None
+
+    await check_access(site, request, resolved.url if resolved else site.resolver.canonical(segments))
+    if resolved is None:
+        raise not_found()
+    if resolved.is_dir:
+        return directory_listing(request, resolved)
+    if resolved.spec is None:
+        return static_file(request, resolved)
+    return await run_processor(site, request, resolved)
+
+
+async def check_access(site: Site, request: web.Request, path: str) -> None:
+    """Ask every ``auth_check`` plugin; any False denies, else any True allows.
+
+    When all abstain the site default applies (allow). Denial is 401 for an
+    anonymous visitor and 403 for a logged-in user.
+    """
+    if not site.uses_auth():
+        return
+    user = await current_user(request)
+    allowed = None
+    for result in site.pm.hook.auth_check(request=request, user=user, path=path):
+        verdict = await await_me_maybe(result)
+        if verdict is False:
+            allowed = False
+            break
+        if verdict is True:
+            allowed = True
+    if allowed is False:
+        if user is None:
+            raise web.HTTPUnauthorized(text="401: Unauthorized: please log in\n")
+        raise web.HTTPForbidden(text="403: Forbidden\n")
+
+
+async def run_processor(
+    site: Site, request: web.Request, resolved: Resolved
+) -> web.StreamResponse:
+    assert resolved.spec is not None
+    processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
+    return await processor.respond(RequestContext(request, site, resolved))
+
+
+def static_file(request: web.Request, resolved: Resolved) -> web.StreamResponse:
+    """aiohttp's FileResponse: sendfile, ETag, Last-Modified, 304 and Range."""
+    if request.method not in STATIC_METHODS:
+        raise web.HTTPMethodNotAllowed(request.method, STATIC_METHODS)
+    return web.FileResponse(resolved.path)
+
+
+def directory_listing(request: web.Request, resolved: Resolved) -> web.Response:
+    """A plain HTML index (only when ``website.allowListFolder`` is true)."""
+    if request.method not in STATIC_METHODS:
+        raise web.HTTPMethodNotAllowed(request.method, STATIC_METHODS)
+    entries = []
+    with os.scandir(resolved.path) as it:
+        for entry in sorted(it, key=lambda e: (not e.is_dir(), e.name)):
+            if entry.name.startswith("."):
+                continue
+            name = entry.name + ("/" if entry.is_dir() else "")
+            href = html.escape(resolved.url.rstrip("/") + "/" + name, quote=True)
+            entries.append(f'<li><a href="{href}">{html.escape(name)}</a></li>')
+    title = html.escape(resolved.url)
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Index of {title}</title>"
+        f"</head><body><h1>Index of {title}</h1><ul>{''.join(entries)}</ul></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def path_call(context: RequestContext, path: str, params: dict[str, Any]) -> Any:
+    """Run the processor of another URL and return what it produced (not a response).
+
+    ``path`` is resolved like a request URL (relative paths against the
+    calling file's folder) and access control applies to it as well.
+    """
+    site = context.site
+    if not path.startswith("/"):
+        path = context.url.rsplit("/", 1)[0] + "/" + path
+    segments = split_segments(path)
+    try:
+        resolved = site.resolver.resolve(segments, path.endswith("/"))
+    except RedirectToSlash:
+        resolved = site.resolver.resolve(segments, True)
+    if resolved is None or resolved.spec is None:
+        raise not_found()
+    await check_access(site, context.request, resolved.url)
+    processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
+    return await processor.produce(context.child(resolved, params))

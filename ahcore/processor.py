@@ -1,0 +1,136 @@
+"""Processors: how a file with a given suffix becomes a response.
+
+A plugin declares a :class:`ProcessorSpec` through the ``register_processor``
+hook. The kernel builds one processor object per file with the spec's
+``factory`` and reuses it while the file is unchanged (same mtime, size and
+inode), so compiled code, compiled templates and parsed workbooks are made
+once. Processor objects are shared by concurrent requests: everything
+request-specific lives on the :class:`ahcore.context.RequestContext` passed
+to :meth:`Processor.respond`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ahcore.jsonutil import json_response
+
+if TYPE_CHECKING:
+    from ahcore.context import RequestContext
+    from ahcore.site import Site
+
+
+class Processor:
+    """Base class for processor objects: one per file, reused while unchanged.
+
+    Subclasses override :meth:`load` for one-time work (compiling, parsing)
+    and :meth:`produce` for the per-request value; :meth:`respond` turns that
+    value into a response and may be overridden for full control.
+    """
+
+    def __init__(self, path: Path, site: Site) -> None:
+        self.path = path
+        self.site = site
+
+    async def load(self) -> None:
+        """Prepare the file once per change. Blocking work belongs in a thread."""
+
+    async def produce(self, context: RequestContext) -> Any:
+        """Return this file's value for one request (also what ``path_call`` returns)."""
+        raise NotImplementedError
+
+    async def respond(self, context: RequestContext) -> web.StreamResponse:
+        """Turn :meth:`produce`'s value into a response."""
+        return to_response(await self.produce(context))
+
+
+ProcessorFactory = Callable[[Path, "Site"], Processor]
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """A processor declared by a plugin.
+
+    ``name`` is what ``website.processors`` refers to; ``suffixes`` are used
+    when the site config does not list processors; ``factory(path, site)``
+    builds the processor object for one file.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    factory: ProcessorFactory
+    plugin: str = field(default="", compare=False)
+
+
+def to_response(value: Any) -> web.StreamResponse:
+    """The ahserver return conventions shared by processors.
+
+    aiohttp response → as is; dict/list → JSON; str → HTML (or JSON when the
+    text looks like a JSON object or array); bytes → octet-stream; None →
+    empty 200.
+    """
+    if isinstance(value, web.StreamResponse):
+        return value
+    if value is None:
+        return web.Response(status=200)
+    if isinstance(value, (dict, list, tuple)):
+        return json_response(value)
+    if isinstance(value, str):
+        stripped = value.lstrip()[:1]
+        if stripped in ("{", "[") and value.rstrip()[-1:] in ("}", "]"):
+            return web.Response(text=value, content_type="application/json", charset="utf-8")
+        return web.Response(text=value, content_type="text/html", charset="utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return web.Response(body=bytes(value), content_type="application/octet-stream")
+    return json_response(value)
+
+
+class ProcessorRegistry:
+    """Suffix → processor spec for one site, longest suffix first."""
+
+    def __init__(self, by_suffix: Iterable[tuple[str, ProcessorSpec]]) -> None:
+        pairs = sorted(by_suffix, key=lambda p: len(p[0]), reverse=True)
+        self._pairs: list[tuple[str, ProcessorSpec]] = pairs
+        self.suffixes = frozenset(s for s, _ in pairs)
+
+    def match(self, filename: str) -> tuple[str, ProcessorSpec] | None:
+        """The longest suffix of ``filename`` that has a processor (``.tmpl.js`` before ``.tmpl``)."""
+        for suffix, spec in self._pairs:
+            if filename.endswith(suffix) and len(filename) > len(suffix):
+                return suffix, spec
+        return None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._pairs)
+
+
+class ProcessorCache:
+    """Processor objects keyed by file path, rebuilt when the file changes."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, int, int], Processor]] = {}
+
+    async def get(
+        self, spec: ProcessorSpec, path: Path, st: os.stat_result, site: Site
+    ) -> Processor:
+        key = str(path)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == stamp:
+            return entry[1]
+        processor = spec.factory(path, site)
+        await processor.load()
+        self._entries[key] = (stamp, processor)
+        return processor
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

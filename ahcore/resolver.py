@@ -1,0 +1,198 @@
+"""URL → file: the only place a request path touches the filesystem.
+
+The raw request path is split into segments and each segment is
+percent-decoded exactly once. A segment that decodes to ``..``, or holds a
+slash, a backslash or a NUL, is refused; dot-segments (``.``) and empty
+segments (``//``) are dropped; a segment starting with a dot (a dotfile) is
+never served. The remaining segments are looked up in each content root in
+order, and the *real* path (symlinks resolved) must stay inside the root's
+real path. Files under the site's ``conf/`` folder are never served.
+
+The result carries the canonical URL of what is served, which is what access
+control decides on.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from ahcore.errors import bad_request, not_found
+from ahcore.processor import ProcessorRegistry, ProcessorSpec
+
+# Suffixes whose files carry code, SQL or credentials: never sent raw, even
+# when no processor for them is enabled on this site.
+NEVER_RAW_SUFFIXES = (".dspy", ".sqlds", ".xlsxds", ".py", ".pyc")
+
+
+@dataclass(frozen=True)
+class Root:
+    """One ``website.paths`` entry: a folder served under a URL prefix."""
+
+    folder: Path  # as configured
+    real: str  # realpath of folder, with a trailing separator for prefix checks
+    prefix: tuple[str, ...]  # URL prefix segments
+
+    @classmethod
+    def make(cls, folder: str | Path, prefix: str) -> Root:
+        real = os.path.realpath(folder)
+        return cls(Path(folder), real.rstrip(os.sep) + os.sep, split_segments(prefix))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a URL names: a file (maybe via an index) or a directory to list."""
+
+    path: Path  # real path on disk
+    url: str  # canonical URL path of what is served
+    root: Root
+    stat: os.stat_result
+    is_dir: bool = False
+    spec: ProcessorSpec | None = None
+    suffix: str = ""
+
+
+class RedirectToSlash(Exception):
+    """A directory was asked for without its trailing slash."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def split_segments(raw_path: str) -> tuple[str, ...]:
+    """Decode a raw URL path into safe segments, or raise a 4xx.
+
+    Raises 400 for malformed encodings and traversal attempts, 404 for
+    dotfiles. Query strings and fragments are ignored.
+    """
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    out: list[str] = []
+    for part in path.split("/"):
+        if not part or part == ".":
+            continue
+        try:
+            seg = unquote(part, errors="strict") if "%" in part else part
+        except UnicodeDecodeError:
+            raise bad_request("bad URL: path is not valid percent-encoded UTF-8") from None
+        if seg == ".":
+            continue
+        if seg == ".." or "/" in seg or "\\" in seg or "\x00" in seg:
+            raise bad_request("bad URL: path traversal is not allowed")
+        if seg.startswith("."):
+            raise not_found()
+        out.append(seg)
+    return tuple(out)
+
+
+class Resolver:
+    """Finds the file a URL names across the site's content roots."""
+
+    def __init__(
+        self,
+        roots: list[Root],
+        indexes: list[str],
+        processors: ProcessorRegistry,
+        forbidden_dirs: list[str],
+        allow_listing: bool,
+    ) -> None:
+        self.roots = roots
+        self.indexes = indexes
+        self.processors = processors
+        # Real paths (with trailing separator) that are never served.
+        self.forbidden = tuple(os.path.realpath(d).rstrip(os.sep) + os.sep for d in forbidden_dirs)
+        self.allow_listing = allow_listing
+
+    def canonical(self, segments: tuple[str, ...], trailing_slash: bool = False) -> str:
+        url = "/" + "/".join(segments)
+        return url + "/" if trailing_slash and segments else url
+
+    def resolve(self, segments: tuple[str, ...], want_slash: bool) -> Resolved | None:
+        """The file for ``segments``, or None when no root has it.
+
+        ``want_slash`` says the request path ended in ``/``; a directory asked
+        for without it raises :class:`RedirectToSlash`.
+        """
+        for root in self.roots:
+            n = len(root.prefix)
+            if segments[:n] != root.prefix:
+                continue
+            rel = segments[n:]
+            candidate = os.path.join(root.real, *rel) if rel else root.real
+            found = self._lookup(root, candidate, want_slash, segments)
+            if found is not None:
+                return found
+        return None
+
+    def _lookup(
+        self, root: Root, candidate: str, want_slash: bool, segments: tuple[str, ...]
+    ) -> Resolved | None:
+        real = os.path.realpath(candidate)
+        if not self._inside(real + os.sep, root):
+            return None
+        try:
+            st = os.stat(real)
+        except (FileNotFoundError, NotADirectoryError, PermissionError, OSError):
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            if not want_slash and segments:
+                raise RedirectToSlash(self.canonical(segments, True))
+            for index in self.indexes:
+                ipath = os.path.realpath(os.path.join(real, index))
+                if not self._inside(ipath + os.sep, root):
+                    continue
+                try:
+                    ist = os.stat(ipath)
+                except OSError:
+                    continue
+                if stat.S_ISREG(ist.st_mode):
+                    return self._file(root, ipath, ist)
+            if self.allow_listing:
+                return Resolved(Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return self._file(root, real, st)
+
+    def _inside(self, real_with_sep: str, root: Root) -> bool:
+        if not real_with_sep.startswith(root.real):
+            return False
+        return not any(real_with_sep.startswith(f) for f in self.forbidden)
+
+    def _url_of(self, root: Root, real: str) -> str:
+        rel = real[len(root.real) :].replace(os.sep, "/")
+        prefix = "/".join(root.prefix)
+        url = "/" + "/".join(p for p in (prefix, rel) if p)
+        if real.endswith(os.sep) and not url.endswith("/"):
+            url += "/"
+        return url
+
+    def _file(self, root: Root, real: str, st: os.stat_result) -> Resolved | None:
+        name = os.path.basename(real)
+        if name.startswith("."):
+            return None
+        match = self.processors.match(name)
+        url = self._url_of(root, real)
+        if match is None:
+            if name.endswith(NEVER_RAW_SUFFIXES):
+                return None
+            return Resolved(Path(real), url, root, st)
+        suffix, spec = match
+        return Resolved(Path(real), url, root, st, spec=spec, suffix=suffix)
+
+    def file_url(self, path: str | Path) -> str | None:
+        """The URL under which a filesystem path is served (ahserver's ``webpath``)."""
+        real = os.path.realpath(path)
+        for root in self.roots:
+            if (real + os.sep).startswith(root.real):
+                return self._url_of(root, real)
+        return None
+
+
+def ensure_methods(request: web.Request, allowed: tuple[str, ...]) -> None:
+    if request.method not in allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)

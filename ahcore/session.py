@@ -1,0 +1,319 @@
+"""Sessions and login tickets on aiohttp-session storages.
+
+Sessions live in Fernet-encrypted cookies by default, or in Redis when
+``website.session_redis`` is set (so several workers and machines share
+them). ahcore does not use aiohttp-session's middleware: the session is
+loaded on demand and saved from ``on_response_prepare``, which runs for
+every response kind — plain, file and streamed — before headers go out.
+That is what lets the login ticket be reissued on a streamed response, the
+bug ahserver had.
+
+The login ticket holds ``userid``, ``username``, ``userorgid`` and the time it
+was issued. It expires ``session_max_time`` seconds after it was last issued
+and is reissued once older than ``session_reissue_time``. Logging in always
+starts a fresh session (a planted cookie never becomes the logged-in
+session). With Redis, logout deletes the session server-side; with cookie
+sessions an old cookie stops working when its ticket expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from aiohttp import web
+from aiohttp_session import AbstractStorage, Session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from ahcore.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from ahcore.context import RequestContext
+    from ahcore.site import Site
+
+log = logging.getLogger("ahcore.session")
+
+COOKIE_NAME = "AHCORE_SESSION"
+TICKET = "ahcore.ticket"
+_SESSION = "ahcore.session"
+_DROP = "ahcore.session.drop"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class SessionSettings:
+    storage: AbstractStorage
+    max_time: int
+    reissue_time: int
+    redis: Any = None  # redis.asyncio.Redis when sessions live in Redis
+
+
+SESSIONS: web.AppKey[SessionSettings] = web.AppKey("ahcore.sessions", t=object)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ secret
+
+
+def site_secret(site: Site) -> bytes:
+    """32 bytes for the cookie cipher: from ``cookie_secret``, or generated once.
+
+    There is no built-in default. Without ``cookie_secret`` a random secret is
+    created on first start in ``conf/.session_secret`` (mode 0600), or in the
+    user data dir when ``conf/`` is not writable, and a warning says so.
+    """
+    configured = site.config.website.cookie_secret
+    if configured:
+        return hashlib.sha256(configured.encode("utf-8")).digest()
+    for path in _secret_locations(site):
+        secret = _read_or_create_secret(path)
+        if secret is not None:
+            log.warning(
+                "website.cookie_secret is not set; using the generated secret in %s "
+                "(set cookie_secret, e.g. from $[ENV:NAME]$, to share sessions between machines)",
+                path,
+            )
+            return secret
+    raise RuntimeError("cannot store a generated session secret; set website.cookie_secret")
+
+
+def _secret_locations(site: Site) -> list[Path]:
+    digest = hashlib.sha256(str(site.workdir.resolve()).encode()).hexdigest()[:16]
+    data = Path(platformdirs.user_data_dir("ahcore")) / "secrets" / f"{digest}.key"
+    return [site.workdir / "conf" / ".session_secret", data]
+
+
+def _read_or_create_secret(path: Path) -> bytes | None:
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data[:32]
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker won the race
+        data = path.read_bytes()
+        return data[:32] if len(data) >= 32 else None
+    except OSError:
+        return None
+    secret = os.urandom(32)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return secret
+
+
+# ------------------------------------------------------------------ setup
+
+
+async def setup_sessions(app: web.Application, site: Site) -> None:
+    """Create the storage (at start-up: Redis needs a running loop)."""
+    w = site.config.website
+    params: dict[str, Any] = {
+        "cookie_name": COOKIE_NAME,
+        "max_age": w.session_max_time,
+        "httponly": True,
+        "samesite": "Lax",
+    }
+    redis = None
+    storage: AbstractStorage
+    if w.session_redis is not None:
+        import redis.asyncio as aioredis
+        from aiohttp_session.redis_storage import RedisStorage
+
+        redis = aioredis.from_url(w.session_redis.url)
+        storage = RedisStorage(redis, **params)
+    else:
+        storage = EncryptedCookieStorage(site_secret(site), **params)
+    app[SESSIONS] = SessionSettings(storage, w.session_max_time, w.session_reissue_time, redis)
+
+
+async def close_sessions(app: web.Application) -> None:
+    settings = app.get(SESSIONS)
+    if settings is not None and settings.redis is not None:
+        await settings.redis.aclose()
+
+
+# ------------------------------------------------------------------ access
+
+
+async def get_session(request: web.Request) -> Session | None:
+    """The request's session, loaded once; None when sessions are not set up."""
+    session = request.get(_SESSION)
+    if session is not None:
+        return session  # type: ignore[no-any-return]
+    settings = request.app.get(SESSIONS)
+    if settings is None:
+        return None
+    session = await settings.storage.load_session(request)
+    request[_SESSION] = session
+    return session
+
+
+def _ticket(session: Session, settings: SessionSettings) -> dict[str, Any] | None:
+    ticket = session.get(TICKET)
+    if not isinstance(ticket, dict):
+        return None
+    issued = ticket.get("issued")
+    if not isinstance(issued, (int, float)) or time.time() - issued > settings.max_time:
+        return None
+    return ticket
+
+
+async def current_ticket(request: web.Request) -> dict[str, Any] | None:
+    settings = request.app.get(SESSIONS)
+    if settings is None or not _has_cookie(request):
+        return None
+    session = await get_session(request)
+    return _ticket(session, settings) if session is not None else None
+
+
+async def current_user(request: web.Request) -> str | None:
+    """The logged-in user id, or None (also when the ticket expired)."""
+    cached = request.get("ahcore.user", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    ticket = await current_ticket(request)
+    user = ticket.get("userid") if ticket else None
+    request["ahcore.user"] = user
+    return user
+
+
+async def remember_user(
+    request: web.Request, userid: Any, username: str = "", userorgid: str = ""
+) -> None:
+    """Log ``userid`` in: always in a fresh session, so a planted id never survives."""
+    settings = request.app[SESSIONS]
+    old = await get_session(request)
+    if old is not None and old.identity is not None:
+        request[_DROP] = old.identity
+    session = Session(None, data=None, new=True, max_age=settings.max_time)
+    session[TICKET] = {
+        "userid": userid,
+        "username": username,
+        "userorgid": userorgid,
+        "issued": int(time.time()),
+    }
+    request[_SESSION] = session
+    request["ahcore.user"] = userid
+
+
+async def forget_user(request: web.Request) -> None:
+    """Log out: the session is cleared (and deleted server-side with Redis)."""
+    session = await get_session(request)
+    if session is None:
+        return
+    if session.identity is not None:
+        request[_DROP] = session.identity
+    session.invalidate()
+    request["ahcore.user"] = None
+
+
+def _has_cookie(request: web.Request) -> bool:
+    return COOKIE_NAME in request.cookies
+
+
+async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Save a changed session and reissue an ageing ticket, for every response kind."""
+    settings = request.app.get(SESSIONS)
+    if settings is None:
+        return
+    session = request.get(_SESSION)
+    if session is None:
+        if not _has_cookie(request):
+            return
+        session = await get_session(request)
+    assert session is not None
+    ticket = _ticket(session, settings)
+    if ticket is not None and time.time() - ticket["issued"] > settings.reissue_time:
+        ticket = dict(ticket, issued=int(time.time()))
+        session[TICKET] = ticket
+    elif ticket is None and TICKET in session:
+        del session[TICKET]  # expired: drop it so the cookie stops carrying it
+    drop = request.get(_DROP)
+    if drop is not None and settings.redis is not None:
+        await settings.redis.delete(f"{COOKIE_NAME}_{drop}")
+    if session._changed or session.new and not session.empty:  # noqa: SLF001
+        await settings.storage.save_session(request, response, session)
+        morsel = response.cookies.get(COOKIE_NAME)
+        if morsel is not None and request.secure:
+            morsel["secure"] = True
+
+
+# ------------------------------------------------------------------ CSRF
+
+
+def csrf_refusal(request: web.Request) -> str | None:
+    """Why a state-changing, cookie-authenticated request is refused, or None.
+
+    Requests without the session cookie, or authenticated by an
+    ``Authorization`` header (which a browser cannot add cross-site without
+    CORS), are not checked. ``Sec-Fetch-Site: cross-site`` or an ``Origin``
+    that is not this host is refused; ``Referer`` is the fallback when neither
+    header is present. A request with none of them (a non-browser client) is
+    allowed.
+    """
+    if request.method not in STATE_CHANGING or not _has_cookie(request):
+        return None
+    if request.headers.get("Authorization", "").split(" ", 1)[0].lower() in ("basic", "bearer"):
+        return None
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site == "cross-site":
+        return "cross-site request refused (Sec-Fetch-Site)"
+    own = f"{request.scheme}://{request.host}".lower()
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if origin.lower() != own:
+            return "cross-origin request refused (Origin does not match this host)"
+        return None
+    if fetch_site is None:
+        referer = request.headers.get("Referer")
+        if referer:
+            parts = urlsplit(referer)
+            if f"{parts.scheme}://{parts.netloc}".lower() != own:
+                return "cross-origin request refused (Referer does not match this host)"
+    return None
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    reason = csrf_refusal(request)
+    if reason is not None:
+        raise web.HTTPForbidden(text=f"403: {reason}\n")
+    return await handler(request)
+
+
+# ------------------------------------------------------------------ namespace
+
+
+@hookimpl
+def request_namespace(context: RequestContext) -> dict[str, Any]:
+    request = context.request
+
+    async def get_user() -> str | None:
+        return await current_user(request)
+
+    async def _remember_user(userid: Any, username: str = "", userorgid: str = "") -> None:
+        await remember_user(request, userid, username, userorgid)
+
+    async def _forget_user() -> None:
+        await forget_user(request)
+
+    async def get_ticket() -> dict[str, Any] | None:
+        return await current_ticket(request)
+
+    return {
+        "get_user": get_user,
+        "remember_user": _remember_user,
+        "forget_user": _forget_user,
+        "get_ticket": get_ticket,
+    }

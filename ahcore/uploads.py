@@ -1,0 +1,127 @@
+"""Uploads: multipart files streamed to ``filesroot`` under generated names.
+
+The client's file name is kept only as metadata; the stored name is random,
+inside a dated folder. Each file is bounded by ``max_file_size`` and the
+whole body by ``client_max_size``; a partial file is removed on any failure
+(client gone, limit hit, disk full) before the error propagates.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from ahcore.errors import bad_request
+
+CHUNK = 64 * 1024
+
+
+class UploadStore:
+    def __init__(
+        self, filesroot: Path, *, max_file_size: int, max_body_size: int, max_parts: int = 100
+    ) -> None:
+        self.root = filesroot
+        self.max_file_size = max_file_size
+        self.max_body_size = max_body_size
+        self.max_parts = max_parts
+
+    def new_subpath(self, original: str = "") -> str:
+        """A fresh random subpath (``YYYY/MM/DD/<hex><ext>``) for a stored file."""
+        ext = os.path.splitext(os.path.basename(original.replace("\\", "/")))[1].lower()
+        if not (ext[1:].isalnum() and len(ext) <= 10):
+            ext = ""
+        day = datetime.date.today()
+        return f"{day:%Y/%m/%d}/{secrets.token_hex(16)}{ext}"
+
+    def realpath(self, subpath: str) -> Path:
+        """The file for a stored subpath; never outside ``filesroot`` (else 400)."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(root, subpath.lstrip("/\\")))
+        if not (real + os.sep).startswith(root + os.sep) or real == root:
+            raise bad_request("bad file path: outside the files root")
+        return Path(real)
+
+    async def save_bytes(self, data: bytes, filename: str = "") -> str:
+        subpath = self.new_subpath(filename)
+        target = self.realpath(subpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return subpath
+
+    async def read_multipart(self, request: web.Request, params: dict[str, Any]) -> None:
+        try:
+            reader = await request.multipart()
+        except (ValueError, AssertionError) as exc:
+            raise bad_request(f"malformed multipart body: {exc}") from None
+        stored: list[Path] = []
+        total = 0
+        parts = 0
+        try:
+            while True:
+                try:
+                    part = await reader.next()
+                except ValueError as exc:
+                    raise bad_request(f"malformed multipart body: {exc}") from None
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    raise bad_request("malformed multipart body: nested multipart")
+                parts += 1
+                if parts > self.max_parts:
+                    raise bad_request(f"too many form parts (limit {self.max_parts})")
+                name = part.name
+                if not name:
+                    raise bad_request("malformed multipart body: a part has no name")
+                if part.filename is None:
+                    raw = await part.read(decode=True)
+                    total += len(raw)
+                    if total > self.max_body_size:
+                        raise web.HTTPRequestEntityTooLarge(self.max_body_size, total)
+                    value: Any = raw.decode(part.get_charset("utf-8"), "replace")
+                else:
+                    subpath, size = await self._store_part(part, stored)
+                    total += size
+                    value = subpath
+                    params.setdefault("_files", {})[name] = {
+                        "filename": os.path.basename(part.filename.replace("\\", "/"))[:255],
+                        "subpath": subpath,
+                        "size": size,
+                        "content_type": part.headers.get("Content-Type", ""),
+                    }
+                if name in params:
+                    prev = params[name]
+                    params[name] = (prev if isinstance(prev, list) else [prev]) + [value]
+                else:
+                    params[name] = value
+        except BaseException:
+            for p in stored:
+                p.unlink(missing_ok=True)
+            raise
+
+    async def _store_part(self, part: BodyPartReader, stored: list[Path]) -> tuple[str, int]:
+        subpath = self.new_subpath(part.filename or "")
+        target = self.realpath(subpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        stored.append(target)
+        with open(target, "wb") as fh:
+            while True:
+                chunk = await part.read_chunk(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_file_size:
+                    raise web.HTTPRequestEntityTooLarge(self.max_file_size, size)
+                fh.write(chunk)
+        return subpath, size
