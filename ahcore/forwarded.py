@@ -9,6 +9,9 @@ from aiohttp import web
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# The URL prefix a proxy mounts the site under (X-Forwarded-Prepath), "" if none.
+PREPATH: web.RequestKey[str] = web.RequestKey("ahcore.prepath", str)
+
 
 def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(i, strict=False) for i in items)
@@ -29,7 +32,7 @@ def apply_forwarded(request: web.Request, networks: tuple[Network, ...]) -> web.
 
     Honours ``X-Forwarded-For`` (first address), ``-Scheme``/``-Proto``,
     ``-Host`` and ``-Port``; ``-Prepath`` is kept for URL building in
-    ``request['ahcore.prepath']``. From any other peer the headers are ignored.
+    ``request[PREPATH]``. From any other peer the headers are ignored.
     """
     if not is_trusted(request.remote, networks):
         return request
@@ -56,5 +59,5 @@ def apply_forwarded(request: web.Request, networks: tuple[Network, ...]) -> web.
     prepath = h.get("X-Forwarded-Prepath")
     if prepath:
         cleaned = "/" + "/".join(p for p in prepath.split("/") if p and p not in (".", ".."))
-        cloned["ahcore.prepath"] = cleaned.rstrip("/")
+        cloned[PREPATH] = cleaned.rstrip("/")
     return cloned

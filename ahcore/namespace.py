@@ -29,6 +29,7 @@ from aiohttp import web
 from ahcore.config import config_value
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
+from ahcore.forwarded import PREPATH
 from ahcore.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ def env_globals(app: web.Application) -> dict[str, Any]:
 
 
 def _origin(request: web.Request) -> str:
-    prepath = request.get("ahcore.prepath", "")
+    prepath = request.get(PREPATH, "")
     return f"{request.scheme}://{request.host}{prepath}"
 
 

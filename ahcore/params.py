@@ -54,7 +54,7 @@ async def read_params(request: web.Request, uploads: Any = None) -> DictObject:
             if body.strip():
                 try:
                     data = msgspec.json.decode(body)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                     raise bad_request(f"malformed JSON body: {exc}") from None
                 _check_depth(data)
                 if isinstance(data, dict):

@@ -37,7 +37,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
         raise web.HTTPMovedPermanently(location) from None
 
-    await check_access(site, request, resolved.url if resolved else site.resolver.canonical(segments))
+    await check_access(
+        site, request, resolved.url if resolved else site.resolver.canonical(segments)
+    )
     if resolved is None:
         raise not_found()
     if resolved.is_dir:
@@ -70,9 +72,7 @@ async def check_access(site: Site, request: web.Request, path: str) -> None:
         raise web.HTTPForbidden(text="403: Forbidden\n")
 
 
-async def run_processor(
-    site: Site, request: web.Request, resolved: Resolved
-) -> web.StreamResponse:
+async def run_processor(site: Site, request: web.Request, resolved: Resolved) -> web.StreamResponse:
     assert resolved.spec is not None
     processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
     return await processor.respond(RequestContext(request, site, resolved))

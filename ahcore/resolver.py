@@ -152,7 +152,9 @@ class Resolver:
                 if stat.S_ISREG(ist.st_mode):
                     return self._file(root, ipath, ist)
             if self.allow_listing:
-                return Resolved(Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True)
+                return Resolved(
+                    Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True
+                )
             return None
         if not stat.S_ISREG(st.st_mode):
             return None

@@ -42,8 +42,9 @@ log = logging.getLogger("ahcore.session")
 
 COOKIE_NAME = "AHCORE_SESSION"
 TICKET = "ahcore.ticket"
-_SESSION = "ahcore.session"
-_DROP = "ahcore.session.drop"
+_SESSION: web.RequestKey[Session] = web.RequestKey("ahcore.session", Session)
+_DROP: web.RequestKey[Any] = web.RequestKey("ahcore.session.drop", object)
+_USER: web.RequestKey[Any] = web.RequestKey("ahcore.user", object)
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -179,12 +180,12 @@ async def current_ticket(request: web.Request) -> dict[str, Any] | None:
 
 async def current_user(request: web.Request) -> str | None:
     """The logged-in user id, or None (also when the ticket expired)."""
-    cached = request.get("ahcore.user", False)
+    cached = request.get(_USER, False)
     if cached is not False:
         return cached  # type: ignore[no-any-return]
     ticket = await current_ticket(request)
     user = ticket.get("userid") if ticket else None
-    request["ahcore.user"] = user
+    request[_USER] = user
     return user
 
 
@@ -204,7 +205,7 @@ async def remember_user(
         "issued": int(time.time()),
     }
     request[_SESSION] = session
-    request["ahcore.user"] = userid
+    request[_USER] = userid
 
 
 async def forget_user(request: web.Request) -> None:
@@ -215,7 +216,7 @@ async def forget_user(request: web.Request) -> None:
     if session.identity is not None:
         request[_DROP] = session.identity
     session.invalidate()
-    request["ahcore.user"] = None
+    request[_USER] = None
 
 
 def _has_cookie(request: web.Request) -> bool:

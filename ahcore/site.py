@@ -19,7 +19,13 @@ from ahcore.config import SiteConfig
 from ahcore.db.driver import DriverSpec
 from ahcore.events import EventDispatcher
 from ahcore.forwarded import parse_networks
-from ahcore.plugins import PluginError, await_me_maybe, call_impl, canonical_driver, distribution_hint
+from ahcore.plugins import (
+    PluginError,
+    await_me_maybe,
+    call_impl,
+    canonical_driver,
+    distribution_hint,
+)
 from ahcore.processor import ProcessorCache, ProcessorRegistry, ProcessorSpec
 from ahcore.resolver import Resolver, Root
 from ahcore.uploads import UploadStore

@@ -25,12 +25,45 @@ class EchoProcessor(Processor):
         return self.text.format_map({k: str(v) for k, v in params.items()} | {"url": context.url})
 
 
+class ParamsProcessor(Processor):
+    """`.params` files: answer with params_kw and a few namespace facts as JSON."""
+
+    async def produce(self, context: RequestContext) -> Any:
+        ns = await context.namespace()
+        return {
+            "params": dict(ns["params_kw"]),
+            "host": ns["gethost"](),
+            "url": ns["entire_url"]("/x"),
+            "json_is_module": ns["json"].__name__ == "json",
+        }
+
+
+class BoomProcessor(Processor):
+    """`.boom` files: raise, to exercise the 500 path."""
+
+    async def produce(self, context: RequestContext) -> Any:
+        raise RuntimeError("secret-detail-in-exception")
+
+
+class SlowProcessor(Processor):
+    """`.slow` files: sleep for the number of seconds in the file."""
+
+    async def produce(self, context: RequestContext) -> Any:
+        import asyncio
+
+        await asyncio.sleep(float(self.path.read_text()))
+        return "slow done"
+
+
 class EchoPlugin:
     @hookimpl
     def register_processor(self):
         return [
             ProcessorSpec("echo", (".echo",), EchoProcessor),
             ProcessorSpec("echojs", (".echo.js",), EchoProcessor),
+            ProcessorSpec("params", (".params",), ParamsProcessor),
+            ProcessorSpec("boom", (".boom",), BoomProcessor),
+            ProcessorSpec("slow", (".slow",), SlowProcessor),
         ]
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from ahcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,196 @@
+"""The ``ahcore`` command: serve, check, plugins, init.
+
+``ahcore -w DIR -p PORT`` (no sub-command) is ``ahcore serve``, so ahserver's
+command lines keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from ahcore.config import ConfigError, load_config
+from ahcore.plugins import PluginError
+
+COMMANDS = ("serve", "check", "plugins", "init")
+
+
+def _workdir_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-w", "--workdir", default=os.getcwd(), help="site folder (default: .)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ahcore", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="serve a site")
+    _workdir_args(serve)
+    serve.add_argument("-p", "--port", type=int, help="port (default: website.port)")
+    serve.add_argument("--host", help="address to bind (default: website.host)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--debug", action="store_true", help="tracebacks in 500 pages")
+    serve.add_argument(
+        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish in-flight requests"
+    )
+
+    check = sub.add_parser("check", help="validate a site's config and files")
+    _workdir_args(check)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("-w", "--workdir", help="also show which the site enables")
+
+    init = sub.add_parser("init", help="write a starter site")
+    init.add_argument("dir", help="folder to create")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "plugins":
+            return cmd_plugins(args)
+        if args.command == "init":
+            return cmd_init(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"ahcore: cannot start:\n{_problems(exc)}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _problems(exc: ConfigError | PluginError) -> str:
+    return "\n".join(f"  - {p}" for p in exc.problems)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ahcore.server import ServeOptions, serve
+
+    return serve(
+        ServeOptions(
+            Path(args.workdir).resolve(),
+            host=args.host,
+            port=args.port,
+            workers=max(1, args.workers),
+            debug=args.debug,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """List every problem in the site; exit 1 if there is any error."""
+    from ahcore.app import create_app
+    from ahcore.site import get_site
+
+    workdir = Path(args.workdir).resolve()
+    errors: list[str] = []
+    warnings: list[str] = []
+    try:
+        config = load_config(workdir)
+    except ConfigError as exc:
+        errors.extend(exc.problems)
+        config = None
+    if config is not None:
+        if not config.website.cookie_secret:
+            warnings.append(
+                "website.cookie_secret is not set: a random secret will be generated and "
+                "kept in conf/.session_secret (sessions are not shared between machines)"
+            )
+        try:
+            app = create_app(workdir, config=config)
+        except (ConfigError, PluginError) as exc:
+            errors.extend(exc.problems)
+        else:
+            site = get_site(app)
+            for root in site.roots:
+                if not root.folder.is_dir():
+                    errors.append(f"website.paths: content root {root.folder} does not exist")
+            errors.extend(asyncio.run(_check_files(site)))
+    for w in warnings:
+        print(f"warning: {w}")
+    for e in errors:
+        print(f"error: {e}")
+    if errors:
+        print(f"{len(errors)} problem(s) found in {workdir}")
+        return 1
+    print(f"{workdir}: OK")
+    return 0
+
+
+async def _check_files(site) -> list[str]:  # type: ignore[no-untyped-def]
+    """Build every processor file once (compiles scripts and templates, parses data sources)."""
+    problems = []
+    for root in site.roots:
+        if not root.folder.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root.folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                match = site.processors.match(name)
+                if match is None:
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    processor = match[1].factory(path, site)
+                    await processor.load()
+                except Exception as exc:
+                    problems.append(f"{path}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from ahcore.plugins import installed_plugins, wanted_plugins
+
+    enabled: set[str] | None = None
+    if args.workdir:
+        enabled = set(wanted_plugins(load_config(Path(args.workdir).resolve())))
+    rows = [("name", "distribution", "version", "enabled", "hooks")]
+    for name, plugin in sorted(installed_plugins().items()):
+        try:
+            module = plugin.entry_point.load()
+            hooks = ",".join(sorted(_hook_names(module))) or "-"
+        except Exception as exc:
+            hooks = f"IMPORT ERROR: {type(exc).__name__}: {exc}"
+        state = "-" if enabled is None else ("yes" if name in enabled else "no")
+        rows.append((name, plugin.distribution, plugin.version, state, hooks))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+    return 0
+
+
+def _hook_names(module: object) -> list[str]:
+    from ahcore import hookspecs
+
+    names = []
+    for attr in dir(module):
+        obj = getattr(module, attr, None)
+        if callable(obj) and hasattr(obj, f"{hookspecs.PROJECT_NAME}_impl"):
+            names.append(attr)
+    return names
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    if target.exists() and any(target.iterdir()):
+        print(f"ahcore: {target} exists and is not empty", file=sys.stderr)
+        return 1
+    starter = files("ahcore") / "starter"
+    shutil.copytree(str(starter), target, dirs_exist_ok=True)
+    print(f"ahcore: starter site written to {target}; serve it with: ahcore serve -w {target}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

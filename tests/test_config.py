@@ -1,0 +1,129 @@
+"""Config: the ahserver format, typed validation with paths, substitution, configValue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ahcore.config import ConfigError, config_value, load_config
+
+
+def write_config(tmp_path, cfg) -> None:
+    (tmp_path / "conf").mkdir(exist_ok=True)
+    (tmp_path / "conf" / "config.json").write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
+
+
+AHSERVER_SAMPLE = {
+    "databases": {
+        "aiocfae": {
+            "driver": "aiomysql",
+            "async_mode": True,
+            "coding": "utf8",
+            "dbname": "cfae",
+            "kwargs": {"user": "test", "db": "cfae", "password": "test123", "host": "localhost"},
+        }
+    },
+    "website": {
+        "paths": [["$[workdir]$/../usedpkgs/antd", "/antd"], ["$[workdir]$/../wolon", ""]],
+        "host": "0.0.0.0",
+        "port": 8080,
+        "coding": "utf-8",
+        "indexes": ["index.html", "index.tmpl", "index.dspy", "index.md"],
+        "visualcoding": {"default_root": "/samples/vc/test", "jrjpath": "/samples/vc/default"},
+        "processors": [[".xlsxds", "xlsxds"], [".tmpl.js", "tmpl"], [".dspy", "dspy"]],
+    },
+    "langMapping": {"zh-CN": "zh-cn", "en-US": "en"},
+}
+
+
+def test_ahserver_sample_loads_with_unknown_keys_kept(tmp_path):
+    write_config(tmp_path, AHSERVER_SAMPLE)
+    cfg = load_config(tmp_path)
+    assert cfg.website.port == 8080
+    assert cfg.website.paths[0] == (f"{tmp_path}/../usedpkgs/antd", "/antd")
+    assert cfg.databases["aiocfae"].kwargs["db"] == "cfae"
+    # unknown keys are kept and reachable
+    assert config_value(cfg.raw, ".website.visualcoding.jrjpath") == "/samples/vc/default"
+    assert config_value(cfg.raw, "website.port") == 8080
+    assert config_value(cfg.raw, ".website.paths.1.1") == ""
+    assert config_value(cfg.raw, ".website.nope.deeper", "dflt") == "dflt"
+
+
+def test_every_problem_is_listed_with_its_path_and_type(tmp_path):
+    write_config(
+        tmp_path,
+        {
+            "website": {"port": "8080", "paths": [["a", 3]], "allowListFolder": "yes"},
+            "databases": {"db1": {"dbname": "x"}, "db2": {"driver": "sqlite", "maxconn": "ten"}},
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    problems = info.value.problems
+    assert "website.port: expected int, got str" in problems
+    assert "website.paths[0][1]: expected str, got int" in problems
+    assert "website.allowListFolder: expected bool, got str" in problems
+    assert "databases.db1.driver: required key is missing" in problems
+    assert "databases.db2.maxconn: expected int, got str" in problems
+    assert "website.port: expected int, got str" in str(info.value)
+
+
+def test_malformed_json_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path)
+    write_config(tmp_path, '{"website": {"port": 80,}')
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(tmp_path)
+
+
+def test_substitutions_come_from_a_fixed_table(tmp_path):
+    write_config(
+        tmp_path,
+        {
+            "website": {
+                "cookie_secret": "$[ENV:SITE_SECRET]$",
+                "paths": [["$[ProgramPath]$/w", ""]],
+            },
+            "x": "$[workdir]$",
+        },
+    )
+    cfg = load_config(tmp_path, program_path=tmp_path / "prog", environ={"SITE_SECRET": "s3cret"})
+    assert cfg.website.cookie_secret == "s3cret"
+    assert cfg.website.paths[0][0] == f"{tmp_path}/prog/w"
+    assert cfg.raw["x"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("$[ENV:MISSING_VAR]$", "environment variable MISSING_VAR is not set"),
+        ("$[__import__('os').system('id')]$", None),
+        ("$[os.system]$", None),
+        ("$[secret]$", "unknown substitution $[secret]$"),
+    ],
+)
+def test_hostile_or_unknown_substitutions_are_never_evaluated(tmp_path, value, message):
+    write_config(tmp_path, {"website": {"cookie_secret": value}})
+    if message is None:
+        # Not even a name: kept verbatim as text, never evaluated.
+        cfg = load_config(tmp_path, environ={})
+        assert cfg.website.cookie_secret == value
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_config(tmp_path, environ={})
+        assert any(message in p for p in info.value.problems)
+        assert info.value.problems[0].startswith("website.cookie_secret")
+
+
+def test_semantic_checks(tmp_path):
+    write_config(
+        tmp_path,
+        {"website": {"port": 70000, "paths": [["x", "nope"]], "processors": [["dspy", "dspy"]]}},
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    text = "\n".join(info.value.problems)
+    assert "website.port: 70000 is not a TCP port" in text
+    assert "website.paths[0][1]" in text
+    assert "website.processors[0][0]" in text

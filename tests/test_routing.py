@@ -1,0 +1,128 @@
+"""URL → file: roots in order, indexes, longest suffix, static files, listing, methods."""
+
+from __future__ import annotations
+
+import os
+
+
+async def test_roots_are_searched_in_order_and_prefixes_apply(site_dir, ahcore_client, echo_plugin):
+    (site_dir / "second" / "hello.txt").write_text("shadowed")
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/hello.txt")
+    assert r.status == 200 and await r.text() == "hello world\n"
+    r = await client.get("/two/two.txt")
+    assert await r.text() == "from second root"
+    assert (await client.get("/two.txt")).status == 404
+
+
+async def test_processor_runs_for_its_suffix(site_dir, ahcore_client, echo_plugin):
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/page.echo", params={"who": "ann"})
+    assert r.status == 200
+    assert await r.text() == "hi ann"
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+async def test_longest_suffix_wins(make_site, ahcore_client, echo_plugin):
+    site = make_site(
+        config={
+            "website": {"processors": [[".echo", "echo"], [".echo.js", "echojs"]]},
+            "plugins": {"echo": True},
+        },
+        files={"wwwroot/a.echo.js": "js {url}", "wwwroot/b.echo": "plain {url}"},
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/a.echo.js")
+    assert await r.text() == "js /a.echo.js"
+    from ahcore.site import get_site
+
+    reg = get_site(client.app).processors
+    assert reg.match("a.echo.js")[1].name == "echojs"
+    assert reg.match("b.echo")[1].name == "echo"
+    assert reg.match(".echo") is None  # a bare suffix is a dotfile, not a page
+
+
+async def test_directory_index_and_trailing_slash_redirect(
+    site_dir, ahcore_client, echo_plugin, make_site
+):
+    site = make_site(
+        config={
+            "website": {"indexes": ["index.html", "index.echo"], "processors": [[".echo", "echo"]]},
+            "plugins": {"echo": True},
+        },
+        files={"wwwroot/sub/index.echo": "index {url}"},
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/sub", allow_redirects=False, params={"a": "1"})
+    assert r.status == 301 and r.headers["Location"] == "/sub/?a=1"
+    r = await client.get("/sub/")
+    assert await r.text() == "index /sub/index.echo"
+
+
+async def test_static_etag_304_range_and_methods(site_dir, ahcore_client, echo_plugin):
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/hello.txt")
+    etag, modified = r.headers["ETag"], r.headers["Last-Modified"]
+    assert r.headers["Content-Type"].startswith("text/plain")
+    r = await client.get("/hello.txt", headers={"If-None-Match": etag})
+    assert r.status == 304
+    r = await client.get("/hello.txt", headers={"If-Modified-Since": modified})
+    assert r.status == 304
+    r = await client.get("/hello.txt", headers={"Range": "bytes=0-4"})
+    assert r.status == 206 and await r.read() == b"hello"
+    r = await client.head("/hello.txt")
+    assert r.status == 200
+    r = await client.post("/hello.txt", data="x")
+    assert r.status == 405
+
+
+async def test_listing_only_when_allowed(make_site, ahcore_client):
+    files = {"wwwroot/docs/a.txt": "a", "wwwroot/docs/<b>.txt": "b", "wwwroot/docs/.hidden": "h"}
+    off = make_site(files=files)
+    client = await ahcore_client(off)
+    assert (await client.get("/docs/")).status == 404
+    on = make_site(config={"website": {"allowListFolder": True}}, files=files)
+    client = await ahcore_client(on)
+    r = await client.get("/docs/")
+    body = await r.text()
+    assert r.status == 200 and "a.txt" in body
+    assert "&lt;b&gt;.txt" in body and "<b>.txt" not in body
+    assert ".hidden" not in body
+
+
+async def test_sources_dotfiles_and_conf_are_never_served(site_dir, ahcore_client, echo_plugin):
+    # script.dspy exists but the dspy processor is not enabled on this site
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    for url in ("/script.dspy", "/.secret", "/conf/secret.txt", "/conf/config.json"):
+        r = await client.get(url)
+        assert r.status in (400, 404), url
+        assert "return 1" not in await r.text()
+
+
+async def test_a_root_that_contains_conf_does_not_serve_it(make_site, ahcore_client):
+    site = make_site(
+        config={"website": {"paths": [["$[workdir]$", ""]]}}, files={"public.txt": "ok"}
+    )
+    client = await ahcore_client(site)
+    assert (await client.get("/public.txt")).status == 200
+    r = await client.get("/conf/config.json")
+    assert r.status == 404
+
+
+async def test_processor_is_cached_per_file_and_rebuilt_on_change(
+    site_dir, ahcore_client, echo_plugin
+):
+    from ahcore.site import get_site
+
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    cache = get_site(client.app).processor_cache
+    for _ in range(3):
+        assert await (await client.get("/page.echo", params={"who": "x"})).text() == "hi x"
+    assert len(cache) == 1
+    first = next(iter(cache._entries.values()))[1]
+    path = site_dir / "wwwroot" / "page.echo"
+    path.write_text("bye {who}")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert await (await client.get("/page.echo", params={"who": "x"})).text() == "bye x"
+    assert next(iter(cache._entries.values()))[1] is not first

@@ -1,0 +1,91 @@
+"""Traversal attempts over a raw socket (client libraries would normalise the path)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ahcore.app import create_app
+
+
+async def raw_get(server: TestServer, target: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("latin-1"))
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    status = int(data.split(b" ", 2)[1])
+    return status, data
+
+
+@pytest.fixture
+async def server(site_dir, echo_plugin, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("TOP-SECRET")
+    (outside / "evil.echo").write_text("EVIL-RAN")
+    www = site_dir / "wwwroot"
+    os.symlink(outside / "secret.txt", www / "link.txt")
+    os.symlink(outside, www / "linkdir")
+    os.symlink(www / "loop_a", www / "loop_b")
+    os.symlink(www / "loop_b", www / "loop_a")
+    os.symlink(www / "hello.txt", www / "inside_link.txt")
+    srv = TestServer(create_app(site_dir, extra_plugins={"echo": echo_plugin}))
+    await srv.start_server()
+    yield srv
+    await srv.close()
+
+
+ATTACKS = [
+    "/../outside/secret.txt",
+    "/../../../../etc/passwd",
+    "/%2e%2e/outside/secret.txt",
+    "/%2E%2E/%2E%2E/etc/passwd",
+    "/..%2foutside/secret.txt",
+    "/..%2Foutside%2Fsecret.txt",
+    "/%252e%252e/outside/secret.txt",
+    "/%252e%252e%252foutside%252fsecret.txt",
+    "/..\\outside\\secret.txt",
+    "/..%5coutside%5csecret.txt",
+    "/sub/..%5c..%5coutside%5csecret.txt",
+    "/hello.txt%00.echo",
+    "/%00/../outside/secret.txt",
+    "//..//outside/secret.txt",
+    "/./../outside/secret.txt",
+    "/link.txt",
+    "/linkdir/secret.txt",
+    "/linkdir/evil.echo",
+    "/loop_a",
+    "/loop_b/x",
+    "/%c0%ae%c0%ae/outside/secret.txt",
+    "/%ff%fe",
+    "/.secret",
+    "/%2esecret",
+    "/conf/config.json",
+    "/two/../conf/secret.txt",
+]
+
+
+@pytest.mark.parametrize("target", ATTACKS)
+async def test_traversal_is_refused(server, target):
+    status, data = await raw_get(server, target)
+    assert status in (400, 404), (target, status)
+    assert b"TOP-SECRET" not in data and b"EVIL-RAN" not in data and b"do not serve" not in data
+    assert b"Traceback" not in data
+
+
+async def test_symlink_inside_root_is_served(server):
+    status, data = await raw_get(server, "/inside_link.txt")
+    assert status == 200 and data.endswith(b"hello world\n")
+
+
+async def test_doubled_slashes_and_dot_segments_normalise(server):
+    for target in ("//hello.txt", "/./hello.txt", "/sub/../hello.txt"):
+        status, data = await raw_get(server, target)
+        if target == "/sub/../hello.txt":
+            assert status == 400  # '..' is refused, never resolved
+        else:
+            assert status == 200 and data.endswith(b"hello world\n"), target
