@@ -42,6 +42,14 @@ class ServeOptions:
     shutdown_timeout: float = 30.0
     program_path: Path | None = None
     init: Callable[..., Any] | None = field(default=None, repr=False)
+    # name -> importable module path of in-process plugins (embedding); a
+    # string so that spawned workers can import it themselves.
+    plugin_modules: dict[str, str] = field(default_factory=dict)
+
+    def extra_plugins(self) -> dict[str, object]:
+        import importlib
+
+        return {name: importlib.import_module(mod) for name, mod in self.plugin_modules.items()}
 
 
 def configure_logging(config: SiteConfig, debug: bool = False) -> None:
@@ -83,7 +91,13 @@ def run_worker(opts: ServeOptions, reuse_port: bool) -> None:
     _install_uvloop()
     config = load_config(opts.workdir, program_path=opts.program_path)
     configure_logging(config, opts.debug)
-    app = create_app(opts.workdir, config=config, debug=opts.debug, program_path=opts.program_path)
+    app = create_app(
+        opts.workdir,
+        config=config,
+        debug=opts.debug,
+        program_path=opts.program_path,
+        extra_plugins=opts.extra_plugins(),
+    )
     if opts.init is not None:
         opts.init(app)
     host = opts.host or config.website.host
@@ -180,7 +194,12 @@ def serve(opts: ServeOptions) -> int:
     # start-up before any worker is spawned.
     from ahcore.app import create_app
 
-    create_app(opts.workdir, config=config, program_path=opts.program_path)
+    create_app(
+        opts.workdir,
+        config=config,
+        program_path=opts.program_path,
+        extra_plugins=opts.extra_plugins(),
+    )
     return Supervisor(opts).run()
 
 
@@ -194,12 +213,18 @@ class _IgnoreApp:
         return self.init()
 
 
-def webapp(init: Callable[..., Any] | None = None, argv: list[str] | None = None) -> None:
+def webapp(
+    init: Callable[..., Any] | None = None,
+    argv: list[str] | None = None,
+    plugins: dict[str, str] | None = None,
+) -> None:
     """Embed ahcore as ahserver's ``webapp(init)`` did: parse ``-w``/``-p``, run ``init``, serve.
 
     ``init`` is called in each worker with the application before it starts
     (ahserver's ``init()`` with no argument is accepted too), so it can bind
-    events or add start-up tasks with ``app.on_startup``.
+    events or add start-up tasks with ``app.on_startup``. ``plugins`` maps
+    plugin names to importable module paths for plugins that are not
+    installed as distributions; the site config must still enable them.
     """
     parser = argparse.ArgumentParser(description="ahcore site")
     parser.add_argument("-w", "--workdir", default=os.getcwd())
@@ -215,8 +240,11 @@ def webapp(init: Callable[..., Any] | None = None, argv: list[str] | None = None
         takes_app = bool(inspect.signature(init).parameters)
         wrapped = init if takes_app else _IgnoreApp(init)
     program = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
-    sys.exit(
-        serve(
+    from ahcore.config import ConfigError
+    from ahcore.plugins import PluginError
+
+    try:
+        code = serve(
             ServeOptions(
                 Path(args.workdir).resolve(),
                 host=args.host,
@@ -225,6 +253,10 @@ def webapp(init: Callable[..., Any] | None = None, argv: list[str] | None = None
                 debug=args.debug,
                 program_path=program,
                 init=wrapped,
+                plugin_modules=dict(plugins or {}),
             )
         )
-    )
+    except (ConfigError, PluginError) as exc:
+        print("ahcore: cannot start:\n" + "\n".join(f"  - {p}" for p in exc.problems), file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp_session import AbstractStorage, Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
@@ -246,8 +246,12 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     if session._changed or session.new and not session.empty:  # noqa: SLF001
         await settings.storage.save_session(request, response, session)
         morsel = response.cookies.get(COOKIE_NAME)
-        if morsel is not None and request.secure:
-            morsel["secure"] = True
+        if morsel is not None:
+            if request.secure:
+                morsel["secure"] = True
+            # aiohttp has already turned response.cookies into headers when
+            # this signal runs, so the cookie goes in as a header.
+            response.headers.add(hdrs.SET_COOKIE, morsel.output(header="")[1:])
 
 
 # ------------------------------------------------------------------ CSRF

@@ -1,0 +1,74 @@
+"""Developer sessions: tests, core, lint, typecheck, demo, bench.
+
+The kernel and every plugin are installed together from local paths in one
+pip command: the plugins pin ``ahcore==<version>+ahc``, a local version the
+public index cannot serve, so no install can pull the unrelated "ahcore"
+distribution from PyPI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(str(p.parent) for p in (ROOT / "plugins").glob("*/pyproject.toml"))
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "uv|virtualenv"
+
+
+def install_all(session: nox.Session, *extra: str) -> None:
+    args = ["-e", ".[testing]"]
+    for plugin in PLUGINS:
+        args += ["-e", plugin]
+    session.install(*args, *extra)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Kernel and all plugins installed together; the whole suite."""
+    install_all(session)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """The kernel installed alone: proves it imports no plugin and its tests pass."""
+    session.install("-e", ".[testing]")
+    session.run(
+        "python", "-c",
+        "import importlib.metadata as m; "
+        "assert not [d for d in m.distributions() if d.metadata['Name'].startswith('ahcore-')]",
+    )
+    session.run("python", "-m", "pytest", "tests", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "ahcore", "plugins", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_all(session, "mypy")
+    session.run("mypy", "ahcore")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Install everything and serve examples/demo (SQLite, nothing else needed)."""
+    install_all(session)
+    port = os.environ.get("PORT", "8080")
+    session.run("ahcore", "serve", "-w", "examples/demo", "-p", port, *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """ahcore against plain aiohttp doing the same work; prints ratios."""
+    install_all(session)
+    session.run("python", "bench/run.py", *session.posargs)

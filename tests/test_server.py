@@ -1,0 +1,202 @@
+"""Running for real: ahcore serve, several workers, a killed worker, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = textwrap.dedent(
+    '''
+    import asyncio, os
+    from ahcore import Processor, ProcessorSpec, hookimpl
+
+    class Slow(Processor):
+        async def produce(self, context):
+            await asyncio.sleep(float(self.path.read_text()))
+            return {"pid": os.getpid(), "done": True}
+
+    @hookimpl
+    def register_processor():
+        return ProcessorSpec("slow", (".slow",), Slow)
+    '''
+)
+RUNNER = "from ahcore.server import webapp\nif __name__ == '__main__':\n    webapp(plugins={'slow': 'slowplug'})\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(
+        json.dumps(
+            {
+                "website": {"host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]]},
+                "plugins": {"slow": True},
+            }
+        )
+    )
+    (tmp_path / "wwwroot").mkdir()
+    (tmp_path / "wwwroot" / "fast.slow").write_text("0")
+    (tmp_path / "wwwroot" / "long.slow").write_text("1.5")
+    (tmp_path / "wwwroot" / "hello.txt").write_text("hello")
+    (tmp_path / "slowplug.py").write_text(PLUGIN)
+    (tmp_path / "run.py").write_text(RUNNER)
+    return tmp_path
+
+
+def start(site: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(site))
+    return subprocess.Popen(
+        [sys.executable, str(site / "run.py"), "-w", str(site), "-p", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+async def wait_ready(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/hello.txt") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError("server did not start")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+async def test_serve_prints_url_and_serves(site):
+    port = free_port()
+    proc = start(site, port)
+    try:
+        await wait_ready(port)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/fast.slow") as r:
+                assert (await r.json())["done"] is True
+    finally:
+        out = stop(proc)
+    assert f"http://127.0.0.1:{port}/" in out
+    assert proc.returncode == 0
+
+
+async def test_graceful_shutdown_completes_a_slow_request(site):
+    port = free_port()
+    proc = start(site, port)
+    try:
+        await wait_ready(port)
+        async with aiohttp.ClientSession() as s:
+            pending = asyncio.ensure_future(s.get(f"http://127.0.0.1:{port}/long.slow"))
+            await asyncio.sleep(0.4)  # the request is in flight
+            proc.send_signal(signal.SIGTERM)
+            r = await pending
+            assert r.status == 200 and (await r.json())["done"] is True
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+
+async def test_two_workers_share_the_port_and_a_killed_worker_is_replaced(site):
+    port = free_port()
+    proc = start(site, port, "--workers", "2")
+    try:
+        await wait_ready(port)
+        async def pids_serving(want: int) -> set[int]:
+            seen: set[int] = set()
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+                for _ in range(200):
+                    async with s.get(f"http://127.0.0.1:{port}/fast.slow") as r:
+                        seen.add((await r.json())["pid"])
+                    if len(seen) >= want:
+                        break
+            return seen
+
+        seen = await pids_serving(2)
+        assert len(seen) == 2, "connections were not spread over two workers"
+        victim = min(seen)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        after: set[int] = set()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            try:
+                after = await pids_serving(2)
+            except aiohttp.ClientError:
+                continue
+            if len(after) == 2:
+                break
+        assert victim not in after
+        assert len(after) == 2, "the killed worker was not replaced"
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+
+def test_bad_config_stops_startup_with_every_problem(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(
+        json.dumps({"website": {"port": "x", "indexes": 3}, "plugins": {"nosuchplugin": True}})
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "ahcore", "serve", "-w", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "website.port: expected int, got str" in out.stderr
+    assert "website.indexes: expected array, got int" in out.stderr
+
+
+def test_check_lists_problems_and_plugins_lists_plugins(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(json.dumps({"plugins": {"nosuchplugin": True}}))
+    out = subprocess.run([sys.executable, "-m", "ahcore", "check", "-w", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "nosuchplugin" in out.stdout and "cookie_secret" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "ahcore", "plugins"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "sqlite" in out.stdout and "register_db_driver" in out.stdout
+
+
+def test_init_writes_a_site_that_check_accepts(tmp_path):
+    target = tmp_path / "newsite"
+    assert subprocess.run([sys.executable, "-m", "ahcore", "init", str(target)]).returncode == 0
+    out = subprocess.run([sys.executable, "-m", "ahcore", "check", "-w", str(target)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
+    assert "warning: website.cookie_secret" in out.stdout
