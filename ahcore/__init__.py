@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ahcore.context import RequestContext
 from ahcore.dictobject import DictObject
+from ahcore.errors import bad_request, server_error
+from ahcore.jsonutil import dumps, json_response
 from ahcore.plugins import hookimpl
 from ahcore.processor import Processor, ProcessorSpec, to_response
 from ahcore.site import Site, get_site
@@ -26,6 +28,10 @@ __all__ = [
     "RequestContext",
     "Site",
     "__version__",
+    "bad_request",
+    "dumps",
+    "json_response",
+    "server_error",
     "create_app",
     "get_site",
     "hookimpl",

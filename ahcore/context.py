@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class RequestContext:
     """One request as processors see it."""
 
-    __slots__ = ("request", "site", "resolved", "_params", "_namespace", "state")
+    __slots__ = ("request", "site", "resolved", "_params", "_namespace", "state", "parent")
 
     def __init__(
         self,
@@ -32,7 +32,9 @@ class RequestContext:
         site: Site,
         resolved: Resolved | None,
         params: DictObject | None = None,
+        parent: RequestContext | None = None,
     ) -> None:
+        self.parent = parent  # the calling context for path_call, else None
         self.request = request
         self.site = site
         self.resolved = resolved
@@ -69,9 +71,10 @@ class RequestContext:
         ns["request"] = self.request
         ns["params_kw"] = await self.params()
         self._namespace = ns
-        self.request._run_ns = ns  # type: ignore[attr-defined]  # ahserver's name
+        if self.parent is None:  # a path_call child must not replace the caller's
+            self.request._run_ns = ns  # type: ignore[attr-defined]  # ahserver's name
         return ns
 
     def child(self, resolved: Resolved, params: dict[str, Any]) -> RequestContext:
         """A context for ``path_call``: same request, another file, given parameters."""
-        return RequestContext(self.request, self.site, resolved, DictObject(params))
+        return RequestContext(self.request, self.site, resolved, DictObject(params), parent=self)

@@ -11,6 +11,7 @@ to :meth:`Processor.respond`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,10 +112,15 @@ class ProcessorRegistry:
 
 
 class ProcessorCache:
-    """Processor objects keyed by file path, rebuilt when the file changes."""
+    """Processor objects keyed by file path, rebuilt when the file changes.
+
+    Concurrent first requests for a file (or for a file that just changed)
+    share one build: the first starts it, the others await the same future.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple[int, int, int], Processor]] = {}
+        self._loading: dict[tuple[str, tuple[int, int, int]], asyncio.Future[Processor]] = {}
 
     async def get(
         self, spec: ProcessorSpec, path: Path, st: os.stat_result, site: Site
@@ -124,10 +130,24 @@ class ProcessorCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] == stamp:
             return entry[1]
-        processor = spec.factory(path, site)
-        await processor.load()
-        self._entries[key] = (stamp, processor)
-        return processor
+        pending = self._loading.get((key, stamp))
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Processor] = asyncio.get_running_loop().create_future()
+        self._loading[(key, stamp)] = future
+        try:
+            processor = spec.factory(path, site)
+            await processor.load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        else:
+            self._entries[key] = (stamp, processor)
+            future.set_result(processor)
+            return processor
+        finally:
+            del self._loading[(key, stamp)]
 
     def clear(self) -> None:
         self._entries.clear()

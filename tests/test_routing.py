@@ -126,3 +126,14 @@ async def test_processor_is_cached_per_file_and_rebuilt_on_change(
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert await (await client.get("/page.echo", params={"who": "x"})).text() == "bye x"
     assert next(iter(cache._entries.values()))[1] is not first
+
+
+async def test_concurrent_first_requests_share_one_build(site_dir, ahcore_client, echo_plugin):
+    import asyncio
+
+    processor_class = echo_plugin.register_processor()[0].factory
+    before = processor_class.loads
+    client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
+    results = await asyncio.gather(*(client.get("/page.echo?who=z") for _ in range(20)))
+    assert all(r.status == 200 for r in results)
+    assert processor_class.loads - before == 1

@@ -1,0 +1,25 @@
+"""The plugin module registered as ``dspy`` in the ``ahcore`` entry-point group.
+
+Only public hooks are used, so this file is the pattern for any processor
+plugin: declare the processor, and check settings at start-up.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore_dspy.processor import PLUGIN_NAME, DspyProcessor, time_limit
+
+
+@hookimpl
+def register_processor() -> ProcessorSpec:
+    """``.dspy`` files are run by :class:`DspyProcessor`."""
+    return ProcessorSpec(PLUGIN_NAME, (".dspy",), DspyProcessor)
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    """Validate ``plugins.dspy`` at start, so a bad setting stops the server
+    instead of failing every request."""
+    time_limit(get_site(app))

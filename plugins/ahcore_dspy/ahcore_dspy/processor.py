@@ -1,0 +1,158 @@
+"""The ``.dspy`` processor: one compiled script per file, run once per request.
+
+The kernel makes one :class:`DspyProcessor` per file and keeps it while the
+file is unchanged, so :meth:`DspyProcessor.load` compiles once per change.
+The object is shared by every concurrent request for that file; it holds the
+compiled code and nothing else. Each request runs that code as a new
+function whose globals are the request's own namespace, built by the kernel
+from the :class:`~ahcore.RequestContext`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import sys
+import types
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ahcore import Processor, RequestContext, Site
+from ahcore_dspy import compiler
+
+log = logging.getLogger(__name__)
+
+#: The entry-point name, which is also the key of this plugin's settings.
+PLUGIN_NAME = "dspy"
+
+#: Seconds a script may run when ``plugins.dspy.time_limit`` is not set.
+DEFAULT_TIME_LIMIT = 30.0
+
+
+class ScriptSyntaxError(Exception):
+    """A ``.dspy`` file that does not compile; the visitor sees a plain 500.
+
+    Raised on every request for the broken file (the message names the file
+    and line for the log) until the file changes and compiles again.
+    """
+
+
+class TimeLimitExceeded(Exception):
+    """The script ran past its time limit (as opposed to its own TimeoutError)."""
+
+
+def time_limit(site: Site) -> float:
+    """The per-request time limit in seconds from ``plugins.dspy.time_limit``.
+
+    Read on each request rather than kept on the processor, so a config
+    reload applies without waiting for every script to change.
+    """
+    value = site.plugin_settings(PLUGIN_NAME).get("time_limit", DEFAULT_TIME_LIMIT)
+    # `not value > 0` also rejects NaN; bool is an int but never a sensible limit.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"plugins.{PLUGIN_NAME}.time_limit: expected a positive number of seconds, "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+async def _run_with_timeout(work: Awaitable[Any], seconds: float) -> Any:
+    # asyncio.timeout (3.11+) runs the script in the request's own task and
+    # tells our deadline apart from a TimeoutError the script raised itself.
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            return await work
+    except TimeoutError:
+        if scope.expired():
+            raise TimeLimitExceeded from None
+        raise
+
+
+async def _run_with_wait_for(work: Awaitable[Any], seconds: float) -> Any:
+    # Python 3.10 has no asyncio.timeout; wait_for cannot say whose timeout it
+    # was, so the clock decides.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:
+        if loop.time() >= deadline:
+            raise TimeLimitExceeded from None
+        raise
+
+
+run_with_time_limit = _run_with_timeout if sys.version_info >= (3, 11) else _run_with_wait_for
+
+
+class DspyProcessor(Processor):
+    """``.dspy`` files: the text is the body of an async function.
+
+    Return conventions are the kernel's :func:`ahcore.to_response` (applied
+    by the inherited :meth:`respond`): dict/list → JSON, str → HTML (or JSON
+    when it looks like JSON), bytes → octet-stream, an aiohttp response as
+    is, None → empty 200. ``path_call`` gets :meth:`produce`'s raw value.
+    """
+
+    def __init__(self, path: Path, site: Site) -> None:
+        super().__init__(path, site)
+        self.code: types.CodeType | None = None
+        self.error: ScriptSyntaxError | None = None
+
+    async def load(self) -> None:
+        """Read and compile the file; the kernel calls this once per file change.
+
+        Done inline, without a thread: a script compiles in well under a
+        millisecond, and a ``load`` with no ``await`` cannot interleave with
+        another request loading the same file, so it compiles exactly once.
+        A syntax error is logged once here and answered with a 500 on each
+        request (never with the source) until the file is fixed.
+        """
+        try:
+            raw = self.path.read_bytes()
+            # ahserver read scripts in the site's coding; a BOM is editor noise.
+            source = raw.decode(self.site.config.website.coding).removeprefix("\ufeff")
+            self.code = compiler.compile_script(source, str(self.path))
+        except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+            line = getattr(exc, "lineno", None)
+            message = getattr(exc, "msg", None) or str(exc)
+            where = f"{self.path}, line {line}" if line else str(self.path)
+            self.error = ScriptSyntaxError(f"cannot compile {where}: {message}")
+            self.error.__cause__ = exc
+            log.error("%s", self.error)
+
+    async def produce(self, context: RequestContext) -> Any:
+        """Run the script for one request and return its raw return value.
+
+        The namespace comes fresh from the context (request parameters only
+        in ``params_kw``, so they cannot shadow a name) and becomes the
+        function's globals; nothing about the request touches ``self``.
+        Exceptions, including aiohttp's HTTP exceptions from
+        ``server_error()`` or ``redirect()``, propagate to the kernel.
+        """
+        if self.code is None:
+            assert self.error is not None
+            # A new exception each time: re-raising one object would grow its traceback.
+            raise ScriptSyntaxError(*self.error.args) from self.error.__cause__
+        namespace = await context.namespace()
+        namespace.setdefault("__builtins__", builtins)
+        script = types.FunctionType(self.code, namespace)
+        limit = time_limit(self.site)
+        try:
+            return await run_with_time_limit(script(), limit)
+        except TimeLimitExceeded:
+            log.warning(
+                "%s: cancelled after the time limit of %g s (plugins.%s.time_limit) on %s %s",
+                self.path,
+                limit,
+                PLUGIN_NAME,
+                context.request.method,
+                context.request.path_qs,
+            )
+            raise web.HTTPGatewayTimeout(
+                text="504: Gateway Timeout: the script took too long\n"
+            ) from None
