@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ahcore.background import add_startup
 from ahcore.context import RequestContext
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, server_error
@@ -28,6 +29,7 @@ __all__ = [
     "RequestContext",
     "Site",
     "__version__",
+    "add_startup",
     "bad_request",
     "dumps",
     "json_response",

@@ -10,17 +10,23 @@ from aiohttp import web
 
 from ahcore import namespace, session
 from ahcore.config import SiteConfig, load_config
+from ahcore.db import plugin as db_plugin
+from ahcore.background import start_background, stop_background
 from ahcore.errors import error_middleware
+from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import handle
 from ahcore.plugins import await_me_maybe, call_impl, create_plugin_manager
 from ahcore.site import SITE_KEY, Site
 
 log = logging.getLogger("ahcore.app")
 
+HOT_RELOADER: web.AppKey[HotReloader] = web.AppKey("ahcore.hot_reloader", HotReloader)
+
 # Kernel plugins: always on, registered through the same hooks as any plugin.
 BUILTIN_PLUGINS: tuple[tuple[str, object], ...] = (
     ("ahcore.namespace", namespace),
     ("ahcore.session", session),
+    ("ahcore.db", db_plugin),
 )
 
 
@@ -57,6 +63,10 @@ def create_app(
     for result in pm.hook.register_routes(app=app):
         if result is not None and hasattr(result, "__await__"):
             raise TypeError("register_routes must be synchronous")
+    if config.hot_reload_settings.enabled:
+        reloader = HotReloader(site)
+        app[HOT_RELOADER] = reloader
+        app.router.add_get(ENDPOINT, reloader.endpoint)
     app.router.add_route("*", "/{tail:.*}", handle)
 
     app.on_response_prepare.append(session.on_response_prepare)
@@ -71,10 +81,16 @@ async def _startup(app: web.Application) -> None:
     await site.build_namespace(app)
     for impl in site.pm.hook.on_startup.get_hookimpls():
         await await_me_maybe(call_impl(impl, app=app))
+    if HOT_RELOADER in app:
+        await app[HOT_RELOADER].start()
+    await start_background(app)
 
 
 async def _cleanup(app: web.Application) -> None:
     site = app[SITE_KEY]
+    await stop_background(app)
+    if HOT_RELOADER in app:
+        await app[HOT_RELOADER].stop()
     for impl in reversed(site.pm.hook.on_shutdown.get_hookimpls()):
         try:
             await await_me_maybe(call_impl(impl, app=app))

@@ -89,6 +89,12 @@ class LoggerConfig(_Base):
 class HotReloadConfig(_Base):
     enabled: bool = True
     interval: float = 2.0
+    # Seconds between two accepted GET /__hot_reload__ in one worker.
+    rate_limit: float = 1.0
+    # Redis URL for the cross-machine signal (default: website.session_redis).
+    redis: str | None = None
+    # Pub/sub channel; every server of one site must use the same.
+    channel: str = "ahcore:hot_reload"
 
 
 class SiteConfig(_Base):
@@ -96,6 +102,8 @@ class SiteConfig(_Base):
     databases: dict[str, DatabaseConfig] = {}
     filesroot: str | None = None
     langMapping: dict[str, str] = {}
+    # The language used when Accept-Language matches none (i18n/<lang>/).
+    language: str | None = None
     logger: LoggerConfig = msgspec.field(default_factory=LoggerConfig)
     hot_reload: bool | HotReloadConfig = False
     plugins: dict[str, bool | dict[str, Any]] | None = None

@@ -13,6 +13,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PREPATH: web.RequestKey[str] = web.RequestKey("ahcore.prepath", str)
 
 
+def request_origin(request: web.Request) -> str:
+    """``scheme://host[:port][/prepath]`` as the client used it.
+
+    Behind a trusted proxy the pipeline has already applied the forwarded
+    scheme and host; the mount prefix comes from ``X-Forwarded-Prepath``.
+    """
+    return f"{request.scheme}://{request.host}{request.get(PREPATH, '')}"
+
+
 def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(i, strict=False) for i in items)
 

@@ -29,7 +29,7 @@ from aiohttp import web
 from ahcore.config import config_value
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
-from ahcore.forwarded import PREPATH
+from ahcore.forwarded import request_origin
 from ahcore.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -239,11 +239,6 @@ def env_globals(app: web.Application) -> dict[str, Any]:
     }
 
 
-def _origin(request: web.Request) -> str:
-    prepath = request.get(PREPATH, "")
-    return f"{request.scheme}://{request.host}{prepath}"
-
-
 @hookimpl
 def request_namespace(context: RequestContext) -> dict[str, Any]:
     from ahcore.pipeline import path_call as _path_call
@@ -256,9 +251,9 @@ def request_namespace(context: RequestContext) -> dict[str, Any]:
         if url.startswith(("http://", "https://", "ws://", "wss://")):
             return url
         if url.startswith("/"):
-            return _origin(request) + url
+            return request_origin(request) + url
         base = context.url.rsplit("/", 1)[0]
-        return _origin(request) + base + "/" + url
+        return request_origin(request) + base + "/" + url
 
     def websocket_url(url: str) -> str:
         full = entire_url(url)
@@ -290,6 +285,32 @@ def request_namespace(context: RequestContext) -> dict[str, Any]:
     def bad(message: str) -> None:
         raise bad_request(message)
 
+    translations = site.translations
+    lang_cache: list[str | None] = []
+
+    def _lang() -> str | None:
+        if not lang_cache:
+            lang_cache.append(translations.language_for(request.headers.get("Accept-Language")))
+        return lang_cache[0]
+
+    def i18n(text: str) -> str:
+        return translations.translate(_lang(), text)
+
+    def i18nDict() -> dict[str, str]:
+        return dict(translations.table(_lang()))
+
+    async def download_file(subpath: str, filename: str | None = None) -> web.FileResponse:
+        """Send a stored upload; only files under ``filesroot`` can be reached."""
+        if site.uploads is None:
+            raise not_found()
+        path = site.uploads.realpath(subpath)
+        if not path.is_file():
+            raise not_found()
+        name = (filename or path.name).replace('"', "").replace("\r", "").replace("\n", "")
+        return web.FileResponse(
+            path, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
     return {
         "entire_url": entire_url,
         "websocket_url": websocket_url,
@@ -299,6 +320,9 @@ def request_namespace(context: RequestContext) -> dict[str, Any]:
         "file_realpath": file_realpath,
         "abspath": abspath,
         "terminalType": terminal_type(request.headers.get("User-Agent", "")),
-        "aiohttp_client": aiohttp,
+        "aiohttp_client": aiohttp.client,
         "bad_request": bad,
+        "i18n": i18n,
+        "i18nDict": i18nDict,
+        "download_file": download_file,
     }

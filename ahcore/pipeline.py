@@ -72,6 +72,18 @@ async def check_access(site: Site, request: web.Request, path: str) -> None:
         raise web.HTTPForbidden(text="403: Forbidden\n")
 
 
+async def explicit_allow(site: Site, request: web.Request, path: str) -> bool:
+    """True only when some ``auth_check`` allows ``path`` and none denies (admin endpoints)."""
+    user = await current_user(request)
+    allowed = False
+    for result in site.pm.hook.auth_check(request=request, user=user, path=path):
+        verdict = await await_me_maybe(result)
+        if verdict is False:
+            return False
+        allowed = allowed or verdict is True
+    return allowed
+
+
 async def run_processor(site: Site, request: web.Request, resolved: Resolved) -> web.StreamResponse:
     assert resolved.spec is not None
     processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ahcore.background import initialising
 from ahcore.config import SiteConfig, load_config
 
 log = logging.getLogger("ahcore.server")
@@ -99,7 +100,11 @@ def run_worker(opts: ServeOptions, reuse_port: bool) -> None:
         extra_plugins=opts.extra_plugins(),
     )
     if opts.init is not None:
-        opts.init(app)
+        token = initialising.set(app)
+        try:
+            opts.init(app)
+        finally:
+            initialising.reset(token)
     host = opts.host or config.website.host
     port = opts.port if opts.port is not None else config.website.port
     sslctx = ssl_context(config)

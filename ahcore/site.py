@@ -19,6 +19,7 @@ from ahcore.config import SiteConfig
 from ahcore.db.driver import DriverSpec
 from ahcore.events import EventDispatcher
 from ahcore.forwarded import parse_networks
+from ahcore.i18n import Translations
 from ahcore.plugins import (
     PluginError,
     await_me_maybe,
@@ -79,7 +80,11 @@ class Site:
         )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
         self.uploads = self._uploads()
+        self.translations = Translations(
+            workdir / "i18n", config.langMapping, config.language
+        )
         self.global_namespace: dict[str, Any] = {}
+        self.startup_tasks: list[Any] = []
         self.app: web.Application | None = None
 
     # ------------------------------------------------------------ plugins
@@ -201,6 +206,42 @@ class Site:
                 await await_me_maybe(call_impl(impl, app=self.app, data=data))
             except Exception:
                 log.exception("on_hot_reload of plugin %r failed", impl.plugin_name)
+
+    def apply_config(self, new: SiteConfig) -> list[str]:
+        """Adopt a reloaded config; return the sections that need a restart.
+
+        Roots, indexes, listing, trusted proxies, language mapping and every
+        value read through ``configValue`` change at once. Plugins,
+        processors, databases, sessions and the listening address are fixed
+        for the life of the process.
+        """
+        old = self.config
+        restart = [
+            name
+            for name, a, b in (
+                ("plugins", old.plugins, new.plugins),
+                ("website.processors", old.website.processors, new.website.processors),
+                ("databases", old.databases, new.databases),
+                ("website.session_redis", old.website.session_redis, new.website.session_redis),
+                ("website.host/port", (old.website.host, old.website.port), (new.website.host, new.website.port)),
+                ("filesroot", old.filesroot, new.filesroot),
+            )
+            if a != b
+        ]
+        self.config = new
+        self.roots = self._roots()
+        w = new.website
+        self.resolver = Resolver(
+            self.roots,
+            list(w.indexes),
+            self.processors,
+            forbidden_dirs=[str(self.workdir / "conf")],
+            allow_listing=w.allowListFolder,
+        )
+        self.trusted_proxies = parse_networks(w.trusted_proxies)
+        self.translations.mapping = {k.lower(): v for k, v in new.langMapping.items()}
+        self.translations.default = new.language
+        return restart
 
     def uses_auth(self) -> bool:
         return bool(self.pm.hook.auth_check.get_hookimpls())

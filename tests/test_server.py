@@ -31,6 +31,14 @@ PLUGIN = textwrap.dedent(
     @hookimpl
     def register_processor():
         return ProcessorSpec("slow", (".slow",), Slow)
+
+    @hookimpl
+    def on_hot_reload(app, data):
+        import json
+        from ahcore import get_site
+        log = get_site(app).workdir / f"events-{os.getpid()}.jsonl"
+        with open(log, "a") as fh:
+            fh.write(json.dumps(data) + "\\n")
     '''
 )
 RUNNER = "from ahcore.server import webapp\nif __name__ == '__main__':\n    webapp(plugins={'slow': 'slowplug'})\n"
@@ -50,6 +58,7 @@ def site(tmp_path: Path) -> Path:
             {
                 "website": {"host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]]},
                 "plugins": {"slow": True},
+                "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0},
             }
         )
     )
@@ -73,7 +82,7 @@ def start(site: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-async def wait_ready(port: int, timeout: float = 20) -> None:
+async def wait_ready(port: int, timeout: float = 20, proc: subprocess.Popen[str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as s:
         while time.monotonic() < deadline:
@@ -83,6 +92,8 @@ async def wait_ready(port: int, timeout: float = 20) -> None:
                         return
             except aiohttp.ClientError:
                 pass
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.communicate()[0]}")
             await asyncio.sleep(0.1)
     raise TimeoutError("server did not start")
 
@@ -107,7 +118,7 @@ async def test_serve_prints_url_and_serves(site):
     port = free_port()
     proc = start(site, port)
     try:
-        await wait_ready(port)
+        await wait_ready(port, proc=proc)
         async with aiohttp.ClientSession() as s:
             async with s.get(f"http://127.0.0.1:{port}/fast.slow") as r:
                 assert (await r.json())["done"] is True
@@ -121,7 +132,7 @@ async def test_graceful_shutdown_completes_a_slow_request(site):
     port = free_port()
     proc = start(site, port)
     try:
-        await wait_ready(port)
+        await wait_ready(port, proc=proc)
         async with aiohttp.ClientSession() as s:
             pending = asyncio.ensure_future(s.get(f"http://127.0.0.1:{port}/long.slow"))
             await asyncio.sleep(0.4)  # the request is in flight
@@ -138,7 +149,7 @@ async def test_two_workers_share_the_port_and_a_killed_worker_is_replaced(site):
     port = free_port()
     proc = start(site, port, "--workers", "2")
     try:
-        await wait_ready(port)
+        await wait_ready(port, proc=proc)
         async def pids_serving(want: int) -> set[int]:
             seen: set[int] = set()
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
@@ -168,6 +179,36 @@ async def test_two_workers_share_the_port_and_a_killed_worker_is_replaced(site):
     finally:
         stop(proc)
     assert proc.returncode == 0
+
+
+async def test_hot_reload_endpoint_reaches_every_worker(site):
+    port = free_port()
+    proc = start(site, port, "--workers", "2")
+    try:
+        await wait_ready(port, proc=proc)
+        # both workers up: wait until two pids have answered
+        pids: set[int] = set()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            for _ in range(200):
+                async with s.get(f"http://127.0.0.1:{port}/fast.slow") as r:
+                    pids.add((await r.json())["pid"])
+                if len(pids) == 2:
+                    break
+            assert len(pids) == 2
+            async with s.get(f"http://127.0.0.1:{port}/__hot_reload__") as r:
+                assert r.status == 200
+                trigger_pid = (await r.json())["pid"]
+        other = (pids - {trigger_pid}).pop()
+        deadline = time.monotonic() + 10
+        logs = {pid: site / f"events-{pid}.jsonl" for pid in pids}
+        while time.monotonic() < deadline and not all(p.exists() for p in logs.values()):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        read = {pid: [json.loads(line) for line in p.read_text().splitlines()] for pid, p in logs.items()}
+        assert read[trigger_pid] == [{"source": "http_endpoint"}]
+        assert read[other] == [{"signal": True}]
+    finally:
+        stop(proc)
 
 
 def test_bad_config_stops_startup_with_every_problem(tmp_path):

@@ -1,0 +1,49 @@
+"""The ahcore plugin module of ahcore-md (entry point ``md``).
+
+Settings (``plugins.md`` in the site config), read on each request:
+
+``allow_html`` (default ``false``)
+    Raw HTML in markdown is escaped unless this is ``true``; even then it is
+    sanitized (no script, event handlers or ``javascript:`` URLs).
+``template`` (default none)
+    URL of a layout (e.g. ``"/layout.tmpl"``) rendered with ``params_kw.content``
+    (the page HTML) and ``params_kw.title`` (the first heading) through
+    ``path_call``. A relative URL is relative to each markdown file. Plain
+    pages are served while no enabled processor handles the layout's suffix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore_md.processor import (
+    PROCESSOR_NAME,
+    SUFFIXES,
+    MarkdownProcessor,
+    layout_available,
+    md_settings,
+)
+
+log = logging.getLogger(__name__)
+
+
+@hookimpl
+def register_processor() -> ProcessorSpec:
+    """``.md`` files are markdown pages."""
+    return ProcessorSpec(name=PROCESSOR_NAME, suffixes=SUFFIXES, factory=MarkdownProcessor)
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    """Check the settings when the server starts, so a typo stops start-up."""
+    site = get_site(app)
+    settings = md_settings(site)
+    if settings.template is not None and not layout_available(site, settings.template):
+        log.warning(
+            "plugins.md.template %r: no enabled processor handles it (enable ahcore-tmpl "
+            "and map its suffix in website.processors); serving plain pages",
+            settings.template,
+        )

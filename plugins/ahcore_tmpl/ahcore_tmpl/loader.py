@@ -1,0 +1,139 @@
+"""Template names are URLs: a Jinja2 loader that finds them through the site's resolver.
+
+``{% include "part.tmpl" %}`` in ``/docs/guide/page.tmpl`` is looked for at
+``/docs/guide/part.tmpl``, then ``/docs/part.tmpl``, then ``/part.tmpl`` (so a
+site can keep shared layouts at the top and override them in a folder), then
+under every other content root's URL prefix (``/other/part.tmpl``). A name
+starting with ``/`` is a URL and is looked up as it is.
+
+Every candidate goes through :func:`ahcore.resolver.split_segments` and the
+site's :class:`ahcore.resolver.Resolver`, the same code that serves requests:
+``..`` in any encoding is refused, dotfiles and ``conf/`` are invisible, and
+nothing outside the content roots can be read. A template may only read
+files that are served raw (``header.html``) or that are templates
+themselves; the source of another processor's file (a ``.dspy`` script, an
+``.sqlds`` query) is never readable through ``include``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import jinja2
+from aiohttp import web
+
+from ahcore.resolver import RedirectToSlash, Resolved, Resolver, split_segments
+
+# The processor whose files may be used as templates (besides raw files).
+PROCESSOR_NAME = "tmpl"
+
+
+class TemplateNameRefused(jinja2.TemplateNotFound):
+    """A template name that tries to leave the content roots (``..``, bad encoding).
+
+    A subclass of :class:`jinja2.TemplateNotFound`, so the page fails as for a
+    missing template and the visitor learns nothing about the filesystem.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"template name {name!r} refused: it leaves the content roots")
+
+
+class UrlLoader(jinja2.BaseLoader):
+    """Loads templates by URL from a site's content roots.
+
+    Holds only site-wide things (the resolver, the file encoding); it is
+    shared by every request of the site.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        encoding: str = "utf-8",
+        processor_name: str = PROCESSOR_NAME,
+    ) -> None:
+        self.resolver = resolver
+        self.encoding = encoding
+        self.processor_name = processor_name
+
+    # ------------------------------------------------------------ names
+
+    def join(self, name: str, parent: str | None) -> str:
+        """The canonical URL that ``name`` means inside template ``parent``.
+
+        Tries the candidates of :meth:`candidates` in order and returns the
+        first that exists. Called by Jinja2 for every ``include``/``extends``
+        at render time, so a file added closer to the page is found at once.
+        """
+        for segments in self.candidates(name, parent):
+            found = self.find(segments)
+            if found is not None:
+                return found.url
+        raise jinja2.TemplateNotFound(name)
+
+    def candidates(self, name: str, parent: str | None) -> Iterator[tuple[str, ...]]:
+        """URL segments to try for ``name``: its folder, the folders above, the other roots."""
+        segments = self._segments(name)
+        if not segments:
+            raise jinja2.TemplateNotFound(name)
+        if name.startswith("/") or parent is None:
+            yield segments
+            return
+        folder = self._segments(parent)[:-1]
+        seen: set[tuple[str, ...]] = set()
+        for depth in range(len(folder), -1, -1):
+            candidate = folder[:depth] + segments
+            seen.add(candidate)
+            yield candidate
+        for root in self.resolver.roots:
+            candidate = root.prefix + segments
+            if candidate not in seen:
+                seen.add(candidate)
+                yield candidate
+
+    def find(self, segments: tuple[str, ...]) -> Resolved | None:
+        """The file a URL names, if a template may read it."""
+        try:
+            found = self.resolver.resolve(segments, False)
+        except RedirectToSlash:  # a folder, not a template
+            return None
+        if found is None or found.is_dir:
+            return None
+        if found.spec is not None and found.spec.name != self.processor_name:
+            return None
+        return found
+
+    @staticmethod
+    def _segments(name: str) -> tuple[str, ...]:
+        try:
+            return split_segments(name)
+        except web.HTTPException:  # 400 for traversal or bad encoding, 404 for dotfiles
+            raise TemplateNameRefused(name) from None
+
+    # ------------------------------------------------------------ loading
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        """Read a template by URL; ``uptodate`` lets Jinja2 recompile it after a change."""
+        found = self.find(self._segments(template))
+        if found is None:
+            raise jinja2.TemplateNotFound(template)
+        path = found.path
+        # Stamp taken before reading: a change racing the read makes the
+        # template look stale, never fresh.
+        stamp = (found.stat.st_mtime_ns, found.stat.st_size, found.stat.st_ino)
+        try:
+            source = path.read_text(encoding=self.encoding)
+        except OSError:
+            raise jinja2.TemplateNotFound(template) from None
+
+        def uptodate() -> bool:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            return (st.st_mtime_ns, st.st_size, st.st_ino) == stamp
+
+        return source, str(path), uptodate
