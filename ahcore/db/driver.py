@@ -1,10 +1,111 @@
-"""What a database driver plugin declares through ``register_db_driver``."""
+"""The driver contract: what a database plugin declares through ``register_db_driver``.
+
+A driver gives the kernel a :class:`Pool` per configured database. The pool
+hands out :class:`Connection` adapters that speak one small vocabulary
+(``execute``, ``fetch``, ``begin``/``commit``/``rollback``, ``table_columns``)
+so that :mod:`ahcore.db.sqlor` never needs to know which engine it talks to.
+
+Drivers translate their own exceptions at this boundary: an unreachable
+database or a broken connection becomes
+:class:`ahcore.db.errors.DatabaseUnavailable` (503), a statement stopped by
+the time limit :class:`ahcore.db.errors.StatementTimeout` (504). A
+connection that failed that way is marked broken and is closed instead of
+being returned to the pool, so the next request gets a fresh one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ahcore.config import DatabaseConfig
+    from ahcore.site import Site
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the SQL text generator needs to know about an engine.
+
+    ``paramstyle`` is ``qmark`` (``?``) or ``format`` (``%s``, with literal
+    ``%`` doubled); ``quote`` is the identifier quote character.
+    """
+
+    name: str
+    paramstyle: Literal["qmark", "format"]
+    quote: str = '"'
+
+    def ident(self, name: str) -> str:
+        """Quote an identifier that has already been checked against the schema."""
+        q = self.quote
+        return q + name.replace(q, q + q) + q
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a table as the database reports it."""
+
+    name: str
+    type: str = ""
+
+
+@dataclass
+class FetchResult:
+    """Rows of a statement: ``columns`` in order (empty for DML), ``rows`` as tuples.
+
+    ``rowcount`` is the driver's affected-row count (``-1`` when unknown).
+    """
+
+    columns: list[str]
+    rows: list[Sequence[Any]]
+    rowcount: int = -1
+
+
+class Connection(Protocol):
+    """A pooled connection, wrapped so every engine looks the same."""
+
+    dialect: Dialect
+
+    async def begin(self, *, read_only: bool = False) -> None:
+        """Start the one transaction of a sqlor context (read-only when asked)."""
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a statement; return the affected row count (-1 when unknown)."""
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+    ) -> FetchResult:
+        """Run a query; return at most ``max_rows`` rows (all when ``None``).
+
+        A statement that returns no result set gives ``columns == []``.
+        """
+
+    async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
+        """The table's real name and columns, looked up case-insensitively; ``None`` if absent."""
+
+    def set_time_limit(self, ms: int | None) -> Awaitable[None]:
+        """Stop any later statement of this transaction that runs longer than ``ms``."""
+
+
+class Pool(Protocol):
+    """A bounded set of connections to one configured database."""
+
+    dialect: Dialect
+
+    def acquire(self) -> AbstractAsyncContextManager[Connection]:
+        """Borrow a connection; raises ``DatabaseUnavailable`` when none comes in time."""
+
+    async def close(self) -> None:
+        """Close every connection; called once at application shutdown."""
+
+
+PoolFactory = Callable[[str, "DatabaseConfig", "Site"], Awaitable[Pool]]
 
 
 @dataclass(frozen=True)
@@ -13,10 +114,13 @@ class DriverSpec:
 
     ``name`` is canonical (``sqlite``, ``mysql``, ``postgres``); ``aliases``
     are the ahserver/sqlor driver names it answers to; ``create_pool(name,
-    dbconfig, site)`` opens a pool for one configured database.
+    dbconfig, site)`` opens a :class:`Pool` for one configured database. It
+    should not need the database to be reachable: connections are made on
+    demand, so a site starts while its database is down and recovers when
+    it returns.
     """
 
     name: str
-    create_pool: Callable[..., Awaitable[Any]]
+    create_pool: PoolFactory
     aliases: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)

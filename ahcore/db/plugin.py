@@ -1,0 +1,55 @@
+"""The data layer as a kernel plugin: pools per application, names for scripts.
+
+Registered in :data:`ahcore.app.BUILTIN_PLUGINS`, it uses only public hooks:
+``on_startup``/``on_shutdown`` give each application its :class:`DBPools`,
+``env_globals`` offers ahserver's ``DBPools()`` and ``get_sor_context``, and
+``on_hot_reload`` forgets learnt schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from aiohttp import web
+
+from ahcore.db.pools import DBPOOLS_KEY, DBPools
+from ahcore.db.sqlor import SQLor
+from ahcore.plugins import hookimpl
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    from ahcore.site import get_site
+
+    if DBPOOLS_KEY not in app:
+        app[DBPOOLS_KEY] = DBPools(get_site(app))
+
+
+@hookimpl
+async def on_shutdown(app: web.Application) -> None:
+    pools = app.get(DBPOOLS_KEY)
+    if pools is not None:
+        await pools.close()
+
+
+@hookimpl
+def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
+    pools = app.get(DBPOOLS_KEY)
+    if pools is not None:
+        pools.clear_schema_cache()
+
+
+@hookimpl
+def env_globals(app: web.Application) -> dict[str, Any]:
+    # Looked up on call: env_globals runs before on_startup has made the pools.
+    def db_pools(*args: Any, **kwargs: Any) -> DBPools:
+        """ahserver's ``DBPools()``: the application's pools (arguments are ignored)."""
+        return app[DBPOOLS_KEY]
+
+    def get_sor_context(env: Any, name: str) -> AbstractAsyncContextManager[SQLor]:
+        """ahserver's ``get_sor_context(env, dbname)``; ``env`` is not needed."""
+        return app[DBPOOLS_KEY].sqlorContext(name)
+
+    return {"DBPools": db_pools, "get_sor_context": get_sor_context}

@@ -1,0 +1,132 @@
+"""Named databases of one application and the ``sqlorContext`` transaction scope.
+
+One :class:`DBPools` per application, kept on the app under
+:data:`DBPOOLS_KEY` (no module globals: two apps never share a pool). A
+database's pool is created on first use, not at start-up, so a site starts
+while a database is down; a failed creation is a 503 and is retried by the
+next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ahcore.db.driver import DriverSpec, Pool
+from ahcore.db.errors import DatabaseUnavailable
+from ahcore.db.schema import SchemaCache
+from ahcore.db.sqlor import SQLor
+from ahcore.plugins import canonical_driver
+
+if TYPE_CHECKING:
+    from ahcore.config import DatabaseConfig
+    from ahcore.site import Site
+
+log = logging.getLogger("ahcore.db")
+
+
+class Database:
+    """One configured database: its driver, its pool (made lazily) and its schema cache."""
+
+    def __init__(self, name: str, config: DatabaseConfig, driver: DriverSpec, site: Site) -> None:
+        self.name = name
+        self.config = config
+        self.driver = driver
+        self.site = site
+        self.schema = SchemaCache()
+        self._pool: Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> Pool:
+        """The pool, created on first call."""
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                try:
+                    self._pool = await self.driver.create_pool(self.name, self.config, self.site)
+                except web.HTTPException:
+                    raise
+                except Exception as exc:
+                    log.error("cannot create the pool of database %r: %r", self.name, exc)
+                    raise DatabaseUnavailable(f"database {self.name!r} is unavailable") from None
+        return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
+class DBPools:
+    """The databases of one application, by their config names."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.databases: dict[str, Database] = {}
+        for name, config in site.config.databases.items():
+            driver = site.drivers.get(canonical_driver(config.driver))
+            if driver is not None:  # Site already refused a missing driver at build time
+                self.databases[name] = Database(name, config, driver, site)
+
+    def database(self, name: str) -> Database:
+        try:
+            return self.databases[name]
+        except KeyError:
+            raise LookupError(f"no database {name!r} in the config's 'databases'") from None
+
+    @contextlib.asynccontextmanager
+    async def sqlorContext(
+        self, name: str, *, read_only: bool = False, time_limit_ms: int | None = None
+    ) -> AsyncIterator[SQLor]:
+        """One connection and one transaction on database ``name``.
+
+        Commits when the block ends normally (or leaves with an HTTP
+        redirect/success exception), rolls back and re-raises on any other
+        exception. ``read_only`` opens a read-only transaction;
+        ``time_limit_ms`` stops any statement running longer (504).
+        """
+        db = self.database(name)
+        pool = await db.pool()
+        async with pool.acquire() as conn:
+            await conn.begin(read_only=read_only)
+            if time_limit_ms:
+                await conn.set_time_limit(time_limit_ms)
+            try:
+                yield SQLor(conn, db.schema, name)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    await conn.commit()
+                else:
+                    await conn.rollback()
+                raise
+            except BaseException:
+                await conn.rollback()
+                raise
+            else:
+                await conn.commit()
+
+    def clear_schema_cache(self) -> None:
+        """Forget learnt tables and result columns (after a hot reload)."""
+        for db in self.databases.values():
+            db.schema.clear()
+
+    async def close(self) -> None:
+        for db in self.databases.values():
+            try:
+                await db.close()
+            except Exception:
+                log.exception("closing the pool of database %r failed", db.name)
+
+
+DBPOOLS_KEY: web.AppKey[DBPools] = web.AppKey("ahcore.db.pools", DBPools)
+
+
+def get_pools(app: web.Application) -> DBPools:
+    """The :class:`DBPools` of an application (plugins use this, scripts ``DBPools()``)."""
+    return app[DBPOOLS_KEY]

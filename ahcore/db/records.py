@@ -1,0 +1,37 @@
+"""Rows to records: DictObjects whose values :func:`ahcore.jsonutil.dumps` can encode.
+
+Dates, datetimes, decimals and UUIDs are left as Python values (scripts can
+compute with them; the JSON encoder turns them into ISO strings and
+numbers). Only the types the encoder does not know are converted here:
+intervals and MySQL ``TIME`` values (``timedelta``) become ``"[-][D day[s], ]H:MM:SS"``
+strings, binary buffers become ``bytes``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from ahcore.dictobject import DictObject
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.timedelta):
+        return str(value)
+    if isinstance(value, (memoryview, bytearray)):
+        return bytes(value)
+    return value
+
+
+_ODD_TYPES = (datetime.timedelta, memoryview, bytearray)
+
+
+def to_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[DictObject]:
+    """One :class:`DictObject` per row, keyed by column name."""
+    records = []
+    for row in rows:
+        if any(isinstance(v, _ODD_TYPES) for v in row):
+            row = [_plain(v) for v in row]
+        records.append(DictObject(zip(columns, row, strict=False)))
+    return records

@@ -1,0 +1,224 @@
+"""The sqlor interface scripts use: ``C R U D RP sqlExe sqlPaging`` on one connection.
+
+A :class:`SQLor` lives for one ``sqlorContext`` block: one connection, one
+transaction. It is driver-independent; it writes SQL only from names found
+in the schema (:mod:`ahcore.db.schema`) and binds every value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ahcore.db.driver import Connection
+from ahcore.db.errors import BadQuery
+from ahcore.db.records import to_records
+from ahcore.db.schema import SchemaCache, TableInfo
+from ahcore.db.sqltext import (
+    MAX_PAGEROWS,
+    bind,
+    escape_percent,
+    limit_clause,
+    page_window,
+    parse_sort,
+    strip_statement,
+)
+from ahcore.dictobject import DictObject
+
+# Keys of a CRUD namespace that steer paging, never column filters.
+PAGING_KEYS = frozenset({"page", "pagerows", "sort"})
+_SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.time, uuid.UUID)
+
+
+def _check_value(key: str, value: Any) -> Any:
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    raise BadQuery(f"value of {key!r} must be a single value, not {type(value).__name__}")
+
+
+class SQLor:
+    """Table operations and SQL execution inside one transaction.
+
+    Method names are sqlor's (ahserver scripts call them unchanged).
+    """
+
+    def __init__(self, conn: Connection, schema: SchemaCache, dbname: str = "") -> None:
+        self.conn = conn
+        self.schema = schema
+        self.dbname = dbname
+        self.dialect = conn.dialect
+        self._mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+
+    # ------------------------------------------------------------ helpers
+
+    def _q(self, name: str) -> str:
+        return escape_percent(self.dialect.ident(name), self.dialect)
+
+    async def _table(self, table: str) -> TableInfo:
+        return await self.schema.table(self.conn, table)
+
+    def _where(
+        self, info: TableInfo, ns: Mapping[str, Any], skip: frozenset[str] = PAGING_KEYS
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for key, value in ns.items():
+            if key in skip:
+                continue
+            column = info.column(key)
+            if column is None:
+                continue
+            value = _check_value(key, value)
+            if value is None:
+                clauses.append(f"{self._q(column)} IS NULL")
+            else:
+                clauses.append(f"{self._q(column)} = {self._mark}")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    async def _records(self, sql: str, params: list[Any]) -> list[DictObject]:
+        result = await self.conn.fetch(sql, params)
+        return to_records(result.columns, result.rows)
+
+    async def _count(self, sql: str, params: list[Any]) -> int:
+        result = await self.conn.fetch(f"SELECT COUNT(*) FROM ({sql}) ahcore_q", params)
+        return int(result.rows[0][0])
+
+    # ------------------------------------------------------------ CRUD
+
+    async def C(self, table: str, ns: Mapping[str, Any]) -> int:
+        """Insert one row from the keys of ``ns`` that are columns; others are ignored."""
+        info = await self._table(table)
+        columns, params = [], []
+        for key, value in ns.items():
+            column = info.column(key)
+            if column is not None:
+                columns.append(self._q(column))
+                params.append(_check_value(key, value))
+        if not columns:
+            raise BadQuery(f"nothing to insert into {info.name!r}: no known columns given")
+        marks = ", ".join([self._mark] * len(columns))
+        sql = f"INSERT INTO {self._q(info.name)} ({', '.join(columns)}) VALUES ({marks})"
+        return await self.conn.execute(sql, params)
+
+    async def R(self, table: str, ns: Mapping[str, Any] | None = None) -> list[DictObject]:
+        """Rows whose columns equal the values in ``ns`` (unknown and paging keys ignored)."""
+        info = await self._table(table)
+        where, params = self._where(info, ns or {})
+        return await self._records(f"SELECT * FROM {self._q(info.name)}{where}", params)
+
+    async def U(self, table: str, ns: Mapping[str, Any]) -> int:
+        """Update the row with primary key ``id`` from the other known keys of ``ns``."""
+        info = await self._table(table)
+        id_column = self._id_column(info, ns)
+        sets, params = [], []
+        for key, value in ns.items():
+            column = info.column(key)
+            if column is None or column == id_column:
+                continue
+            sets.append(f"{self._q(column)} = {self._mark}")
+            params.append(_check_value(key, value))
+        if not sets:
+            return 0
+        params.append(_check_value("id", ns[id_column] if id_column in ns else ns.get("id")))
+        sql = (
+            f"UPDATE {self._q(info.name)} SET {', '.join(sets)} "
+            f"WHERE {self._q(id_column)} = {self._mark}"
+        )
+        return await self.conn.execute(sql, params)
+
+    async def D(self, table: str, ns: Mapping[str, Any]) -> int:
+        """Delete the row with primary key ``id``."""
+        info = await self._table(table)
+        id_column = self._id_column(info, ns)
+        value = _check_value("id", ns[id_column] if id_column in ns else ns.get("id"))
+        sql = f"DELETE FROM {self._q(info.name)} WHERE {self._q(id_column)} = {self._mark}"
+        return await self.conn.execute(sql, [value])
+
+    def _id_column(self, info: TableInfo, ns: Mapping[str, Any]) -> str:
+        column = info.column("id")
+        if column is None:
+            raise BadQuery(f"table {info.name!r} has no 'id' column")
+        if ns.get("id") is None and ns.get(column) is None:
+            raise BadQuery("'id' is required")
+        return column
+
+    async def RP(self, table: str, ns: Mapping[str, Any]) -> DictObject:
+        """A page of :meth:`R`: ``{total, rows}`` by ``page``, ``pagerows`` and ``sort``."""
+        info = await self._table(table)
+        limit, offset = page_window(ns, max_rows=MAX_PAGEROWS)
+        order = parse_sort(ns.get("sort"), info.names, self.dialect)
+        where, params = self._where(info, ns)
+        base = f"SELECT * FROM {self._q(info.name)}{where}"
+        total = await self._count(base, params)
+        sql = base + (f" ORDER BY {order}" if order else "") + limit_clause(limit, offset)
+        return DictObject(total=total, rows=await self._records(sql, params))
+
+    # ------------------------------------------------------------ SQL
+
+    async def sqlExe(self, sql: str, ns: Mapping[str, Any] | None = None) -> Any:
+        """Run ``sql`` with ``${name}$`` values bound from ``ns``.
+
+        A statement with a result set returns its records; any other
+        statement returns the affected row count.
+        """
+        text, params = bind(sql, ns or {}, self.dialect)
+        result = await self.conn.fetch(text, params)
+        if result.columns:
+            return to_records(result.columns, result.rows)
+        return result.rowcount
+
+    async def sqlPaging(self, sql: str, ns: Mapping[str, Any]) -> DictObject:
+        """A page of a query's rows: ``{total, rows}`` by ``page``, ``pagerows``, ``sort``."""
+        limit, offset = page_window(ns, max_rows=MAX_PAGEROWS)
+        return await self.paged(sql, ns, limit=limit, offset=offset, sort=ns.get("sort"))
+
+    async def paged(
+        self, sql: str, values: Mapping[str, Any], *, limit: int, offset: int = 0, sort: Any = None
+    ) -> DictObject:
+        """``{total, rows}`` for one window of a query; ``sort`` checked against its columns."""
+        text, params = bind(strip_statement(sql), values, self.dialect)
+        order = await self.order_by(text, params, sort)
+        total = await self._count(text, params)
+        page = f"SELECT * FROM ({text}) ahcore_q{order}{limit_clause(limit, offset)}"
+        return DictObject(total=total, rows=await self._records(page, params))
+
+    async def query(
+        self, sql: str, ns: Mapping[str, Any], *, sort: Any = None, max_rows: int | None = None
+    ) -> tuple[list[DictObject], bool]:
+        """Rows of a query, optionally sorted, capped at ``max_rows``; and whether it was cut.
+
+        The cap is applied by the database (``LIMIT max_rows + 1``), so a huge
+        result is never read.
+        """
+        text, params = bind(strip_statement(sql), ns, self.dialect)
+        order = await self.order_by(text, params, sort)
+        wrapped = f"SELECT * FROM ({text}) ahcore_q{order}"
+        if max_rows is not None:
+            wrapped += limit_clause(max_rows + 1)
+        result = await self.conn.fetch(wrapped, params)
+        rows = result.rows
+        truncated = max_rows is not None and len(rows) > max_rows
+        if truncated:
+            rows = rows[:max_rows]
+        return to_records(result.columns, rows), truncated
+
+    async def order_by(self, text: str, params: list[Any], sort: Any) -> str:
+        """`` ORDER BY …`` for ``sort`` checked against the query's result columns."""
+        if sort is None or sort == "" or sort == []:
+            return ""
+        columns = await self.result_columns(text, params)
+        order = parse_sort(sort, columns, self.dialect)
+        return f" ORDER BY {order}" if order else ""
+
+    async def result_columns(self, text: str, params: list[Any]) -> list[str]:
+        """Column names of a bound query, from the database (cached per SQL text)."""
+        columns = self.schema.result_columns(text)
+        if columns is None:
+            result = await self.conn.fetch(f"SELECT * FROM ({text}) ahcore_q LIMIT 0", params)
+            columns = list(result.columns)
+            self.schema.remember_result_columns(text, columns)
+        return columns

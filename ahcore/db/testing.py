@@ -1,0 +1,256 @@
+"""Test helpers for code that talks to databases: engines, test databases, outages.
+
+Used by the kernel's data-layer tests and by driver and data-source plugins.
+:func:`database_config` gives a site's ``databases`` entry for an engine
+(``sqlite``, ``postgres``, ``mysql``) after making sure the test database
+exists; when a server cannot be reached the test is skipped with the
+reason, or fails when ``AHCORE_REQUIRE_SERVICES=1``.
+
+Servers default to this machine (trust/empty-password root accounts);
+override with ``AHCORE_TEST_PG`` / ``AHCORE_TEST_MYSQL`` holding JSON
+connection kwargs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ENGINES = ("sqlite", "postgres", "mysql")
+TEST_DATABASE = "ahcore_test"
+
+
+def require_services() -> bool:
+    return os.environ.get("AHCORE_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test, or fail it when services are required."""
+    if require_services():
+        pytest.fail(f"service required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def server_kwargs(engine: str) -> dict[str, Any]:
+    """Connection kwargs of the engine's test server (without the database)."""
+    if engine == "postgres":
+        default = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": ""}
+        return {**default, **json.loads(os.environ.get("AHCORE_TEST_PG", "{}"))}
+    if engine == "mysql":
+        default = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+        return {**default, **json.loads(os.environ.get("AHCORE_TEST_MYSQL", "{}"))}
+    raise ValueError(engine)
+
+
+async def _ensure_postgres(kw: dict[str, Any]) -> None:
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(
+        **{k: v for k, v in kw.items() if v != ""},
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=3,
+    )
+    async with conn:
+        cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEST_DATABASE])
+        if await cur.fetchone() is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                await conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+
+
+async def _ensure_mysql(kw: dict[str, Any]) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(**kw, connect_timeout=3)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", [TEST_DATABASE]
+            )
+            if not await cur.fetchone():
+                await cur.execute(
+                    f"CREATE DATABASE IF NOT EXISTS `{TEST_DATABASE}` CHARACTER SET utf8mb4"
+                )
+    finally:
+        conn.close()
+
+
+async def ensure_test_database(engine: str) -> None:
+    """Create the engine's test database if needed; skip (or fail) when unreachable."""
+    try:
+        if engine == "postgres":
+            await _ensure_postgres(server_kwargs(engine))
+        elif engine == "mysql":
+            await _ensure_mysql(server_kwargs(engine))
+    except ImportError as exc:
+        unavailable(f"{engine}: driver not installed ({exc})")
+    except Exception as exc:
+        unavailable(f"{engine} server unreachable: {type(exc).__name__}: {exc}")
+
+
+async def database_config(
+    engine: str, workdir: Path, *, maxconn: int = 4, acquire_timeout: float = 2.0, **override: Any
+) -> dict[str, Any]:
+    """A ``databases`` entry for ``engine`` pointing at its (existing) test database.
+
+    ``override`` replaces connection kwargs (e.g. ``port`` of a proxy).
+    """
+    if engine == "sqlite":
+        kwargs: dict[str, Any] = {"dbname": str(workdir / "test.db")}
+        driver = "aiosqlite"
+    else:
+        await ensure_test_database(engine)
+        kwargs = server_kwargs(engine)
+        if engine == "postgres":
+            kwargs["dbname"] = TEST_DATABASE
+            driver = "psycopg"
+        else:
+            kwargs["db"] = TEST_DATABASE
+            driver = "aiomysql"
+    kwargs.update(override)
+    return {
+        "driver": driver,
+        "kwargs": kwargs,
+        "maxconn": maxconn,
+        "acquire_timeout": acquire_timeout,
+    }
+
+
+class TcpProxy:
+    """A TCP forwarder to a database server that a test can cut and restore.
+
+    ``stop()`` closes the listener and every forwarded connection (the
+    database "goes away"); ``start()`` listens again on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
+
+
+# ---------------------------------------------------------------- fixtures
+# Import these into a conftest.py (``from ahcore.db.testing import engine, db_client``).
+
+TBL1 = """CREATE TABLE tbl1 (
+    id VARCHAR(32) PRIMARY KEY,
+    field1 INTEGER,
+    name VARCHAR(100),
+    price NUMERIC(10, 2),
+    created DATE
+)"""
+
+
+async def reset_tables(pools: Any, dbname: str = "db1") -> None:
+    """Drop and recreate ``tbl1`` (the tests share one database per server)."""
+    async with pools.sqlorContext(dbname) as sor:
+        if "tbl1" in [t.lower() for t in await _tables(sor)]:
+            await sor.sqlExe("DROP TABLE tbl1", {})
+        await sor.sqlExe(TBL1, {})
+    pools.clear_schema_cache()
+
+
+async def _tables(sor: Any) -> list[str]:
+    if sor.dialect.name == "sqlite":
+        rows = await sor.sqlExe("SELECT name FROM sqlite_master WHERE type = 'table'", {})
+    else:
+        rows = await sor.sqlExe(
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+            if sor.dialect.name == "postgres"
+            else "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = DATABASE()",
+            {},
+        )
+    return [r["name"] for r in rows]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs on sqlite, postgres and mysql."""
+    return request.param
+
+
+@pytest.fixture
+def db_client(engine: str, make_site: Any, ahcore_client: Any, tmp_path: Path) -> Any:
+    """``client = await db_client(files={...}, maxconn=2, plugins={...}, **kwargs_override)``.
+
+    Starts a site whose database ``db1`` is the engine's test database with
+    a fresh ``tbl1``. ``plugins`` (e.g. ``{"dspy": True, "sqlds": {...}}``)
+    become the site's plugins section, with the driver added, and each
+    processor plugin named there is mapped to its suffix. ``aliases`` are
+    more database names for the same database. ``client.pools``
+    is the app's :class:`ahcore.db.pools.DBPools`.
+    """
+    from ahcore.db.pools import get_pools
+    from ahcore.plugins import canonical_driver
+
+    async def start(
+        files: dict[str, str] | None = None,
+        *,
+        maxconn: int = 4,
+        acquire_timeout: float = 2.0,
+        plugins: dict[str, Any] | None = None,
+        aliases: tuple[str, ...] = (),
+        **override: Any,
+    ) -> Any:
+        db = await database_config(
+            engine, tmp_path, maxconn=maxconn, acquire_timeout=acquire_timeout, **override
+        )
+        config: dict[str, Any] = {
+            "website": {"paths": [["$[workdir]$/wwwroot", ""]], "cookie_secret": "x" * 32},
+            "databases": {"db1": db, **{alias: db for alias in aliases}},
+        }
+        if plugins is not None:
+            config["plugins"] = {canonical_driver(db["driver"]): True, **plugins}
+            config["website"]["processors"] = [
+                [f".{name}", name] for name in plugins if name in ("dspy", "sqlds")
+            ]
+        client = await ahcore_client(make_site(config=config, files=files or {}))
+        client.pools = get_pools(client.app)
+        await reset_tables(client.pools)
+        return client
+
+    return start
