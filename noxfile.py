@@ -63,6 +63,7 @@ def typecheck(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Install everything and serve examples/demo (SQLite, nothing else needed)."""
     install_all(session)
+    session.run("python", "examples/demo/seed.py")
     port = os.environ.get("PORT", "8080")
     session.run("ahcore", "serve", "-w", "examples/demo", "-p", port, *session.posargs)
 
