@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str):
     # Imported lazily so that `import ahcore` stays light for plugin modules.
     if name == "create_app":
         from ahcore.app import create_app

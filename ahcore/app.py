@@ -9,9 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 from ahcore import namespace, session
+from ahcore.background import start_background, stop_background
 from ahcore.config import SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
-from ahcore.background import start_background, stop_background
 from ahcore.errors import error_middleware
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import handle

@@ -128,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check_files(site) -> list[str]:  # type: ignore[no-untyped-def]
+async def _check_files(site) -> list[str]:
     """Build every processor file once (compiles scripts and templates, parses data sources)."""
     problems = []
     for root in site.roots:

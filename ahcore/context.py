@@ -72,7 +72,7 @@ class RequestContext:
         ns["params_kw"] = await self.params()
         self._namespace = ns
         if self.parent is None:  # a path_call child must not replace the caller's
-            self.request._run_ns = ns  # type: ignore[attr-defined]  # ahserver's name
+            self.request._run_ns = ns  # ahserver's name
         return ns
 
     def child(self, resolved: Resolved, params: dict[str, Any]) -> RequestContext:

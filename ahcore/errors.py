@@ -78,7 +78,7 @@ def internal_error_response(exc: BaseException, request: web.Request, debug: boo
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def error_middleware(request: web.Request, handler):
     """Turn any unexpected exception into a 500 without a traceback for the visitor."""
     try:
         return await handler(request)

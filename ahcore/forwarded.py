@@ -64,7 +64,15 @@ def apply_forwarded(request: web.Request, networks: tuple[Network, ...]) -> web.
         if port and port.isdigit() and ":" not in host.rsplit("]", 1)[-1]:
             host = f"{host}:{port}"
         changes["host"] = host
-    cloned = request.clone(**changes) if changes else request
+    cloned = (
+        request.clone(
+            remote=changes.get("remote", request.remote or ""),
+            scheme=changes.get("scheme", request.scheme),
+            host=changes.get("host", request.host),
+        )
+        if changes
+        else request
+    )
     prepath = h.get("X-Forwarded-Prepath")
     if prepath:
         cleaned = "/" + "/".join(p for p in prepath.split("/") if p and p not in (".", ".."))

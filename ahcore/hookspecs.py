@@ -113,9 +113,11 @@ def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
 def on_startup(app: web.Application) -> None:
     """Start resources and background tasks when the application starts.
 
-    Runs after the kernel's own start-up (config loaded, pools opened). May be
-    async. Keep task handles on the app (an ``AppKey``), not on the module, and
-    stop them in :func:`on_shutdown`. An exception aborts start-up.
+    Runs after the kernel's own start-up (sessions set up, namespace built),
+    in registration order: the kernel's built-in plugins first (the database
+    pools among them), then the site's plugins. May be async. Keep task
+    handles on the app (an ``AppKey``), not on the module, and stop them in
+    :func:`on_shutdown`. An exception aborts start-up.
     """
 
 

@@ -160,10 +160,10 @@ async def stream_response(
         await resp.write(item)
 
     if hasattr(chunks, "__aiter__"):
-        async for item in chunks:  # type: ignore[union-attr]
+        async for item in chunks:
             await write(item)
     else:
-        for item in chunks:  # type: ignore[union-attr]
+        for item in chunks:
             await write(item)
     await resp.write_eof()
     return resp

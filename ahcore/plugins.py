@@ -150,18 +150,18 @@ def create_plugin_manager(
         pm.trace.root.setwriter(lambda msg: tracer.warning("%s", msg.rstrip()))
         pm.enable_tracing()
 
-    for name, obj in builtins:
-        pm.register(obj, name=name)
+    for name, builtin in builtins:
+        pm.register(builtin, name=name)
 
     installed = installed_plugins() if available is None else dict(available)
     extra = dict(extra or {})
     problems: list[str] = []
     for name in wanted_plugins(config):
         if name in extra:
-            obj: object = extra[name]
+            plugin: object = extra[name]
         elif name in installed:
             try:
-                obj = installed[name].entry_point.load()
+                plugin = installed[name].entry_point.load()
             except Exception as exc:  # the plugin's own import error
                 problems.append(
                     f"plugin {name!r} ({installed[name].distribution}) failed to import: "
@@ -175,7 +175,7 @@ def create_plugin_manager(
             )
             continue
         try:
-            pm.register(obj, name=name)
+            pm.register(plugin, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             problems.append(f"plugin {name!r} is invalid: {exc}")
     if problems:

@@ -107,7 +107,7 @@ class ProcessorRegistry:
                 return suffix, spec
         return None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._pairs)
 
 

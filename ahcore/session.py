@@ -151,7 +151,7 @@ async def get_session(request: web.Request) -> Session | None:
     """The request's session, loaded once; None when sessions are not set up."""
     session = request.get(_SESSION)
     if session is not None:
-        return session  # type: ignore[no-any-return]
+        return session
     settings = request.app.get(SESSIONS)
     if settings is None:
         return None
@@ -182,7 +182,7 @@ async def current_user(request: web.Request) -> str | None:
     """The logged-in user id, or None (also when the ticket expired)."""
     cached = request.get(_USER, False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
+        return cached
     ticket = await current_ticket(request)
     user = ticket.get("userid") if ticket else None
     request[_USER] = user
@@ -290,7 +290,7 @@ def csrf_refusal(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def csrf_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def csrf_middleware(request: web.Request, handler):
     reason = csrf_refusal(request)
     if reason is not None:
         raise web.HTTPForbidden(text=f"403: {reason}\n")

@@ -136,7 +136,7 @@ async def test_endpoint_local_event_signal_file_and_rate_limit(make_site, ahcore
     site_dir = hot_site(make_site, rate_limit=0.5)
     rec_a, rec_b = Recorder(), Recorder()
     a = await ahcore_client(site_dir, extra_plugins={"rec": rec_a})
-    b = await ahcore_client(site_dir, extra_plugins={"rec": rec_b})  # a second worker of the site
+    await ahcore_client(site_dir, extra_plugins={"rec": rec_b})  # a second worker of the site
     r = await a.get("/__hot_reload__")
     assert r.status == 200
     assert rec_a.hook_calls == [{"source": "http_endpoint"}]

@@ -1,0 +1,218 @@
+"""The ``mysql`` driver: aiomysql's pool behind ahcore's driver interface.
+
+Database kwargs are aiomysql's: ``{host, port, user, password, db}``.
+``maxconn`` is the pool's ``maxsize``; a connection is made on demand
+(``minsize=0``), so a site starts while the server is down, and waiting
+longer than ``acquire_timeout`` for one is a 503. aiomysql drops pooled
+connections the server has closed; one that fails during a request is
+closed here, so it is never reused.
+
+Connections run with autocommit off, so the transaction starts with the
+first statement and costs no extra round trip. ``U`` reports matched rows
+(``FOUND_ROWS``), like the other engines. The statement time limit is
+``SET STATEMENT max_statement_time`` on MariaDB and ``max_execution_time``
+(SELECT only) on MySQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiomysql
+import pymysql
+from pymysql.constants import CLIENT
+
+from ahcore import hookimpl
+from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
+
+if TYPE_CHECKING:
+    from ahcore.config import DatabaseConfig
+    from ahcore.site import Site
+
+log = logging.getLogger("ahcore_mysql")
+
+MYSQL = Dialect("mysql", "format", "`")
+_CONNECT_KEYS = ("host", "port", "user", "password", "db", "unix_socket", "charset")
+# Client-side "gone away", "lost connection", "can't connect" and friends.
+_CONNECTION_ERRORS = frozenset({2003, 2006, 2013, 2014, 2045, 2055, 1053, 1927})
+_TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time
+
+_FIND_TABLE = """
+SELECT table_name FROM information_schema.tables
+WHERE table_schema = DATABASE() AND lower(table_name) = lower(%s)
+ORDER BY (table_name = %s) DESC LIMIT 1
+"""
+_COLUMNS = """
+SELECT column_name, data_type FROM information_schema.columns
+WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position
+"""
+
+
+class MysqlConnection:
+    """An aiomysql connection behind the driver-neutral interface."""
+
+    dialect = MYSQL
+
+    def __init__(self, raw: aiomysql.Connection, name: str) -> None:
+        self.raw = raw
+        self.name = name
+        self.broken = False
+        self.mariadb = "mariadb" in (raw.get_server_info() or "").lower()
+        self._limit_ms: int | None = None
+        self._session_limit = False
+
+    def _lost(self, exc: BaseException) -> DatabaseUnavailable:
+        self.broken = True
+        log.warning("database %r: connection lost: %s", self.name, exc)
+        return DatabaseUnavailable(f"database {self.name!r} is unavailable")
+
+    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
+        if self._limit_ms and self.mariadb:
+            sql = f"SET STATEMENT max_statement_time={self._limit_ms / 1000:.3f} FOR {sql}"
+        try:
+            async with self.raw.cursor() as cur:
+                await cur.execute(sql, params)
+                if cur.description is None:
+                    return FetchResult([], [], cur.rowcount)
+                columns = [d[0] for d in cur.description]
+                rows = await (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows))
+                return FetchResult(columns, list(rows), cur.rowcount)
+        except pymysql.err.OperationalError as exc:
+            code = exc.args[0] if exc.args else 0
+            if code in _TIMEOUT_ERRORS:
+                raise StatementTimeout(
+                    f"the query ran longer than the time limit of {self._limit_ms} ms"
+                ) from None
+            if code in _CONNECTION_ERRORS:
+                raise self._lost(exc) from None
+            raise
+        except pymysql.err.InterfaceError as exc:
+            raise self._lost(exc) from None
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise self._lost(exc) from None
+
+    async def begin(self, *, read_only: bool = False) -> None:
+        # Autocommit is off: the first statement opens the transaction.
+        if read_only:
+            await self._run("START TRANSACTION READ ONLY", [], None)
+
+    async def _end(self, word: str) -> None:
+        if self._session_limit:
+            self._session_limit = False
+            await self._run("SET SESSION max_execution_time = 0", [], None)
+        self._limit_ms = None
+        await self._run(word, [], None)
+
+    async def commit(self) -> None:
+        await self._end("COMMIT")
+
+    async def rollback(self) -> None:
+        try:
+            await self._end("ROLLBACK")
+        except Exception as exc:
+            self.broken = True
+            log.warning("database %r: rollback failed: %s", self.name, exc)
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        return (await self._run(sql, params, None)).rowcount
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+    ) -> FetchResult:
+        return await self._run(sql, params, max_rows)
+
+    async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
+        found = await self._run(_FIND_TABLE, [table, table], None)
+        if not found.rows:
+            return None
+        real = found.rows[0][0]
+        cols = await self._run(_COLUMNS, [real], None)
+        return real, [ColumnInfo(r[0], r[1]) for r in cols.rows]
+
+    async def set_time_limit(self, ms: int | None) -> None:
+        self._limit_ms = int(ms) if ms else None
+        if self._limit_ms and not self.mariadb:
+            await self._run(f"SET SESSION max_execution_time = {self._limit_ms}", [], None)
+            self._session_limit = True
+
+
+class MysqlPool:
+    """aiomysql's pool, sized and timed from the config."""
+
+    dialect = MYSQL
+
+    def __init__(self, name: str, pool: aiomysql.Pool, acquire_timeout: float) -> None:
+        self.name = name
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    async def _get(self) -> aiomysql.Connection:
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                return await self.pool.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"database {self.name!r} is busy: no free connection within "
+                f"{self.acquire_timeout:g} s (pool of {self.pool.maxsize})"
+            ) from None
+        except (pymysql.err.OperationalError, OSError) as exc:
+            log.warning("database %r: cannot connect: %s", self.name, exc)
+            raise DatabaseUnavailable(f"database {self.name!r} is unavailable") from None
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[MysqlConnection]:
+        raw = await self._get()
+        conn = MysqlConnection(raw, self.name)
+        try:
+            yield conn
+        finally:
+            if conn.broken:
+                raw.close()
+            await self.pool.release(raw)
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.pool.wait_closed()
+
+
+def connect_kwargs(config: DatabaseConfig) -> dict[str, Any]:
+    """aiomysql connection arguments from the config (ahserver spellings accepted)."""
+    kw = dict(config.kwargs)
+    for other in ("dbname", "database"):
+        if other in kw and "db" not in kw:
+            kw["db"] = kw.pop(other)
+    if "db" not in kw and config.dbname:
+        kw["db"] = config.dbname
+    out = {k: kw[k] for k in _CONNECT_KEYS if k in kw and kw[k] is not None}
+    if "port" in out:
+        out["port"] = int(out["port"])
+    out.setdefault("charset", "utf8mb4")
+    out["connect_timeout"] = max(1.0, float(config.acquire_timeout))
+    return out
+
+
+async def create_pool(name: str, config: DatabaseConfig, site: Site) -> MysqlPool:
+    """Create (without connecting) the pool of database ``name``."""
+    pool = await aiomysql.create_pool(
+        minsize=0,
+        maxsize=config.maxconn,
+        autocommit=False,
+        pool_recycle=3600,
+        client_flag=CLIENT.FOUND_ROWS,
+        **connect_kwargs(config),
+    )
+    return MysqlPool(name, pool, config.acquire_timeout)
+
+
+@hookimpl
+def register_db_driver() -> DriverSpec:
+    return DriverSpec(
+        name="mysql",
+        aliases=("aiomysql", "mysql.connector", "pymysql", "mariadb"),
+        create_pool=create_pool,
+    )

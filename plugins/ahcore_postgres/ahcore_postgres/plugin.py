@@ -1,0 +1,198 @@
+"""The ``postgres`` driver: a psycopg_pool pool behind ahcore's driver interface.
+
+Database kwargs are psycopg's: ``{host, port, user, password, dbname}``.
+``maxconn`` is the pool's ``max_size``; ``acquire_timeout`` its ``timeout``.
+No connection is made at start-up (``min_size=0``), so a site starts while
+the server is down. Each connection is checked when it leaves the pool, so
+one killed server-side (restart, ``pg_terminate_backend``) is replaced
+before a request sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ahcore import hookimpl
+from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
+
+if TYPE_CHECKING:
+    from ahcore.config import DatabaseConfig
+    from ahcore.site import Site
+
+log = logging.getLogger("ahcore_postgres")
+
+POSTGRES = Dialect("postgres", "format", '"')
+_CONNECT_KEYS = ("host", "port", "user", "password", "dbname", "sslmode", "options")
+
+_FIND_TABLE = """
+SELECT table_schema, table_name FROM information_schema.tables
+WHERE table_schema = ANY(current_schemas(false)) AND lower(table_name) = lower(%s)
+ORDER BY array_position(current_schemas(false), table_schema::name), (table_name = %s) DESC
+LIMIT 1
+"""
+_COLUMNS = """
+SELECT column_name, data_type FROM information_schema.columns
+WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position
+"""
+
+
+class PostgresConnection:
+    """A psycopg async connection behind the driver-neutral interface."""
+
+    dialect = POSTGRES
+
+    def __init__(self, raw: psycopg.AsyncConnection[Any], name: str) -> None:
+        self.raw = raw
+        self.name = name
+        self.broken = False
+        self._limit_ms: int | None = None
+
+    def _lost(self, exc: BaseException) -> DatabaseUnavailable:
+        self.broken = True
+        log.warning("database %r: connection lost: %s", self.name, exc)
+        return DatabaseUnavailable(f"database {self.name!r} is unavailable")
+
+    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
+        try:
+            async with self.raw.cursor() as cur:
+                await cur.execute(sql, params)
+                if cur.description is None:
+                    return FetchResult([], [], cur.rowcount)
+                columns = [d.name for d in cur.description]
+                rows = await (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows))
+                return FetchResult(columns, rows, cur.rowcount)
+        except pgerrors.QueryCanceled:
+            raise StatementTimeout(
+                f"the query ran longer than the time limit of {self._limit_ms} ms"
+            ) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self.raw.broken or self.raw.closed:
+                raise self._lost(exc) from None
+            raise
+
+    async def begin(self, *, read_only: bool = False) -> None:
+        # psycopg opens the transaction implicitly with the first statement.
+        if read_only:
+            await self._run("SET TRANSACTION READ ONLY", [], None)
+
+    async def commit(self) -> None:
+        try:
+            await self.raw.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from None
+
+    async def rollback(self) -> None:
+        try:
+            await self.raw.rollback()
+        except Exception as exc:
+            self.broken = True
+            log.warning("database %r: rollback failed: %s", self.name, exc)
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        return (await self._run(sql, params, None)).rowcount
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+    ) -> FetchResult:
+        return await self._run(sql, params, max_rows)
+
+    async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
+        found = await self._run(_FIND_TABLE, [table, table], None)
+        if not found.rows:
+            return None
+        schema, real = found.rows[0]
+        cols = await self._run(_COLUMNS, [schema, real], None)
+        return real, [ColumnInfo(r[0], r[1]) for r in cols.rows]
+
+    async def set_time_limit(self, ms: int | None) -> None:
+        self._limit_ms = int(ms) if ms else None
+        if self._limit_ms:
+            # LOCAL: ends with the transaction, so the pooled connection is clean.
+            await self._run(f"SET LOCAL statement_timeout = {self._limit_ms}", [], None)
+
+
+class PostgresPool:
+    """psycopg_pool's AsyncConnectionPool, sized and timed from the config."""
+
+    dialect = POSTGRES
+
+    def __init__(self, name: str, pool: AsyncConnectionPool, acquire_timeout: float) -> None:
+        self.name = name
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[PostgresConnection]:
+        try:
+            raw = await self.pool.getconn(timeout=self.acquire_timeout)
+        except PoolTimeout:
+            stats = self.pool.get_stats()
+            if stats.get("pool_size", 0) >= self.pool.max_size:
+                message = (
+                    f"database {self.name!r} is busy: no free connection within "
+                    f"{self.acquire_timeout:g} s (pool of {self.pool.max_size})"
+                )
+            else:
+                message = (
+                    f"database {self.name!r} is unavailable: "
+                    f"no connection within {self.acquire_timeout:g} s"
+                )
+            raise DatabaseUnavailable(message) from None
+        conn = PostgresConnection(raw, self.name)
+        try:
+            yield conn
+        finally:
+            if conn.broken and not raw.closed:
+                with contextlib.suppress(Exception):
+                    await raw.close()
+            # The pool discards a closed connection and rolls back an open transaction.
+            await self.pool.putconn(raw)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def connect_kwargs(config: DatabaseConfig) -> dict[str, Any]:
+    """psycopg connection arguments from the config (ahserver spellings accepted)."""
+    kw = dict(config.kwargs)
+    if "db" in kw and "dbname" not in kw:
+        kw["dbname"] = kw.pop("db")
+    if "database" in kw and "dbname" not in kw:
+        kw["dbname"] = kw.pop("database")
+    if "dbname" not in kw and config.dbname:
+        kw["dbname"] = config.dbname
+    out = {k: kw[k] for k in _CONNECT_KEYS if k in kw and kw[k] is not None}
+    out.setdefault("connect_timeout", max(2, int(config.acquire_timeout)))
+    return out
+
+
+async def create_pool(name: str, config: DatabaseConfig, site: Site) -> PostgresPool:
+    """Open (without connecting) the pool of database ``name``."""
+    pool = AsyncConnectionPool(
+        kwargs=connect_kwargs(config),
+        min_size=0,
+        max_size=config.maxconn,
+        timeout=config.acquire_timeout,
+        check=AsyncConnectionPool.check_connection,
+        name=f"ahcore-{name}",
+        open=False,
+    )
+    await pool.open(wait=False)
+    return PostgresPool(name, pool, config.acquire_timeout)
+
+
+@hookimpl
+def register_db_driver() -> DriverSpec:
+    return DriverSpec(
+        name="postgres",
+        aliases=("postgresql", "aiopg", "psycopg2", "psycopg"),
+        create_pool=create_pool,
+    )

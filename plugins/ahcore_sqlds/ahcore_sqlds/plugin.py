@@ -1,0 +1,21 @@
+"""The plugin module registered as ``sqlds`` in the ``ahcore`` entry-point group."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore_sqlds.processor import SqldsProcessor
+from ahcore_sqlds.settings import PLUGIN_NAME, SqldsSettings
+
+
+@hookimpl
+def register_processor() -> ProcessorSpec:
+    """``.sqlds`` files are served by :class:`SqldsProcessor`."""
+    return ProcessorSpec(PLUGIN_NAME, (".sqlds",), SqldsProcessor)
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    """Check ``plugins.sqlds`` at start, so a bad setting stops the server, not each request."""
+    SqldsSettings.of(get_site(app))

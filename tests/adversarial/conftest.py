@@ -1,0 +1,39 @@
+"""The adversarial suite: a real server on 127.0.0.1, driven over real sockets.
+
+Every test starts the site with aiohttp's ``TestServer`` (a listening socket)
+and talks to it with an aiohttp ``ClientSession`` or, where a client library
+would normalise the path or the headers, with raw bytes (``advkit``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from ahcore.app import create_app
+
+# The suite runs with --import-mode=importlib: make advkit importable by name.
+sys.path.insert(0, str(Path(__file__).parent))
+
+ServeFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def serve() -> Any:
+    """``server = await serve(workdir, extra_plugins=..., debug=...)``: a started TestServer."""
+    started: list[TestServer] = []
+
+    async def start(workdir: str | Path, **kwargs: Any) -> TestServer:
+        srv = TestServer(create_app(workdir, **kwargs), host="127.0.0.1")
+        await srv.start_server()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in reversed(started):
+        await srv.close()

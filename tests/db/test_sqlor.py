@@ -1,0 +1,170 @@
+"""The sqlor interface on every engine: CRUD, SQL with bound values, paging, refusals."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from ahcore.db.errors import BadQuery
+from ahcore.jsonutil import dumps
+
+ROWS = [
+    {"id": "a1", "field1": 1, "name": "apple", "price": "1.50", "created": "2024-01-02"},
+    {"id": "b2", "field1": 2, "name": "banana", "price": "0.25", "created": "2024-02-03"},
+    {"id": "c3", "field1": 3, "name": "cherry", "price": "12.00", "created": None},
+]
+
+
+async def fill(pools) -> None:
+    async with pools.sqlorContext("db1") as sor:
+        for row in ROWS:
+            assert await sor.C("tbl1", {**row, "not_a_column": "ignored"}) == 1
+
+
+async def test_crud_round_trip(db_client) -> None:
+    client = await db_client()
+    pools = client.pools
+    await fill(pools)
+    async with pools.sqlorContext("db1") as sor:
+        recs = await sor.R("tbl1", {"name": "banana", "page": 9, "sort": "bogus", "x": 1})
+        assert [r.id for r in recs] == ["b2"]
+        assert recs[0].field1 == 2
+        assert await sor.U("tbl1", {"id": "b2", "name": "blueberry", "junk": 1}) == 1
+        assert await sor.D("tbl1", {"id": "c3"}) == 1
+    async with pools.sqlorContext("db1") as sor:
+        recs = await sor.R("tbl1", {})
+        assert sorted(r.name for r in recs) == ["apple", "blueberry"]
+        # Records encode to JSON: dates as ISO strings, decimals as numbers.
+        data = json.loads(dumps(await sor.R("tbl1", {"id": "a1"})))
+        assert data[0]["created"] == "2024-01-02"
+        assert data[0]["price"] == 1.5
+
+
+async def test_R_with_string_values_for_typed_columns(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as sor:
+        # params_kw values are strings; every engine compares them with an INTEGER column.
+        assert [r.id for r in await sor.R("tbl1", {"field1": "3"})] == ["c3"]
+
+
+async def test_RP_pages_and_sorts(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as sor:
+        page = await sor.RP("tbl1", {"page": "2", "pagerows": "2", "sort": "field1 desc"})
+        assert page.total == 3
+        assert [r.id for r in page.rows] == ["a1"]
+        page = await sor.RP("tbl1", {"sort": ["name DESC", "id"]})
+        assert [r.id for r in page.rows] == ["c3", "b2", "a1"]
+        page = await sor.RP("tbl1", {"pagerows": 100000})  # clamped, not refused
+        assert page.total == 3
+
+
+async def test_sqlExe_binds_values(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as sor:
+        recs = await sor.sqlExe(
+            "select id, name from tbl1 where field1 >= ${low}$ and name like ${pat}$ order by id",
+            {"low": 2, "pat": "%an%"},
+        )
+        assert [dict(r) for r in recs] == [{"id": "b2", "name": "banana"}]
+        count = await sor.sqlExe(
+            "update tbl1 set field1 = ${v}$ where id = ${id}$", {"v": 9, "id": "a1"}
+        )
+        assert count == 1
+        # A literal % in the text survives every paramstyle.
+        recs = await sor.sqlExe(
+            "select id from tbl1 where name like 'app%' and id = ${id}$", {"id": "a1"}
+        )
+        assert [r.id for r in recs] == ["a1"]
+
+
+async def test_sqlPaging(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as sor:
+        r = await sor.sqlPaging(
+            "select id, field1 from tbl1 where field1 > ${var1}$;",
+            {"var1": 0, "page": 1, "pagerows": 2, "sort": "field1 desc"},
+        )
+        assert r.total == 3
+        assert [x.id for x in r.rows] == ["c3", "b2"]
+        with pytest.raises(BadQuery, match="name"):
+            # name is a table column but not in this query's result
+            await sor.sqlPaging("select id from tbl1", {"sort": "name"})
+
+
+async def test_rollback_on_exception(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    with pytest.raises(RuntimeError):
+        async with client.pools.sqlorContext("db1") as sor:
+            await sor.D("tbl1", {"id": "a1"})
+            await sor.C("tbl1", {"id": "z9", "field1": 9})
+            raise RuntimeError("boom")
+    async with client.pools.sqlorContext("db1") as sor:
+        assert sorted(r.id for r in await sor.R("tbl1", {})) == ["a1", "b2", "c3"]
+
+
+async def test_injection_through_values_is_bound(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    evil = "a1' OR '1'='1"
+    async with client.pools.sqlorContext("db1") as sor:
+        assert await sor.R("tbl1", {"id": evil}) == []
+        assert await sor.sqlExe("select * from tbl1 where id = ${id}$", {"id": evil}) == []
+        assert await sor.D("tbl1", {"id": evil}) == 0
+        await sor.C("tbl1", {"id": "x1", "name": "'); DROP TABLE tbl1; --"})
+    async with client.pools.sqlorContext("db1") as sor:
+        assert len(await sor.R("tbl1", {})) == 4
+        assert (await sor.R("tbl1", {"id": "x1"}))[0].name == "'); DROP TABLE tbl1; --"
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda s: s.R("tbl1; drop table tbl1", {}), "bad table name"),
+        (lambda s: s.R("no_such_table", {}), "no such table"),
+        (lambda s: s.RP("tbl1", {"sort": "id; drop table tbl1"}), "bad sort item"),
+        (lambda s: s.RP("tbl1", {"sort": "(select 1)"}), "bad sort item"),
+        (lambda s: s.RP("tbl1", {"sort": "nosuch desc"}), "no such column"),
+        (lambda s: s.RP("tbl1", {"sort": {"id": 1}}), "sort must be"),
+        (lambda s: s.RP("tbl1", {"page": "1 or 1=1"}), "page must be an integer"),
+        (lambda s: s.RP("tbl1", {"pagerows": "x"}), "pagerows must be an integer"),
+        (lambda s: s.RP("tbl1", {"page": 0}), "page must be at least 1"),
+        (lambda s: s.U("tbl1", {"name": "no id"}), "'id' is required"),
+        (lambda s: s.C("tbl1", {"nothing": 1}), "nothing to insert"),
+        (lambda s: s.R("tbl1", {"id": ["a", "b"]}), "single value"),
+        (lambda s: s.sqlPaging("select id from tbl1", {"sort": "id desc, 1"}), "bad sort item"),
+    ],
+)
+async def test_refusals_are_400(db_client, call, message) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    with pytest.raises(BadQuery, match=message) as info:
+        async with client.pools.sqlorContext("db1") as sor:
+            await call(sor)
+    assert info.value.status == 400
+    async with client.pools.sqlorContext("db1") as sor:
+        assert len(await sor.R("tbl1", {})) == 3
+
+
+async def test_dates_and_numbers_are_json_safe(db_client) -> None:
+    client = await db_client()
+    async with client.pools.sqlorContext("db1") as sor:
+        await sor.C("tbl1", {"id": "d", "created": datetime.date(2020, 5, 6), "price": 3})
+        recs = await sor.sqlExe("select * from tbl1", {})
+    assert json.loads(dumps(recs)) == [
+        {"id": "d", "field1": None, "name": None, "price": 3, "created": "2020-05-06"}
+    ]
+
+
+async def test_unknown_database_is_a_clear_error(db_client) -> None:
+    client = await db_client()
+    with pytest.raises(LookupError, match="nope"):
+        async with client.pools.sqlorContext("nope"):
+            pass
