@@ -50,7 +50,8 @@ def core(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "ahcore", "plugins", "tests", "bench", "noxfile.py")
+    paths = [p for p in ("ahcore", "plugins", "tests", "bench", "examples", "noxfile.py") if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
 
 
 @nox.session

@@ -56,6 +56,10 @@ async def read_params(request: web.Request, uploads: Any = None) -> DictObject:
                     data = msgspec.json.decode(body)
                 except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                     raise bad_request(f"malformed JSON body: {exc}") from None
+                except RecursionError:
+                    raise bad_request(
+                        f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
+                    ) from None
                 _check_depth(data)
                 if isinstance(data, dict):
                     params.update(data)
