@@ -77,7 +77,6 @@ class WebsiteConfig(_Base):
     session_redis: SessionRedisConfig | None = None
     allowListFolder: bool = False
     trusted_proxies: list[str] = []
-    request_timeout: float = 60.0
 
 
 class LoggerConfig(_Base):

@@ -241,3 +241,61 @@ def test_init_writes_a_site_that_check_accepts(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ahcore", "check", "-w", str(target)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
     assert "warning: website.cookie_secret" in out.stdout
+
+
+def make_self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    crt, keyfile = folder / "site.pem", folder / "site.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, keyfile
+
+
+async def test_https_from_website_ssl(site):
+    crt, key = make_self_signed(site / "conf")
+    cfg_path = site / "conf" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["website"]["ssl"] = {"crtfile": "$[workdir]$/conf/site.pem", "keyfile": "$[workdir]$/conf/site.key"}
+    cfg_path.write_text(json.dumps(cfg))
+    port = free_port()
+    proc = start(site, port)
+    try:
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as s:
+            while True:
+                try:
+                    async with s.get(f"https://127.0.0.1:{port}/hello.txt", ssl=False) as r:
+                        assert r.status == 200 and await r.text() == "hello"
+                        break
+                except aiohttp.ClientConnectionError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+                    await asyncio.sleep(0.1)
+    finally:
+        out = stop(proc)
+    assert f"https://127.0.0.1:{port}/" in out
