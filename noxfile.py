@@ -30,8 +30,12 @@ def install_all(session: nox.Session, *extra: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Kernel and all plugins installed together; the whole suite."""
-    install_all(session)
+    """Kernel and all plugins installed together; the whole suite.
+
+    Browser tests drive Debian's chromium (installed by their setup when
+    missing) through Playwright's Python package; no browser is downloaded.
+    """
+    install_all(session, "playwright")
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
 
 

@@ -1,0 +1,169 @@
+"""The demo site in a real headless Chromium (Debian's package) driven by Playwright.
+
+The browser comes from the system packages, never from Playwright's own
+download: the setup installs Debian's ``chromium`` when it is missing (as
+root with apt-get), and Playwright is pointed at it with
+``executable_path``. Screenshots are saved under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo"
+ARTIFACTS = ROOT / "test-artifacts"
+NEEDED = ("playwright", "ahcore_dspy", "ahcore_tmpl", "ahcore_md", "ahcore_xlsxds", "ahcore_sqlds")
+missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing), reason=f"needs {missing}")]
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env, capture_output=True)
+        found = shutil.which("chromium")
+        if found:
+            return found
+    pytest.skip("Debian's chromium is not installed and cannot be installed here")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    site = tmp_path_factory.mktemp("browser") / "demo"
+    shutil.copytree(DEMO, site, ignore=shutil.ignore_patterns("*.db", ".data", "files", ".session_secret"))
+    subprocess.run([sys.executable, str(site / "seed.py")], check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ahcore", "serve", "-w", str(site), "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(proc.communicate()[0].decode(errors="replace")) from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str, locale: str = "en-US"):
+    context = browser.new_context(locale=locale, extra_http_headers={"Accept-Language": locale})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    return page, errors
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    "path, text, name",
+    [
+        ("/", "Welcome to Acme Parts", "home"),
+        ("/about.md", "every page here is a", "about"),
+        ("/prices.tmpl", "Cordless drill", "prices"),
+        ("/contact.tmpl", "Your name", "contact"),
+    ],
+)
+def test_pages_render_without_console_errors(browser, demo_url, path, text, name):
+    page, errors = open_page(browser, demo_url + path)
+    assert text in page.content()
+    shot(page, name)
+    assert errors == []
+    page.context.close()
+
+
+def test_product_list_loads_pages_and_sorts(browser, demo_url):
+    page, errors = open_page(browser, demo_url + "/products/")
+    rows = page.locator("#products tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 8
+    first = rows.first.inner_text()
+    page.click("th[data-sort=price]")
+    page.wait_for_function("document.querySelector('#products tbody tr td') && true")
+    page.wait_for_timeout(300)
+    assert rows.first.inner_text() != first or "Wall plugs" in rows.first.inner_text()
+    page.click("#next")
+    page.wait_for_timeout(300)
+    assert "2 /" in page.inner_text("#page")
+    shot(page, "products")
+    assert errors == []
+    page.context.close()
+
+
+def test_contact_form_posts_and_thanks(browser, demo_url):
+    page, errors = open_page(browser, demo_url + "/contact.tmpl")
+    page.fill("input[name=name]", "Ann <b>")
+    page.fill("textarea[name=message]", "Hello")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "Thank you" in page.content()
+    shot(page, "contact-sent")
+    assert errors == []
+    page.context.close()
+
+
+def test_language_changes_with_the_browser_locale(browser, demo_url):
+    page, errors = open_page(browser, demo_url + "/", locale="zh-CN")
+    assert "欢迎" in page.content()
+    shot(page, "home-zh")
+    page.context.close()
