@@ -51,7 +51,7 @@ def create_app(
     pm = create_plugin_manager(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
     site = Site(workdir, config, pm, debug=debug)
 
-    middlewares = [error_middleware, session.csrf_middleware]
+    middlewares = [error_middleware]
     app = web.Application(
         middlewares=middlewares,
         client_max_size=config.website.client_max_size,

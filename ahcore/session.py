@@ -289,14 +289,6 @@ def csrf_refusal(request: web.Request) -> str | None:
     return None
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler):
-    reason = csrf_refusal(request)
-    if reason is not None:
-        raise web.HTTPForbidden(text=f"403: {reason}\n")
-    return await handler(request)
-
-
 # ------------------------------------------------------------------ namespace
 
 

@@ -244,7 +244,11 @@ class Site:
         return restart
 
     def uses_auth(self) -> bool:
-        return bool(self.pm.hook.auth_check.get_hookimpls())
+        # Fixed once the plugin set is loaded; cached because every request asks.
+        cached: bool | None = getattr(self, "_uses_auth", None)
+        if cached is None:
+            cached = self._uses_auth = bool(self.pm.hook.auth_check.get_hookimpls())
+        return cached
 
     def workdir_file(self, *parts: str) -> Path:
         return self.workdir.joinpath(*parts)
