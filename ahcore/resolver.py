@@ -92,6 +92,8 @@ def split_segments(raw_path: str) -> tuple[str, ...]:
 class Resolver:
     """Finds the file a URL names across the site's content roots."""
 
+    REAL_CACHE_SIZE = 4096
+
     def __init__(
         self,
         roots: list[Root],
@@ -106,6 +108,8 @@ class Resolver:
         # Real paths (with trailing separator) that are never served.
         self.forbidden = tuple(os.path.realpath(d).rstrip(os.sep) + os.sep for d in forbidden_dirs)
         self.allow_listing = allow_listing
+        # candidate path -> (real path, (st_dev, st_ino)); see _real_stat.
+        self._real_cache: dict[str, tuple[str, tuple[int, int]]] = {}
 
     def canonical(self, segments: tuple[str, ...], trailing_slash: bool = False) -> str:
         url = "/" + "/".join(segments)
@@ -128,29 +132,46 @@ class Resolver:
                 return found
         return None
 
-    def _lookup(
-        self, root: Root, candidate: str, want_slash: bool, segments: tuple[str, ...]
-    ) -> Resolved | None:
+    def _real_stat(self, candidate: str, root: Root) -> tuple[str, os.stat_result] | None:
+        """The real path and stat of ``candidate`` if it exists inside ``root``.
+
+        ``realpath`` costs an ``lstat`` per path component, so the answer is
+        cached per candidate and re-validated on every call with one
+        ``os.stat`` (which follows symlinks): the cached real path is used
+        only while the candidate still leads to the same inode. A symlink
+        re-pointed elsewhere leads to another inode and is resolved and
+        checked afresh, so nothing outside the root is ever served.
+        """
+        try:
+            st = os.stat(candidate)
+        except (OSError, ValueError):
+            return None
+        identity = (st.st_dev, st.st_ino)
+        cached = self._real_cache.get(candidate)
+        if cached is not None and cached[1] == identity:
+            return cached[0], st
         real = os.path.realpath(candidate)
         if not self._inside(real + os.sep, root):
             return None
-        try:
-            st = os.stat(real)
-        except (FileNotFoundError, NotADirectoryError, PermissionError, OSError):
+        if len(self._real_cache) >= self.REAL_CACHE_SIZE:
+            self._real_cache.clear()
+        self._real_cache[candidate] = (real, identity)
+        return real, st
+
+    def _lookup(
+        self, root: Root, candidate: str, want_slash: bool, segments: tuple[str, ...]
+    ) -> Resolved | None:
+        found = self._real_stat(candidate, root)
+        if found is None:
             return None
+        real, st = found
         if stat.S_ISDIR(st.st_mode):
             if not want_slash and segments:
                 raise RedirectToSlash(self.canonical(segments, True))
             for index in self.indexes:
-                ipath = os.path.realpath(os.path.join(real, index))
-                if not self._inside(ipath + os.sep, root):
-                    continue
-                try:
-                    ist = os.stat(ipath)
-                except OSError:
-                    continue
-                if stat.S_ISREG(ist.st_mode):
-                    return self._file(root, ipath, ist)
+                indexed = self._real_stat(os.path.join(real, index), root)
+                if indexed is not None and stat.S_ISREG(indexed[1].st_mode):
+                    return self._file(root, *indexed)
             if self.allow_listing:
                 return Resolved(
                     Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True

@@ -89,3 +89,24 @@ async def test_doubled_slashes_and_dot_segments_normalise(server):
             assert status == 400  # '..' is refused, never resolved
         else:
             assert status == 200 and data.endswith(b"hello world\n"), target
+
+
+async def test_a_symlink_repointed_outside_the_root_is_refused_at_once(site_dir, echo_plugin, tmp_path):
+    www = site_dir / "wwwroot"
+    inside = www / "inside.txt"
+    inside.write_text("inside")
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("TOP-SECRET")
+    link = www / "flip.txt"
+    os.symlink(inside, link)
+    srv = TestServer(create_app(site_dir, extra_plugins={"echo": echo_plugin}))
+    await srv.start_server()
+    try:
+        status, data = await raw_get(srv, "/flip.txt")
+        assert status == 200 and data.endswith(b"inside")
+        link.unlink()
+        os.symlink(outside, link)
+        status, data = await raw_get(srv, "/flip.txt")
+        assert status == 404 and b"TOP-SECRET" not in data
+    finally:
+        await srv.close()
