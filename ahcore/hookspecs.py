@@ -99,6 +99,18 @@ def auth_check(request: web.Request, user: str | None, path: str) -> bool | None
 
 
 @hookspec
+def identify_user(request: web.Request) -> str | None:
+    """Who makes this request when the session has no logged-in user.
+
+    For login methods that do not use the session: HTTP Basic, bearer API
+    keys, client certificates. Return a user id, or ``None`` to pass. Plugins
+    are asked in turn and the first user id wins; the answer is cached for
+    the request and is what ``get_user()`` and ``auth_check`` see. May be
+    async.
+    """
+
+
+@hookspec
 def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
     """Clear caches after a hot reload.
 

@@ -179,14 +179,35 @@ async def current_ticket(request: web.Request) -> dict[str, Any] | None:
 
 
 async def current_user(request: web.Request) -> str | None:
-    """The logged-in user id, or None (also when the ticket expired)."""
+    """The logged-in user id, or None (also when the ticket expired).
+
+    Without a session user, ``identify_user`` plugins are asked (header
+    logins such as Basic or bearer keys).
+    """
     cached = request.get(_USER, False)
     if cached is not False:
         return cached
     ticket = await current_ticket(request)
     user = ticket.get("userid") if ticket else None
+    if user is None:
+        user = await _identify(request)
     request[_USER] = user
     return user
+
+
+async def _identify(request: web.Request) -> Any:
+    """Ask ``identify_user`` plugins (Basic, bearer keys …) in turn; first answer wins."""
+    from ahcore.plugins import await_me_maybe, call_impl
+    from ahcore.site import SITE_KEY
+
+    site = request.app.get(SITE_KEY)
+    if site is None:
+        return None
+    for impl in reversed(site.pm.hook.identify_user.get_hookimpls()):
+        user = await await_me_maybe(call_impl(impl, request=request))
+        if user is not None:
+            return user
+    return None
 
 
 async def remember_user(

@@ -51,6 +51,14 @@ class SessionPlugin:
         return None
 
 
+class HeaderLogin:
+    """A login method that does not use the session (like Basic or bearer keys)."""
+
+    @hookimpl
+    async def identify_user(self, request):
+        return request.headers.get("X-Test-User")
+
+
 class AbstainingPlugin:
     @hookimpl
     def auth_check(self, request, user, path):
@@ -74,7 +82,7 @@ def site(make_site):
     return make_site(
         config={
             "website": {"cookie_secret": "test-secret", "session_max_time": 100, "session_reissue_time": 10},
-            "plugins": {"sess": True, "other": True},
+            "plugins": {"sess": True, "other": True, "hdr": True},
         },
         files=FILES,
     )
@@ -82,7 +90,9 @@ def site(make_site):
 
 @pytest.fixture
 async def client(site, ahcore_client):
-    return await ahcore_client(site, extra_plugins={"sess": SessionPlugin(), "other": AbstainingPlugin()})
+    return await ahcore_client(
+        site, extra_plugins={"sess": SessionPlugin(), "other": AbstainingPlugin(), "hdr": HeaderLogin()}
+    )
 
 
 async def whoami(client):
@@ -185,3 +195,12 @@ async def test_generated_secret_is_kept_in_the_site(make_site, ahcore_client, ca
     await ahcore_client(site)
     assert secret.read_bytes() == first
     assert "cookie_secret is not set" in caplog.text
+
+
+async def test_identify_user_gives_header_logins_a_user(client):
+    r = await client.get("/whoami.call", headers={"X-Test-User": "carol"})
+    assert (await r.json())["user"] == "carol"
+    # a header-identified user without the right gets 403, not 401
+    assert (await client.get("/admin/", headers={"X-Test-User": "carol"})).status == 403
+    assert (await client.get("/admin/", headers={"X-Test-User": "root"})).status == 200
+    assert (await client.get("/admin/")).status == 401

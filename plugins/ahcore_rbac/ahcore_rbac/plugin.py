@@ -1,0 +1,169 @@
+"""The plugin module registered as ``rbac`` in the ``ahcore`` entry-point group.
+
+Only public hooks: ``register_routes`` (state and login endpoints, before the
+app freezes), ``on_startup`` (database and tables), ``auth_check`` (the
+access decision), ``on_hot_reload`` (cache clearing) and
+``request_namespace`` (names for scripts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ahcore import get_site, hookimpl
+from ahcore.context import RequestContext
+from ahcore.db.pools import get_pools
+from ahcore.session import current_ticket, forget_user, remember_user
+from ahcore_rbac.settings import RbacSettings
+from ahcore_rbac.state import RBAC_KEY, LoginResult, RbacState, UserInfo, get_rbac
+
+
+@hookimpl
+def register_routes(app: web.Application) -> None:
+    """Create the rbac state (so other plugins find it in their ``on_startup``) and the endpoints."""
+    site = get_site(app)
+    state = RbacState(site, RbacSettings.of(site))
+    app[RBAC_KEY] = state
+    if state.settings.routes:
+        prefix = state.settings.prefix
+        app.router.add_post(prefix + "/login", login_view)
+        app.router.add_post(prefix + "/logout", logout_view)
+        app.router.add_get(prefix + "/whoami", whoami_view)
+
+
+@hookimpl
+async def on_startup(app: web.Application) -> None:
+    """Attach to the application's database pools and create the tables when missing."""
+    state = get_rbac(app)
+    state.attach(get_pools(app))
+    await state.create_schema()
+
+
+@hookimpl
+async def auth_check(request: web.Request, user: str | None, path: str) -> bool | None:
+    """Allow or deny ``path`` by the most specific permission rule; abstain when none covers it.
+
+    Without a session user, an ``Authorization`` header (Basic, Bearer or an
+    added authenticator) may identify one.
+    """
+    state = request.app.get(RBAC_KEY)
+    if state is None:
+        return None
+    table = await state.permissions()
+    if table.required(path) is None:
+        return None  # skip identity work for paths no rule covers
+    if user is None:
+        user = await state.header_user(request)
+    return table.allows(path, await state.roles_of(user))
+
+
+@hookimpl
+async def identify_user(request: web.Request) -> str | None:
+    """Basic, bearer and added login methods, so ``get_user()`` and 401/403 see header users."""
+    state = request.app.get(RBAC_KEY)
+    return None if state is None else await state.header_user(request)
+
+
+@hookimpl
+def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
+    """Any hot reload also drops cached roles and permissions (edits show at once)."""
+    state = app.get(RBAC_KEY)
+    if state is not None:
+        state.clear_caches()
+
+
+@hookimpl
+def request_namespace(context: RequestContext) -> dict[str, Any]:
+    """``rbac_login(username, password)`` and ``rbac_roles()`` for a site's own login pages."""
+    request = context.request
+    state = get_rbac(request.app)
+
+    async def rbac_login(username: str, password: str) -> dict[str, Any]:
+        result = await state.login(username, password)
+        if result.status == "ok" and result.user is not None:
+            await remember_user(request, result.user.id, result.user.username, result.user.orgid or "")
+        return _result_body(result)
+
+    async def rbac_roles() -> list[str]:
+        return sorted(await state.roles_of(await state.request_user(request)))
+
+    return {"rbac_login": rbac_login, "rbac_roles": rbac_roles}
+
+
+# ------------------------------------------------------------------ endpoints
+
+
+def _user_body(info: UserInfo) -> dict[str, Any]:
+    return {"id": info.id, "username": info.username, "orgid": info.orgid}
+
+
+def _result_body(result: LoginResult) -> dict[str, Any]:
+    if result.status == "ok" and result.user is not None:
+        return {"ok": True, "user": _user_body(result.user)}
+    if result.status == "locked":
+        return {
+            "ok": False,
+            "error": "account locked after too many failed logins; "
+            f"try again in {result.retry_after} s",
+            "retry_after": result.retry_after,
+        }
+    return {"ok": False, "error": "wrong username or password"}
+
+
+async def _credentials(request: web.Request) -> tuple[str, str]:
+    if request.content_type == "application/json":
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text="400: the body is not valid JSON\n") from None
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(text="400: expected a JSON object\n")
+    else:
+        data = dict(await request.post())
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise web.HTTPBadRequest(text="400: username and password are required\n")
+    return username, password
+
+
+async def login_view(request: web.Request) -> web.Response:
+    """``POST {prefix}/login``: 200 and a fresh session, 401 wrong, 429 locked."""
+    username, password = await _credentials(request)
+    result = await get_rbac(request.app).login(username, password)
+    body = _result_body(result)
+    if result.status == "ok" and result.user is not None:
+        user = result.user
+        await remember_user(request, user.id, user.username, user.orgid or "")
+        return web.json_response(body)
+    if result.status == "locked":
+        return web.json_response(
+            body, status=429, headers={"Retry-After": str(max(result.retry_after, 1))}
+        )
+    return web.json_response(body, status=401)
+
+
+async def logout_view(request: web.Request) -> web.Response:
+    """``POST {prefix}/logout``: clears the session."""
+    await forget_user(request)
+    return web.json_response({"ok": True})
+
+
+async def whoami_view(request: web.Request) -> web.Response:
+    """``GET {prefix}/whoami``: the user (session or header) and their roles."""
+    state = get_rbac(request.app)
+    userid = await state.request_user(request)
+    info = await state.user(userid) if userid is not None else None
+    via = None
+    if userid is not None:
+        via = "session" if await current_ticket(request) else "header"
+    return web.json_response(
+        {
+            "user": _user_body(info) if info is not None else None,
+            "via": via,
+            "roles": sorted(await state.roles_of(userid)),
+        }
+    )

@@ -1,0 +1,280 @@
+"""Per-application rbac state: settings, caches, authenticators, login logic.
+
+Kept on the app under :data:`RBAC_KEY` (never on the module), so two
+applications in one process never share users or caches.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ahcore.config import DatabaseConfig
+from ahcore.db.pools import Database, DBPools
+from ahcore.db.sqlor import SQLor
+from ahcore.session import current_user
+from ahcore_rbac import store
+from ahcore_rbac.passwords import MAX_PASSWORD_LENGTH, Passwords, api_key_hash
+from ahcore_rbac.rules import VISITOR_ROLES, PermissionTable, role_name, user_roles
+from ahcore_rbac.settings import FALLBACK_SQLITE_FILE, RbacSettings
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ahcore.site import Site
+
+log = logging.getLogger("ahcore_rbac")
+
+Authenticator = Callable[[web.Request], Awaitable[str | None]]
+"""An extra way to identify a request's user (no session): returns a user id or None."""
+
+_UNSET = object()
+_HEADER_USER: web.RequestKey[Any] = web.RequestKey("ahcore_rbac.header_user", object)
+_HEADER_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as access checks see it (cached for ``cache_ttl``)."""
+
+    id: str
+    username: str
+    orgid: str | None
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """``status`` is ``ok``, ``bad`` (unknown user or wrong password) or ``locked``."""
+
+    status: str
+    user: UserInfo | None = None
+    retry_after: int = 0
+
+
+class RbacState:
+    """Everything the rbac plugin keeps for one application."""
+
+    def __init__(self, site: Site, settings: RbacSettings) -> None:
+        self.site = site
+        self.settings = settings
+        self.passwords = Passwords(settings.argon2)
+        self.pools: DBPools | None = None
+        self.authenticators: list[Authenticator] = [self.basic_auth, self.bearer_auth]
+        self._perms: tuple[float, PermissionTable] | None = None
+        self._users: dict[str, tuple[float, UserInfo | None]] = {}
+        self._header_users: dict[str, tuple[float, str]] = {}
+
+    # ------------------------------------------------------------ database
+
+    def attach(self, pools: DBPools) -> None:
+        """Use ``pools``; add the fallback SQLite database when ``db`` is not configured."""
+        self.pools = pools
+        name = self.settings.db
+        if name in pools.databases:
+            return
+        driver = self.site.drivers.get("sqlite")
+        if driver is None:
+            raise RuntimeError(
+                f"plugins.rbac.db is {name!r}, which is not in 'databases', and the sqlite "
+                "driver is not enabled for the fallback file: configure the database or "
+                'enable "sqlite" in "plugins"'
+            )
+        path = self.site.workdir / FALLBACK_SQLITE_FILE
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        config = DatabaseConfig(driver="sqlite", kwargs={"dbname": str(path)})
+        pools.databases[name] = Database(name, config, driver, self.site)
+        log.info("rbac: database %r not configured; using %s", name, path)
+
+    def sor(self) -> AbstractAsyncContextManager[SQLor]:
+        """One transaction on the rbac database."""
+        if self.pools is None:
+            raise RuntimeError("the rbac plugin has not started")
+        return self.pools.sqlorContext(self.settings.db)
+
+    async def create_schema(self) -> None:
+        async with self.sor() as sor:
+            await store.create_schema(sor)
+
+    # ------------------------------------------------------------ caches
+
+    def clear_caches(self) -> None:
+        """Forget cached permissions, user roles and header identities (hot reload)."""
+        self._perms = None
+        self._users.clear()
+        self._header_users.clear()
+
+    def _fresh(self, stamp: float) -> bool:
+        return time.monotonic() - stamp < self.settings.cache_ttl
+
+    async def permissions(self) -> PermissionTable:
+        cached = self._perms
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        async with self.sor() as sor:
+            rows = await store.permission_rows(sor)
+        table = PermissionTable.build(
+            (path, role_name(t, n) if n is not None else None) for path, t, n in rows
+        )
+        self._perms = (time.monotonic(), table)
+        return table
+
+    async def user(self, userid: str) -> UserInfo | None:
+        """The user with their roles, or None when no such user exists (any more)."""
+        cached = self._users.get(userid)
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        async with self.sor() as sor:
+            row = await store.user_by_id(sor, userid)
+            granted = await store.granted_roles(sor, userid) if row is not None else []
+        info = None
+        if row is not None:
+            info = UserInfo(
+                str(row["id"]), row["username"], row["orgid"], user_roles(granted, row["orgtypeid"])
+            )
+        if len(self._users) > _HEADER_CACHE_LIMIT:
+            self._users.clear()
+        self._users[userid] = (time.monotonic(), info)
+        return info
+
+    async def roles_of(self, userid: str | None) -> frozenset[str]:
+        """Roles for access checks: visitors get ``anonymous`` and ``any``.
+
+        A session naming a user that no longer exists keeps only ``any``.
+        """
+        if userid is None:
+            return VISITOR_ROLES
+        info = await self.user(str(userid))
+        return info.roles if info is not None else frozenset({"any"})
+
+    # ------------------------------------------------------------ identity
+
+    async def request_user(self, request: web.Request) -> str | None:
+        """The session user, else the user of an ``Authorization`` header (cached per request)."""
+        user = await current_user(request)
+        if user is not None:
+            return str(user)
+        return await self.header_user(request)
+
+    async def header_user(self, request: web.Request) -> str | None:
+        cached = request.get(_HEADER_USER, _UNSET)
+        if cached is not _UNSET:
+            return cached
+        user = None
+        for authenticate in self.authenticators:
+            user = await authenticate(request)
+            if user is not None:
+                break
+        request[_HEADER_USER] = user
+        return user
+
+    def _remember_header(self, key: str, userid: str) -> None:
+        if len(self._header_users) > _HEADER_CACHE_LIMIT:
+            self._header_users.clear()
+        self._header_users[key] = (time.monotonic(), userid)
+
+    def _recall_header(self, key: str) -> str | None:
+        cached = self._header_users.get(key)
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        return None
+
+    async def basic_auth(self, request: web.Request) -> str | None:
+        """``Authorization: Basic``: the same check (and lock-out) as the login endpoint.
+
+        A success is cached by a digest of the header for ``cache_ttl``, so a
+        client sending Basic on every request does not pay argon2 each time.
+        """
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic" or not value:
+            return None
+        key = "basic:" + hashlib.sha256(value.strip().encode()).hexdigest()
+        userid = self._recall_header(key)
+        if userid is not None:
+            return userid
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, colon, password = decoded.partition(":")
+        if not colon:
+            return None
+        result = await self.login(username, password)
+        if result.status != "ok" or result.user is None:
+            return None
+        self._remember_header(key, result.user.id)
+        return result.user.id
+
+    async def bearer_auth(self, request: web.Request) -> str | None:
+        """``Authorization: Bearer <api key>``: looked up by the key's sha256."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        digest = api_key_hash(value.strip())
+        key = "bearer:" + digest
+        userid = self._recall_header(key)
+        if userid is not None:
+            return userid
+        async with self.sor() as sor:
+            row = await store.user_by_api_key(sor, digest)
+        if row is None:
+            return None
+        self._remember_header(key, str(row["id"]))
+        return str(row["id"])
+
+    # ------------------------------------------------------------ login
+
+    async def login(self, username: str, password: str) -> LoginResult:
+        """Check a username and password, counting failures and honouring lock-out.
+
+        While an account is locked even the right password is refused, so
+        guessing cannot continue in the background. A successful login
+        clears the failure count (and upgrades an outdated hash).
+        """
+        if not username or len(password) > MAX_PASSWORD_LENGTH:
+            await self.passwords.verify(None, password[:MAX_PASSWORD_LENGTH])
+            return LoginResult("bad")
+        async with self.sor() as sor:
+            row = await store.user_by_name(sor, username)
+        if row is None:
+            await self.passwords.verify(None, password)
+            return LoginResult("bad")
+        userid = str(row["id"])
+        now = int(time.time())
+        locked_until = row["locked_until"]
+        if locked_until is not None and int(locked_until) > now:
+            return LoginResult("locked", retry_after=int(locked_until) - now)
+        if not await self.passwords.verify(row["password_hash"], password):
+            async with self.sor() as sor:
+                failures = await store.record_failure(sor, userid)
+                if failures >= self.settings.max_failures:
+                    await store.lock_user(sor, userid, now + self.settings.lockout_seconds)
+                    log.warning("rbac: user %r locked after %d failed logins", username, failures)
+                    return LoginResult("locked", retry_after=self.settings.lockout_seconds)
+            return LoginResult("bad")
+        rehash = self.passwords.needs_rehash(row["password_hash"])
+        if row["failed_logins"] or locked_until is not None or rehash:
+            new_hash = await self.passwords.hash(password) if rehash else None
+            async with self.sor() as sor:
+                await store.reset_failures(sor, userid)
+                if new_hash is not None:
+                    await store.set_password_hash(sor, userid, new_hash)
+        info = await self.user(userid)
+        return LoginResult("ok", info) if info is not None else LoginResult("bad")
+
+
+RBAC_KEY: web.AppKey[RbacState] = web.AppKey("ahcore_rbac.state", RbacState)
+
+
+def get_rbac(app: web.Application) -> RbacState:
+    """The rbac state of an application (other plugins append to ``.authenticators``)."""
+    return app[RBAC_KEY]
