@@ -1,4 +1,4 @@
-"""The ``ahcore`` command: serve, check, plugins, init.
+"""The ``ahcore`` command: serve, check, plugins, init, new-plugin.
 
 ``ahcore -w DIR -p PORT`` (no sub-command) is ``ahcore serve``, so ahserver's
 command lines keep working.
@@ -17,7 +17,7 @@ from pathlib import Path
 from ahcore.config import ConfigError, load_config
 from ahcore.plugins import PluginError
 
-COMMANDS = ("serve", "check", "plugins", "init")
+COMMANDS = ("serve", "check", "plugins", "init", "new-plugin")
 
 
 def _workdir_args(p: argparse.ArgumentParser) -> None:
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="write a starter site")
     init.add_argument("dir", help="folder to create")
+
+    new_plugin = sub.add_parser("new-plugin", help="write a processor plugin skeleton")
+    new_plugin.add_argument("name", help="plugin name: a Python identifier, also the suffix")
+    new_plugin.add_argument(
+        "--dir", default=".", help="where to create ahcore_NAME/ (default: .)"
+    )
     return parser
 
 
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_plugins(args)
         if args.command == "init":
             return cmd_init(args)
+        if args.command == "new-plugin":
+            return cmd_new_plugin(args)
     except (ConfigError, PluginError) as exc:
         print(f"ahcore: cannot start:\n{_problems(exc)}", file=sys.stderr)
         return 2
@@ -189,6 +197,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     starter = files("ahcore") / "starter"
     shutil.copytree(str(starter), target, dirs_exist_ok=True)
     print(f"ahcore: starter site written to {target}; serve it with: ahcore serve -w {target}")
+    return 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from ahcore.scaffold import ScaffoldError, write_plugin
+
+    try:
+        target = write_plugin(args.name, args.dir)
+    except ScaffoldError as exc:
+        print(f"ahcore: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"ahcore: plugin {args.name!r} written to {target}; test it with: "
+        f"cd {target} && python -m pytest"
+    )
     return 0
 
 

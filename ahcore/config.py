@@ -121,6 +121,7 @@ class SiteConfig(_Base):
 # --------------------------------------------------------------------------
 # substitution
 
+_MALFORMED = re.compile(r"\$\[.*?\]\$")
 _SUBST = re.compile(r"\$\[([A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_][A-Za-z0-9_]*)?)\]\$")
 
 
@@ -162,7 +163,14 @@ def substitute(value: Any, subs: Substitutions, path: str, problems: list[str]) 
                 return m.group(0)
             return found
 
-        return _SUBST.sub(repl, value)
+        result = _SUBST.sub(repl, value)
+        leftover = _MALFORMED.search(_SUBST.sub("", value))
+        if leftover:
+            problems.append(
+                f"{path}: malformed substitution {leftover.group(0)[:40]!r} "
+                "(known: $[workdir]$, $[ProgramPath]$, $[ENV:NAME]$)"
+            )
+        return result
     if isinstance(value, dict):
         return {k: substitute(v, subs, f"{path}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):

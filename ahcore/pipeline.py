@@ -16,7 +16,7 @@ from ahcore.errors import not_found
 from ahcore.forwarded import apply_forwarded
 from ahcore.plugins import await_me_maybe
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
-from ahcore.session import current_user
+from ahcore.session import current_user, request_state
 from ahcore.site import Site, get_site
 
 STATIC_METHODS = ("GET", "HEAD")
@@ -26,7 +26,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     """The catch-all handler: every URL that is not a plugin route comes here."""
     site = get_site(request.app)
     if site.trusted_proxies:
+        state = request_state(request)  # shared with the clone: see RequestSessionState
         request = apply_forwarded(request, site.trusted_proxies)
+        state.secure = request.secure
 
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)

@@ -42,9 +42,37 @@ log = logging.getLogger("ahcore.session")
 
 COOKIE_NAME = "AHCORE_SESSION"
 TICKET = "ahcore.ticket"
-_SESSION: web.RequestKey[Session] = web.RequestKey("ahcore.session", Session)
-_DROP: web.RequestKey[Any] = web.RequestKey("ahcore.session.drop", object)
-_USER: web.RequestKey[Any] = web.RequestKey("ahcore.user", object)
+_UNSET: Any = object()
+
+
+@dataclass
+class RequestSessionState:
+    """Session state of one request, in one mutable object.
+
+    Behind a trusted proxy the handler sees a *clone* of the request (with
+    the forwarded scheme, host and address). aiohttp copies the request's
+    storage shallowly into the clone, so both share this object: what the
+    handler does to the session is what ``on_response_prepare``, which gets
+    the original request, saves — with the visitor's scheme for ``Secure``.
+    """
+
+    session: Session | None = None
+    drop: Any = None  # identity of a session to delete server-side (Redis)
+    user: Any = _UNSET
+    secure: bool | None = None  # the visitor's https, when a proxy told us
+
+
+_STATE: web.RequestKey[RequestSessionState] = web.RequestKey(
+    "ahcore.session_state", RequestSessionState
+)
+
+
+def request_state(request: web.Request) -> RequestSessionState:
+    """The request's session state, created on first use (before any clone)."""
+    state = request.get(_STATE)
+    if state is None:
+        state = request[_STATE] = RequestSessionState()
+    return state
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -149,14 +177,15 @@ async def close_sessions(app: web.Application) -> None:
 
 async def get_session(request: web.Request) -> Session | None:
     """The request's session, loaded once; None when sessions are not set up."""
-    session = request.get(_SESSION)
+    state = request_state(request)
+    session = state.session
     if session is not None:
         return session
     settings = request.app.get(SESSIONS)
     if settings is None:
         return None
     session = await settings.storage.load_session(request)
-    request[_SESSION] = session
+    state.session = session
     return session
 
 
@@ -184,14 +213,14 @@ async def current_user(request: web.Request) -> str | None:
     Without a session user, ``identify_user`` plugins are asked (header
     logins such as Basic or bearer keys).
     """
-    cached = request.get(_USER, False)
-    if cached is not False:
-        return cached
+    state = request_state(request)
+    if state.user is not _UNSET:
+        return state.user
     ticket = await current_ticket(request)
     user = ticket.get("userid") if ticket else None
     if user is None:
         user = await _identify(request)
-    request[_USER] = user
+    state.user = user
     return user
 
 
@@ -217,7 +246,7 @@ async def remember_user(
     settings = request.app[SESSIONS]
     old = await get_session(request)
     if old is not None and old.identity is not None:
-        request[_DROP] = old.identity
+        request_state(request).drop = old.identity
     session = Session(None, data=None, new=True, max_age=settings.max_time)
     session[TICKET] = {
         "userid": userid,
@@ -225,8 +254,9 @@ async def remember_user(
         "userorgid": userorgid,
         "issued": int(time.time()),
     }
-    request[_SESSION] = session
-    request[_USER] = userid
+    state = request_state(request)
+    state.session = session
+    state.user = userid
 
 
 async def forget_user(request: web.Request) -> None:
@@ -235,9 +265,9 @@ async def forget_user(request: web.Request) -> None:
     if session is None:
         return
     if session.identity is not None:
-        request[_DROP] = session.identity
+        request_state(request).drop = session.identity
     session.invalidate()
-    request[_USER] = None
+    request_state(request).user = None
 
 
 def _has_cookie(request: web.Request) -> bool:
@@ -249,7 +279,8 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     settings = request.app.get(SESSIONS)
     if settings is None:
         return
-    session = request.get(_SESSION)
+    state = request_state(request)
+    session = state.session
     if session is None:
         if not _has_cookie(request):
             return
@@ -261,14 +292,14 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         session[TICKET] = ticket
     elif ticket is None and TICKET in session:
         del session[TICKET]  # expired: drop it so the cookie stops carrying it
-    drop = request.get(_DROP)
+    drop = state.drop
     if drop is not None and settings.redis is not None:
         await settings.redis.delete(f"{COOKIE_NAME}_{drop}")
     if session._changed or session.new and not session.empty:  # noqa: SLF001
         await settings.storage.save_session(request, response, session)
         morsel = response.cookies.get(COOKIE_NAME)
         if morsel is not None:
-            if request.secure:
+            if state.secure if state.secure is not None else request.secure:
                 morsel["secure"] = True
             # aiohttp has already turned response.cookies into headers when
             # this signal runs, so the cookie goes in as a header.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from ahcore.errors import bad_request
 
@@ -71,7 +72,7 @@ class UploadStore:
             while True:
                 try:
                     part = await reader.next()
-                except ValueError as exc:
+                except (ValueError, BadHttpMessage) as exc:
                     raise bad_request(f"malformed multipart body: {exc}") from None
                 if part is None:
                     break
@@ -90,7 +91,9 @@ class UploadStore:
                         raise web.HTTPRequestEntityTooLarge(self.max_body_size, total)
                     value: Any = raw.decode(part.get_charset("utf-8"), "replace")
                 else:
-                    subpath, size = await self._store_part(part, stored)
+                    subpath, size = await self._store_part(
+                        part, stored, self.max_body_size - total
+                    )
                     total += size
                     value = subpath
                     params.setdefault("_files", {})[name] = {
@@ -109,7 +112,11 @@ class UploadStore:
                 p.unlink(missing_ok=True)
             raise
 
-    async def _store_part(self, part: BodyPartReader, stored: list[Path]) -> tuple[str, int]:
+    async def _store_part(
+        self, part: BodyPartReader, stored: list[Path], budget: int
+    ) -> tuple[str, int]:
+        """Stream one file part to disk, stopping at the per-file cap or the body budget."""
+        limit = min(self.max_file_size, budget)
         subpath = self.new_subpath(part.filename or "")
         target = self.realpath(subpath)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +130,7 @@ class UploadStore:
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > self.max_file_size:
-                    raise web.HTTPRequestEntityTooLarge(self.max_file_size, size)
+                if size > limit:
+                    raise web.HTTPRequestEntityTooLarge(limit, size)
                 fh.write(chunk)
         return subpath, size

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
-NEEDED = ("ahcore_dspy", "ahcore_tmpl", "ahcore_md", "ahcore_xlsxds", "ahcore_sqlds")
+NEEDED = ("ahcore_dspy", "ahcore_tmpl", "ahcore_md", "ahcore_xlsxds", "ahcore_sqlds", "ahcore_rbac")
 missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"demo needs plugins: {missing}")
 
@@ -61,3 +61,17 @@ async def test_contact_form_stores_and_redirects(demo):
     r = await demo.post("/api/contact.dspy", data={"name": "Ann", "message": "Hi"}, allow_redirects=False)
     assert r.status == 302 and r.headers["Location"].endswith("/contact.tmpl?sent=1")
     assert (await demo.post("/api/contact.dspy", data={"name": ""})).status == 400
+
+
+async def test_login_page_and_admin_only_page(demo):
+    assert (await demo.get("/admin/", allow_redirects=False)).status == 401
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "wrong"}, allow_redirects=False)
+    assert r.status == 302 and "failed=" in r.headers["Location"]
+    assert (await demo.get("/admin/")).status == 401
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "admin-demo"}, allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"].endswith("/admin/")
+    r = await demo.get("/admin/")
+    body = await r.text()
+    assert r.status == 200 and "demo.admin" in body and "admin" in body
+    await demo.post("/api/logout.dspy", allow_redirects=False)
+    assert (await demo.get("/admin/")).status == 401

@@ -204,3 +204,21 @@ async def test_identify_user_gives_header_logins_a_user(client):
     assert (await client.get("/admin/", headers={"X-Test-User": "carol"})).status == 403
     assert (await client.get("/admin/", headers={"X-Test-User": "root"})).status == 200
     assert (await client.get("/admin/")).status == 401
+
+
+async def test_login_behind_a_trusted_proxy_sets_a_secure_cookie(make_site, ahcore_client):
+    site = make_site(
+        config={
+            "website": {"cookie_secret": "s", "trusted_proxies": ["127.0.0.1/32"]},
+            "plugins": {"sess": True},
+        },
+        files=FILES,
+    )
+    client = await ahcore_client(site, extra_plugins={"sess": SessionPlugin()})
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example", "Origin": "https://shop.example"}
+    r = await client.post("/login.call", data={"user": "ann"}, headers=proxied)
+    assert r.status == 200
+    cookie = r.cookies[COOKIE_NAME]
+    assert cookie["secure"], "the visitor used https through the proxy"
+    r = await client.post("/login.call", data={"user": "ann"})
+    assert not r.cookies[COOKIE_NAME]["secure"]

@@ -59,7 +59,29 @@ def seed_workbook(path: Path) -> None:
     wb.save(path)
 
 
+def seed_accounts() -> None:
+    """An administrator for the demo, through the rbac plugin's own CLI."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ahcore_rbac") is None:
+        return
+    for args in (
+        ["addrole", "demo", "admin"],
+        ["adduser", "admin", "--password", "admin-demo", "--orgtype", "demo"],
+        ["grant-role", "admin", "demo.admin"],
+        ["grant-perm", "demo.admin", "/admin/**"],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "ahcore_rbac", "-w", str(HERE), *args],
+            check=True,
+            capture_output=True,
+        )
+
+
 if __name__ == "__main__":
     seed_database(HERE / "data" / "demo.db")
     seed_workbook(HERE / "wwwroot" / ".data" / "prices.xlsx")
+    seed_accounts()
     print(f"demo data ready in {HERE}")

@@ -12,8 +12,12 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from ahcore import Processor, ProcessorSpec, hookimpl
 
 #: Markers that must never reach a visitor.
 LEAKS = (b"Traceback", b'File "', b"SECRET-", b"secret-detail")
@@ -108,3 +112,99 @@ def files_under(root: Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------ a login plugin
+
+
+class CallProcessor(Processor):
+    """``.call`` files name an action: ``login`` (as ``params_kw.user``), ``logout``, ``whoami``.
+
+    ``whoami`` also echoes ``params_kw`` so concurrency tests can check that
+    every answer carries its own request's values.
+    """
+
+    async def load(self) -> None:
+        self.action = self.path.read_text().strip()
+
+    async def respond(self, context: Any) -> web.StreamResponse:
+        ns = await context.namespace()
+        params = ns["params_kw"]
+        if self.action == "login":
+            await ns["remember_user"](params.get("user", "ann"), "name", "org")
+            return web.json_response({"ok": True})
+        if self.action == "logout":
+            await ns["forget_user"]()
+            return web.json_response({"ok": True})
+        user = await ns["get_user"]()
+        return web.json_response(
+            {"user": user, "params": {k: v for k, v in params.items() if k != "_files"}}
+        )
+
+
+class GuardPlugin:
+    """A default-deny ``auth_check``: only the listed public URLs for visitors.
+
+    ``/private/**`` is for the user ``boss`` only; ``/members/**`` for any
+    logged-in user; the public URLs for everyone; anything else is denied.
+    """
+
+    PUBLIC = ("/login.call", "/logout.call", "/whoami.call", "/public/")
+
+    @hookimpl
+    def register_processor(self) -> Any:
+        return ProcessorSpec("call", (".call",), CallProcessor)
+
+    @hookimpl
+    async def auth_check(self, request: Any, user: Any, path: str) -> bool:
+        if path.startswith("/private/") or path == "/private":
+            return user == "boss"
+        if path.startswith("/members/"):
+            return user is not None
+        return path == "/" or path.startswith(self.PUBLIC)
+
+
+GUARD_FILES = {
+    "wwwroot/login.call": "login",
+    "wwwroot/logout.call": "logout",
+    "wwwroot/whoami.call": "whoami",
+    "wwwroot/public/hello.txt": "public hello",
+    "wwwroot/public/caller.dspy": "return await path_call(params_kw.p)\n",
+    "wwwroot/private/secret.txt": "PRIVATE-CONTENT",
+    "wwwroot/private/index.html": "PRIVATE-INDEX",
+    "wwwroot/private/data.dspy": "return 'PRIVATE-SCRIPT'\n",
+    "wwwroot/private/sub/deep.txt": "PRIVATE-DEEP",
+    "wwwroot/members/m.txt": "MEMBERS-CONTENT",
+    "wwwroot/other.txt": "UNLISTED-CONTENT",
+}
+
+
+def guard_config(**website: Any) -> dict[str, Any]:
+    return {
+        "website": {
+            "paths": [["$[workdir]$/wwwroot", ""]],
+            "processors": [[".dspy", "dspy"], [".call", "call"]],
+            "cookie_secret": "adversarial-secret",
+            "session_max_time": 100,
+            "session_reissue_time": 10,
+        }
+        | website,
+        "plugins": {"guard": True, "dspy": True},
+    }
+
+
+def set_cookie_value(reply: Reply, name: str) -> str | None:
+    """The value the response sets for cookie ``name`` (last one wins), or None."""
+    value = None
+    for line in reply.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"set-cookie:"):
+            pair = line.split(b":", 1)[1].split(b";", 1)[0].strip().decode("latin-1")
+            k, _, v = pair.partition("=")
+            if k == name:
+                value = v.strip('"')
+    return value
+
+
+def set_cookie_lines(reply: Reply) -> list[str]:
+    head = reply.raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    return [line for line in head.split("\r\n") if line.lower().startswith("set-cookie:")]
