@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from pathlib import Path
 
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS:
+        plugin_command = _plugin_commands().get(argv[0])
+        if plugin_command is not None:
+            return int(plugin_command.load()(argv[1:]) or 0)
     if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
@@ -75,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ahcore: cannot start:\n{_problems(exc)}", file=sys.stderr)
         return 2
     return 1
+
+
+def _plugin_commands() -> dict[str, EntryPoint]:
+    """Sub-commands from plugins: entry-point group ``ahcore.commands``.
+
+    ``rbac = "ahcore_rbac.cli:main"`` makes ``ahcore rbac ARGS`` call
+    ``main(ARGS)``; its return value is the exit code.
+    """
+    return {ep.name: ep for ep in entry_points(group="ahcore.commands")}
 
 
 def _problems(exc: ConfigError | PluginError) -> str:

@@ -26,7 +26,7 @@ from ahcore_rbac.state import RbacState
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ahcore_rbac", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ahcore rbac", description=__doc__)
     parser.add_argument("-w", "--workdir", default=os.getcwd(), help="site folder (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -295,7 +295,7 @@ async def test_fallback_sqlite_database(make_site, ahcore_client):
 async def test_cli_adds_a_user_that_can_log_in(site, ahcore_client):
     async def cli(*args):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ahcore_rbac", "-w", str(site), *args,
+            sys.executable, "-m", "ahcore", "rbac", "-w", str(site), *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
