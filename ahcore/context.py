@@ -64,8 +64,8 @@ class RequestContext:
         if self._namespace is not None:
             return self._namespace
         ns = dict(self.site.global_namespace)
-        for extra in self.site.pm.hook.request_namespace(context=self):
-            extra = await await_me_maybe(extra)
+        for function, takes_context in self.site.request_namespace_impls:
+            extra = await await_me_maybe(function(self) if takes_context else function())
             if extra:
                 ns.update(extra)
         ns["request"] = self.request

@@ -110,6 +110,7 @@ class Resolver:
         self.allow_listing = allow_listing
         # candidate path -> (real path, (st_dev, st_ino)); see _real_stat.
         self._real_cache: dict[str, tuple[str, tuple[int, int]]] = {}
+        self._paths: dict[str, Path] = {}  # real path -> Path, built once
 
     def canonical(self, segments: tuple[str, ...], trailing_slash: bool = False) -> str:
         url = "/" + "/".join(segments)
@@ -194,6 +195,14 @@ class Resolver:
             url += "/"
         return url
 
+    def _path(self, real: str) -> Path:
+        path = self._paths.get(real)
+        if path is None:
+            if len(self._paths) >= self.REAL_CACHE_SIZE:
+                self._paths.clear()
+            path = self._paths[real] = Path(real)
+        return path
+
     def _file(self, root: Root, real: str, st: os.stat_result) -> Resolved | None:
         name = os.path.basename(real)
         if name.startswith("."):
@@ -203,9 +212,9 @@ class Resolver:
         if match is None:
             if name.endswith(NEVER_RAW_SUFFIXES):
                 return None
-            return Resolved(Path(real), url, root, st)
+            return Resolved(self._path(real), url, root, st)
         suffix, spec = match
-        return Resolved(Path(real), url, root, st, spec=spec, suffix=suffix)
+        return Resolved(self._path(real), url, root, st, spec=spec, suffix=suffix)
 
     def file_url(self, path: str | Path) -> str | None:
         """The URL under which a filesystem path is served (ahserver's ``webpath``)."""

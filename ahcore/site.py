@@ -84,6 +84,7 @@ class Site:
             workdir / "i18n", config.langMapping, config.language
         )
         self.global_namespace: dict[str, Any] = {}
+        self.request_namespace_impls: list[tuple[Any, bool]] = []
         self.startup_tasks: list[Any] = []
         self.app: web.Application | None = None
 
@@ -191,6 +192,13 @@ class Site:
             if result:
                 ns.update(result)
         self.global_namespace = ns
+        # request_namespace runs on every script request: resolve its
+        # implementations once (pluggy's call order, last registered first)
+        # instead of paying the generic hook dispatch per request.
+        self.request_namespace_impls = [
+            (impl.function, bool(impl.argnames))
+            for impl in reversed(self.pm.hook.request_namespace.get_hookimpls())
+        ]
 
     async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``name`` and await each result (sync and async impls alike)."""
