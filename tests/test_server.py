@@ -299,3 +299,57 @@ async def test_https_from_website_ssl(site):
     finally:
         out = stop(proc)
     assert f"https://127.0.0.1:{port}/" in out
+
+
+async def test_redis_sessions_shared_by_two_server_processes(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("ahcore_dspy") is None:
+        pytest.skip("needs ahcore-dspy")
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError as exc:
+        if os.environ.get("AHCORE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is required (AHCORE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    site = tmp_path / "site"
+    (site / "conf").mkdir(parents=True)
+    (site / "wwwroot").mkdir()
+    (site / "conf" / "config.json").write_text(
+        json.dumps(
+            {
+                "website": {
+                    "host": "127.0.0.1",
+                    "paths": [["$[workdir]$/wwwroot", ""]],
+                    "session_redis": {"url": "redis://127.0.0.1:6379/0"},
+                },
+                "plugins": {"dspy": True},
+            }
+        )
+    )
+    (site / "wwwroot" / "hello.txt").write_text("hello")
+    (site / "wwwroot" / "login.dspy").write_text("await remember_user(params_kw.user)\nreturn {'ok': True}\n")
+    (site / "wwwroot" / "whoami.dspy").write_text("return {'user': await get_user(), 'pid': __import__('os').getpid()}\n")
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ahcore", "serve", "-w", str(site), "-p", str(p)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for p in ports
+    ]
+    try:
+        for p, proc in zip(ports, procs, strict=True):
+            await wait_ready(p, proc=proc)
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"http://127.0.0.1:{ports[0]}/login.dspy", data={"user": "ann"}) as r:
+                assert r.status == 200
+                cookie = r.cookies["AHCORE_SESSION"].value
+        async with aiohttp.ClientSession(cookies={"AHCORE_SESSION": cookie}) as s:
+            async with s.get(f"http://127.0.0.1:{ports[1]}/whoami.dspy") as r:
+                data = await r.json()
+        assert data["user"] == "ann"
+        assert data["pid"] == procs[1].pid
+    finally:
+        for proc in procs:
+            stop(proc)

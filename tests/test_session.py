@@ -222,3 +222,34 @@ async def test_login_behind_a_trusted_proxy_sets_a_secure_cookie(make_site, ahco
     assert cookie["secure"], "the visitor used https through the proxy"
     r = await client.post("/login.call", data={"user": "ann"})
     assert not r.cookies[COOKIE_NAME]["secure"]
+
+
+async def test_redis_sessions_are_shared_by_two_servers_and_logout_deletes(make_site, ahcore_client):
+    import socket
+
+    from .conftest import require_services
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError as exc:
+        if require_services():
+            pytest.fail(f"Redis is required (AHCORE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {exc}")
+    config = {
+        "website": {"session_redis": {"url": "redis://127.0.0.1:6379/0"}},
+        "plugins": {"sess": True},
+    }
+    # two servers of one site, each with its own folder (as on two machines)
+    one = await ahcore_client(make_site(config=config, files=FILES), extra_plugins={"sess": SessionPlugin()})
+    two = await ahcore_client(make_site(config=config, files=FILES), extra_plugins={"sess": SessionPlugin()})
+    r = await one.post("/login.call", data={"user": "shared-ann"})
+    session_id = r.cookies[COOKIE_NAME].value
+    assert len(session_id) >= 32  # an opaque id; the data stays in Redis
+    two.session.cookie_jar.update_cookies({COOKIE_NAME: session_id})
+    assert await whoami(two) == "shared-ann"
+    # logout on one server deletes the session server-side: the old id is dead everywhere
+    await one.post("/logout.call")
+    assert await whoami(two) is None
+    other = await ahcore_client(make_site(config=config, files=FILES), extra_plugins={"sess": SessionPlugin()})
+    other.session.cookie_jar.update_cookies({COOKIE_NAME: session_id})
+    assert await whoami(other) is None

@@ -167,3 +167,26 @@ def test_language_changes_with_the_browser_locale(browser, demo_url):
     assert "欢迎" in page.content()
     shot(page, "home-zh")
     page.context.close()
+
+
+def test_login_through_the_form_reaches_the_admin_page(browser, demo_url):
+    if importlib.util.find_spec("ahcore_rbac") is None:
+        pytest.skip("needs ahcore-rbac")
+    page, errors = open_page(browser, demo_url + "/login.tmpl")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "wrong user name or password" in page.content()
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "admin-demo")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/admin/")
+    assert "demo.admin" in page.content()
+    shot(page, "admin")
+    page.click("text=Log out")
+    page.wait_for_load_state("networkidle")
+    response = page.goto(demo_url + "/admin/")
+    assert response is not None and response.status == 401
+    page.context.close()
