@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +19,11 @@ from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import handle
 from ahcore.plugins import await_me_maybe, call_impl, create_plugin_manager
 from ahcore.site import SITE_KEY, Site
+from ahcore.uploads import janitor
 
 log = logging.getLogger("ahcore.app")
 
+UPLOAD_JANITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("ahcore.upload_janitor", asyncio.Task)
 HOT_RELOADER: web.AppKey[HotReloader] = web.AppKey("ahcore.hot_reloader", HotReloader)
 
 # Kernel plugins: always on, registered through the same hooks as any plugin.
@@ -84,11 +88,25 @@ async def _startup(app: web.Application) -> None:
     if HOT_RELOADER in app:
         await app[HOT_RELOADER].start()
     await start_background(app)
+    if site.uploads is not None:
+        settings = site.config.raw.get("uploads", {}) if isinstance(site.config.raw, dict) else {}
+        app[UPLOAD_JANITOR] = asyncio.create_task(
+            janitor(
+                site.uploads,
+                float(settings.get("part_max_age", 3600)),
+                float(settings.get("sweep_every", 600)),
+            )
+        )
 
 
 async def _cleanup(app: web.Application) -> None:
     site = app[SITE_KEY]
     await stop_background(app)
+    task = app.get(UPLOAD_JANITOR)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if HOT_RELOADER in app:
         await app[HOT_RELOADER].stop()
     for impl in reversed(site.pm.hook.on_shutdown.get_hookimpls()):

@@ -8,9 +8,12 @@ whole body by ``client_max_size``; a partial file is removed on any failure
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from aiohttp.http_exceptions import BadHttpMessage
 from ahcore.errors import bad_request
 
 CHUNK = 64 * 1024
+PART_SUFFIX = ".part"
+log = logging.getLogger("ahcore.uploads")
 
 
 class UploadStore:
@@ -51,7 +56,7 @@ class UploadStore:
         subpath = self.new_subpath(filename)
         target = self.realpath(subpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
+        tmp = target.with_name(target.name + PART_SUFFIX)
         try:
             tmp.write_bytes(data)
             os.replace(tmp, target)
@@ -121,10 +126,14 @@ class UploadStore:
         target = self.realpath(subpath)
         target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
-        stored.append(target)
+        # Written as NAME.part and renamed when complete: a file under its
+        # final name is always whole, and a crash leaves only .part files,
+        # which the janitor removes.
+        partial = target.with_name(target.name + PART_SUFFIX)
+        stored.extend((target, partial))
         # Plain writes: 64 KiB chunks land in the page cache; a thread hop per
         # chunk would cost more than it saves.
-        with open(target, "wb") as fh:  # noqa: ASYNC230
+        with open(partial, "wb") as fh:  # noqa: ASYNC230
             while True:
                 chunk = await part.read_chunk(CHUNK)
                 if not chunk:
@@ -133,4 +142,33 @@ class UploadStore:
                 if size > limit:
                     raise web.HTTPRequestEntityTooLarge(limit, size)
                 fh.write(chunk)
+        os.replace(partial, target)
         return subpath, size
+
+    def sweep(self, max_age: float, now: float | None = None) -> int:
+        """Remove ``.part`` files older than ``max_age`` seconds (left by crashes); return how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                if not name.endswith(PART_SUFFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    if now - os.stat(path).st_mtime > max_age:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    continue
+        return removed
+
+
+async def janitor(store: UploadStore, max_age: float, every: float) -> None:
+    """Sweep stale partial uploads at start-up and then every ``every`` seconds."""
+    while True:
+        removed = await asyncio.to_thread(store.sweep, max_age)
+        if removed:
+            log.info("removed %d stale partial upload(s) from %s", removed, store.root)
+        await asyncio.sleep(every)

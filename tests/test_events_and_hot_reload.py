@@ -224,3 +224,45 @@ async def test_hot_reloader_is_per_app(make_site):
     a = create_app(hot_site(make_site), extra_plugins=rec)
     b = create_app(hot_site(make_site), extra_plugins=rec)
     assert a[HOT_RELOADER] is not b[HOT_RELOADER]
+
+
+async def test_janitor_removes_stale_partial_uploads_only(make_site, ahcore_client):
+    import time
+
+    site_dir = make_site(config={"filesroot": "$[workdir]$/files"})
+    day = site_dir / "files" / "2026" / "01" / "01"
+    day.mkdir(parents=True)
+    stale, fresh, whole = day / "a.bin.part", day / "b.bin.part", day / "c.bin"
+    for p in (stale, fresh, whole):
+        p.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    os.utime(whole, (old, old))
+    await ahcore_client(site_dir)
+    await wait_for(lambda: not stale.exists())
+    assert fresh.exists() and whole.exists()
+
+
+async def test_reloads_under_load_drop_no_request(make_site, ahcore_client):
+    site_dir = hot_site(make_site, rate_limit=0)
+    client = await ahcore_client(site_dir, extra_plugins={"rec": Recorder()})
+    cfg_path = site_dir / "conf" / "config.json"
+
+    async def load() -> list[int]:
+        statuses = []
+        for _ in range(40):
+            statuses.append((await client.get("/x.txt")).status)
+        return statuses
+
+    async def reloads() -> None:
+        for i in range(5):
+            assert (await client.get("/__hot_reload__")).status == 200
+            cfg = json.loads(cfg_path.read_text())
+            cfg["mysetting"] = {"a": i}
+            bump(cfg_path, json.dumps(cfg))
+            bump(site_dir / "i18n" / "en" / "msg.txt", f"hello:Hello {i}\n")
+            await asyncio.sleep(0.06)
+
+    results = await asyncio.gather(*(load() for _ in range(10)), reloads())
+    statuses = [s for group in results[:-1] for s in group]
+    assert len(statuses) == 400 and set(statuses) == {200}
