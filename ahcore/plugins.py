@@ -12,14 +12,12 @@ application gets its own :class:`pluggy.PluginManager`.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -187,12 +185,3 @@ def create_plugin_manager(
     return pm
 
 
-def plugin_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """Names of the hooks ``plugin`` implements."""
-    callers = pm.get_hookcallers(plugin) or []
-    return sorted(c.name for c in callers)
-
-
-def load_module(name: str) -> ModuleType:
-    """Import a plugin module by dotted name (for embedding and tests)."""
-    return importlib.import_module(name)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from aiohttp import web
-
 from ahcore.errors import bad_request, not_found
 from ahcore.processor import ProcessorRegistry, ProcessorSpec
 
@@ -224,7 +222,3 @@ class Resolver:
                 return self._url_of(root, real)
         return None
 
-
-def ensure_methods(request: web.Request, allowed: tuple[str, ...]) -> None:
-    if request.method not in allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)

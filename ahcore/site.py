@@ -65,6 +65,7 @@ class Site:
         self.pm = pm
         self.debug = debug or config.debug
         self.events = EventDispatcher()
+        self._uses_auth = bool(pm.hook.auth_check.get_hookimpls())
         self.processor_cache = ProcessorCache()
         self.specs = self._collect_processors()
         self.processors = self._processor_table()
@@ -85,7 +86,6 @@ class Site:
         )
         self.global_namespace: dict[str, Any] = {}
         self.request_namespace_impls: list[tuple[Any, bool]] = []
-        self.startup_tasks: list[Any] = []
         self.app: web.Application | None = None
 
     # ------------------------------------------------------------ plugins
@@ -252,14 +252,9 @@ class Site:
         return restart
 
     def uses_auth(self) -> bool:
-        # Fixed once the plugin set is loaded; cached because every request asks.
-        cached: bool | None = getattr(self, "_uses_auth", None)
-        if cached is None:
-            cached = self._uses_auth = bool(self.pm.hook.auth_check.get_hookimpls())
-        return cached
+        """Whether any plugin implements ``auth_check`` (fixed once plugins are loaded)."""
+        return self._uses_auth
 
-    def workdir_file(self, *parts: str) -> Path:
-        return self.workdir.joinpath(*parts)
 
     def __repr__(self) -> str:
         return f"<Site {os.fspath(self.workdir)!r}>"
