@@ -75,6 +75,24 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """ahcore against plain aiohttp doing the same work; prints ratios."""
+    """ahcore against plain aiohttp doing the same work; prints ratios, then draws the chart.
+
+    ``nox -s bench -- --quick`` is a smoke run; ``-- --compare`` adds ahserver
+    1.2.0 and Datasette columns (their venvs are built once). The chart is
+    drawn by ``bench_chart``, queued here, in a venv of its own.
+    """
     install_all(session)
+    session.notify("bench_chart", posargs=[])
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(name="bench_chart")
+def bench_chart(session: nox.Session) -> None:
+    """The PNG of the last bench run's ratios (``bench/chart.py``), with matplotlib.
+
+    matplotlib stays out of the servers' venv, and out of the kernel's
+    dependencies: it brings numpy, which openpyxl imports whenever it is
+    installed, and every worker would then carry about 20 MB more.
+    """
+    session.install("matplotlib")
+    session.run("python", "bench/chart.py", *session.posargs)

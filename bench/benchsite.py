@@ -1,8 +1,13 @@
 """The benchmark site: the same content for ahcore and for the plain server.
 
-``build_site(root, with_sqlds)`` writes ``root/conf/config.json`` and
-``root/wwwroot/...``; both servers read the files from there, so they serve
-byte-for-byte the same inputs.
+``build_site(root, with_sqlds)`` writes ``root/conf/config.json``,
+``root/wwwroot/...`` and ``root/bench.db``; both servers read the files from
+there, so they serve byte-for-byte the same inputs.
+
+``build_rbac_site`` adds a second ahcore site folder over the same
+``wwwroot`` with every plugin enabled, ahcore-rbac among them, and
+``/secure/**`` protected. ``build_ahserver_site`` and ``write_datasette_metadata``
+prepare the same content for the optional ``--compare`` servers.
 """
 
 from __future__ import annotations
@@ -47,6 +52,27 @@ SQL_ROWS = 1000
 SQL_PAGE = 20
 SQL = "select id, name, price, qty from items order by id limit 20"
 
+# One sqlExe with a bound parameter, in ahserver's idiom (get_sor_context on the
+# request's run namespace). ahserver's README spells it the same way.
+SQLEXE_SQL = "select id, name, price, qty from items where id = ${id}$"
+SQLEXE_ID = 7
+DSPY_SQLEXE = (
+    "async with get_sor_context(request._run_ns, 'db1') as sor:\n"
+    f"    rows = await sor.sqlExe({SQLEXE_SQL!r}, {{'id': int(params_kw.id)}})\n"
+    "return rows\n"
+)
+
+# The logged-in path: /secure/** is granted to one role, held by one user.
+AUTH_USER = "bench"
+AUTH_PASSWORD = "bench-password-1"
+AUTH_ORGTYPE = "bench"
+AUTH_ROLE = "bench.user"
+AUTH_RULE = "/secure/**"
+COOKIE_SECRET = "b" * 32
+# Long enough that no ticket is reissued (one Set-Cookie per request) during a run.
+SESSION_MAX_TIME = 7 * 24 * 3600
+SESSION_REISSUE_TIME = 24 * 3600
+
 
 def write_workbook(path: Path) -> None:
     import openpyxl
@@ -80,6 +106,9 @@ def build_site(root: Path, with_sqlds: bool) -> Path:
         b"<!doctype html><title>static</title>\n" + b"<p>static benchmark body</p>\n" * 150
     )
     (www / "data.dspy").write_text(DSPY, encoding="utf-8")
+    (www / "sqlexe.dspy").write_text(DSPY_SQLEXE, encoding="utf-8")
+    (www / "secure").mkdir(exist_ok=True)
+    (www / "secure" / "data.dspy").write_text(DSPY, encoding="utf-8")
     (www / "page.tmpl").write_text(TEMPLATE.replace("{{ title }}", TEMPLATE_TITLE), "utf-8")
     (www / "page.md").write_text(MARKDOWN, encoding="utf-8")
     (www / ".data").mkdir(exist_ok=True)
@@ -91,31 +120,142 @@ def build_site(root: Path, with_sqlds: bool) -> Path:
         ),
         encoding="utf-8",
     )
+    db = root / "bench.db"
+    write_database(db)
+    if with_sqlds:
+        (www / "items.sqlds").write_text(
+            json.dumps({"sqldesc": {"sql_string": SQL, "db": "db1"}}), encoding="utf-8"
+        )
+    config = site_config(www, db, with_sqlds)
+    (root / "conf" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return root
+
+
+def site_config(www: Path, db: Path, with_sqlds: bool) -> dict[str, object]:
     processors = [[".dspy", "dspy"], [".tmpl", "tmpl"], [".md", "md"], [".xlsxds", "xlsxds"]]
-    plugins: dict[str, object] = {"dspy": True, "tmpl": True, "md": True, "xlsxds": True}
-    config: dict[str, object] = {
+    plugins: dict[str, object] = {
+        "dspy": True, "tmpl": True, "md": True, "xlsxds": True, "sqlite": True,
+    }
+    if with_sqlds:
+        plugins["sqlds"] = True
+        processors.append([".sqlds", "sqlds"])
+    return {
         "website": {
-            "paths": [["$[workdir]$/wwwroot", ""]],
+            "paths": [[str(www), ""]],
             "host": "127.0.0.1",
-            "cookie_secret": "b" * 32,
+            "cookie_secret": COOKIE_SECRET,
             "processors": processors,
         },
         # The plain server has no access log (aiohttp's logger is not
         # configured there); ahcore's is switched off the same way.
         "logger": {"levelname": "warning"},
         "plugins": plugins,
-    }
-    if with_sqlds:
-        db = root / "bench.db"
-        write_database(db)
-        config["databases"] = {
+        "databases": {
             "db1": {"driver": "aiosqlite", "kwargs": {"dbname": str(db)}, "maxconn": 4}
-        }
-        plugins["sqlite"] = True
-        plugins["sqlds"] = True
-        processors.append([".sqlds", "sqlds"])
-        (www / "items.sqlds").write_text(
-            json.dumps({"sqldesc": {"sql_string": SQL, "db": "db1"}}), encoding="utf-8"
-        )
+        },
+    }
+
+
+def build_rbac_site(root: Path, site: Path, with_sqlds: bool) -> Path:
+    """A second ahcore site over ``site``'s wwwroot: all plugins, rbac guarding /secure/**.
+
+    The user, role and rule are added with ahcore-rbac's CLI by the caller
+    (``python -m ahcore_rbac -w ROOT ...``), as an operator would.
+    """
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds)
+    plugins = config["plugins"]
+    assert isinstance(plugins, dict)
+    plugins["rbac"] = {"db": "rbac", "cache_ttl": 60}
+    databases = config["databases"]
+    assert isinstance(databases, dict)
+    databases["rbac"] = {"driver": "sqlite", "kwargs": {"dbname": str(root / "rbac.db")}}
+    website = config["website"]
+    assert isinstance(website, dict)
+    website["session_max_time"] = SESSION_MAX_TIME
+    website["session_reissue_time"] = SESSION_REISSUE_TIME
     (root / "conf" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return root
+
+
+# ahserver 1.2.0 is started by a script calling ahserver.webapp.webapp(init).
+# Two adaptations, both outside ahserver's own code:
+# - sqlor 2.x (the only line on the package index that ahserver 1.2.0 runs
+#   with) imports ``sqlor.ddl_template_sqlite``, a module its wheel does not
+#   ship, from its SQLite driver; the shim provides it (the DDL template is
+#   never used by the bench) and the import registers the ``sqlite`` driver;
+# - get_sor_context(env, name) maps a module name to a database through
+#   env.get_module_dbname, which a site's init() defines.
+AHSERVER_LAUNCHER = """\
+import sys
+import types
+
+import sqlor.ddl_template_sqlite3 as _ddl
+
+_shim = types.ModuleType("sqlor.ddl_template_sqlite")
+_shim.sqlite_ddl_tmpl = _ddl.sqlite3_ddl_tmpl
+sys.modules["sqlor.ddl_template_sqlite"] = _shim
+import sqlor.sqliteor  # noqa: E402,F401  registers the "sqlite" driver
+
+from ahserver.serverenv import ServerEnv  # noqa: E402
+from ahserver.webapp import webapp  # noqa: E402
+
+
+def init():
+    ServerEnv().get_module_dbname = lambda name: name
+
+
+if __name__ == "__main__":
+    webapp(init)
+"""
+
+
+def build_ahserver_site(root: Path, site: Path, with_sqlds: bool) -> Path:
+    """An ahserver 1.2.0 workdir over ``site``'s wwwroot and database (``python ah.py -w ROOT``)."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds)
+    config.pop("plugins")
+    config["databases"] = {"db1": {"driver": "sqlite", "kwargs": {"path": str(site / "bench.db")}}}
+    website = config["website"]
+    assert isinstance(website, dict)
+    website["coding"] = "utf-8"
+    (root / "conf" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (root / "ah.py").write_text(AHSERVER_LAUNCHER, encoding="utf-8")
+    return root
+
+
+# Datasette serves bench.db (as database "bench") with the same two queries
+# as canned queries: /bench/page20.json?_shape=array and /bench/one.json?id=7&_shape=array.
+DATASETTE_PAGE = "/bench/page20.json?_shape=array"
+DATASETTE_ONE = f"/bench/one.json?id={SQLEXE_ID}&_shape=array"
+DATASETTE_LAUNCHER = """\
+import asyncio
+import json
+import sys
+
+import uvicorn
+from datasette.app import Datasette
+
+db, metadata, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(metadata, encoding="utf-8") as fh:
+    ds = Datasette([db], metadata=json.load(fh))
+asyncio.run(ds.invoke_startup())
+# No access log, like the other servers.
+uvicorn.run(ds.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            lifespan="on", workers=1)
+"""
+
+
+def build_datasette_site(root: Path, site: Path) -> tuple[Path, Path, Path]:
+    """(launcher, database, metadata) for Datasette serving ``site``'s database."""
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / "bench.db"
+    db.write_bytes((site / "bench.db").read_bytes())
+    metadata = root / "metadata.json"
+    metadata.write_text(json.dumps({"databases": {"bench": {"queries": {
+        "page20": SQL,
+        "one": SQLEXE_SQL.replace("${id}$", ":id"),
+    }}}}), encoding="utf-8")
+    launcher = root / "ds_serve.py"
+    launcher.write_text(DATASETTE_LAUNCHER, encoding="utf-8")
+    return launcher, db, metadata

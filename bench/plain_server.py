@@ -8,21 +8,33 @@
 - ``/page.md``      the same markdown rendered per request with mistune
 - ``/book.xlsxds``  the same workbook parsed per request with openpyxl
 - ``/items.sqlds``  the same SQLite query (20 rows) through one aiosqlite connection
+- ``/sqlexe.dspy``  the same one-row query, ``id`` bound from the query string,
+                    on that connection
+- ``/secure/data.dspy``  the session cookie ahcore issued, decrypted with
+                    aiohttp-session's EncryptedCookieStorage (same key, same
+                    cookie), the login ticket's expiry checked, the user's
+                    roles and the path's rule looked up in dicts (from
+                    SITE/auth.json, written by the bench); 401/403 otherwise,
+                    then the same JSON as ``/data.dspy``
 
-uvloop is used when installed, as ahcore does. No access log, no sessions.
+uvloop is used when installed, as ahcore does. No access log; sessions only
+on ``/secure/``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
+import json
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchsite import PAYLOAD, SQL  # noqa: E402
+from benchsite import COOKIE_SECRET, PAYLOAD, SQL, SQLEXE_SQL  # noqa: E402
 
 
 def make_app(root: Path) -> web.Application:
@@ -96,10 +108,60 @@ def make_app(root: Path) -> web.Application:
                 rows = await cur.fetchall()
             return web.json_response([dict(zip(names, r, strict=True)) for r in rows])
 
+        sql_one = SQLEXE_SQL.replace("${id}$", "?")
+
+        async def h_sqlexe(request: web.Request) -> web.StreamResponse:
+            try:
+                ident = int(request.query["id"])
+            except (KeyError, ValueError):
+                raise web.HTTPBadRequest() from None
+            async with request.app["db"].execute(sql_one, (ident,)) as cur:
+                names = [d[0] for d in cur.description]
+                rows = await cur.fetchall()
+            return web.json_response([dict(zip(names, r, strict=True)) for r in rows])
+
         app.on_startup.append(open_db)
         app.on_cleanup.append(close_db)
         app.router.add_get("/items.sqlds", h_sql)
+        app.router.add_get("/sqlexe.dspy", h_sqlexe)
+
+    auth = root / "auth.json"
+    if auth.exists():
+        add_secure(app, json.loads(auth.read_text("utf-8")))
     return app
+
+
+def add_secure(app: web.Application, auth: dict) -> None:
+    """``/secure/data.dspy``: what a hand-written aiohttp app does for a logged-in, role-checked page."""
+    from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+    max_time = int(auth["session_max_time"])
+    storage = EncryptedCookieStorage(
+        hashlib.sha256(COOKIE_SECRET.encode("utf-8")).digest(),
+        cookie_name=auth["cookie_name"], max_age=max_time, httponly=True, samesite="Lax",
+    )
+    user_roles = {user: frozenset(roles) for user, roles in auth["user_roles"].items()}
+    # path prefix → roles that may pass, longest prefix first
+    rules = sorted(((prefix, frozenset(roles)) for prefix, roles in auth["rules"].items()),
+                   key=lambda r: -len(r[0]))
+
+    async def h_secure(request: web.Request) -> web.StreamResponse:
+        session = await storage.load_session(request)
+        ticket = session.get(auth["ticket_key"])
+        user = None
+        if isinstance(ticket, dict) and time.time() - ticket.get("issued", 0) <= max_time:
+            user = ticket.get("userid")
+        path = request.path
+        for prefix, allowed in rules:
+            if path.startswith(prefix):
+                if user is None:
+                    raise web.HTTPUnauthorized()
+                if not allowed & user_roles.get(user, frozenset()):
+                    raise web.HTTPForbidden()
+                break
+        return web.json_response(PAYLOAD)
+
+    app.router.add_get("/secure/data.dspy", h_secure)
 
 
 def main() -> None:
