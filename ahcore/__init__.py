@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ahcore.background import add_startup
-from ahcore.context import RequestContext
+from ahcore.context import RequestContext, current_context
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, server_error
 from ahcore.jsonutil import dumps, json_response
@@ -31,6 +31,7 @@ __all__ = [
     "__version__",
     "add_startup",
     "bad_request",
+    "current_context",
     "dumps",
     "json_response",
     "server_error",

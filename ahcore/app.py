@@ -14,9 +14,9 @@ from ahcore import namespace, session
 from ahcore.background import start_background, stop_background
 from ahcore.config import SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
-from ahcore.errors import error_middleware
+from ahcore.errors import error_middleware, guarded
 from ahcore.hotreload import ENDPOINT, HotReloader
-from ahcore.pipeline import handle
+from ahcore.pipeline import site_handler
 from ahcore.plugins import await_me_maybe, call_impl, create_plugin_manager
 from ahcore.site import SITE_KEY, Site
 from ahcore.uploads import janitor
@@ -55,9 +55,7 @@ def create_app(
     pm = create_plugin_manager(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
     site = Site(workdir, config, pm, debug=debug)
 
-    middlewares = [error_middleware]
     app = web.Application(
-        middlewares=middlewares,
         client_max_size=config.website.client_max_size,
         handler_args={"max_field_size": 8190, "max_line_size": 8190},
     )
@@ -67,11 +65,18 @@ def create_app(
     for result in pm.hook.register_routes(app=app):
         if result is not None and hasattr(result, "__await__"):
             raise TypeError("register_routes must be synchronous")
+    # Routes of plugins need the error/CSRF guard as a middleware; without
+    # them the catch-all calls the guard itself and the app has no
+    # middleware layers at all (see ahcore.errors.guard).
+    with_middleware = len(app.router.routes()) > 0
+    if with_middleware:
+        app.middlewares.append(error_middleware)
+    own = (lambda handler: handler) if with_middleware else guarded
     if config.hot_reload_settings.enabled:
         reloader = HotReloader(site)
         app[HOT_RELOADER] = reloader
-        app.router.add_get(ENDPOINT, reloader.endpoint)
-    app.router.add_route("*", "/{tail:.*}", handle)
+        app.router.add_get(ENDPOINT, own(reloader.endpoint))
+    app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
     app.on_response_prepare.append(session.on_response_prepare)
     app.on_startup.append(_startup)

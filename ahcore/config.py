@@ -71,6 +71,12 @@ class WebsiteConfig(_Base):
     )
     processors: list[tuple[str, str]] | None = None
     client_max_size: int = 10 * 1024 * 1024
+    # Slow clients (ahcore/server.py, ahcore/params.py): seconds for a
+    # request's head (request line + headers), counted from its first byte
+    # (from connect for the first request); and seconds for reading a body
+    # (form, JSON, multipart upload), counted from when reading starts.
+    header_timeout: float = 10.0
+    request_timeout: float = 60.0
     cookie_secret: str | None = None
     session_max_time: int = 3600
     session_reissue_time: int = 600
@@ -280,6 +286,10 @@ def _semantic_problems(cfg: SiteConfig) -> list[str]:
         problems.append(f"website.port: {w.port} is not a TCP port")
     if w.client_max_size <= 0:
         problems.append("website.client_max_size: must be positive")
+    for name in ("header_timeout", "request_timeout"):
+        seconds = getattr(w, name)
+        if not 0 < seconds < float("inf"):
+            problems.append(f"website.{name}: must be a positive number of seconds")
     for i, (_, prefix) in enumerate(w.paths):
         if prefix and not prefix.startswith("/"):
             problems.append(f"website.paths[{i}][1]: URL prefix must start with '/' or be empty")

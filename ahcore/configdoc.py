@@ -42,6 +42,8 @@ DESCRIPTIONS: dict[str, str] = {
     "website.indexes": "file names tried, in order, when a URL names a folder",
     "website.processors": "`[suffix, processor]` pairs; the longest matching suffix wins; absent: each enabled processor's own suffixes",
     "website.client_max_size": "largest request body in bytes (413 beyond); also the default per-upload cap",
+    "website.header_timeout": "seconds for a request's head (request line and headers), from its first byte (from connect for the first request); then 408 and the connection is closed. An idle keep-alive connection is closed after 75 s",
+    "website.request_timeout": "seconds for reading a request body (form, JSON, upload) once the kernel starts reading it; then 408 and a partial upload is deleted",
     "website.cookie_secret": "secret for the encrypted session cookie; unset: a random one is generated into `conf/.session_secret` (warning)",
     "website.session_max_time": "seconds a login ticket lives after it was last issued",
     "website.session_reissue_time": "a ticket older than this many seconds is reissued on the next response",
@@ -109,7 +111,8 @@ ahcore: cannot start:
 ```
 
 Beyond types, values are checked: `website.port` must be a TCP port,
-`website.client_max_size` positive, a `website.paths` prefix must start with
+`website.client_max_size`, `website.header_timeout` and
+`website.request_timeout` positive, a `website.paths` prefix must start with
 `/` (or be empty), a `website.processors` suffix must start with `.`,
 `databases.*.maxconn` at least 1. A hot reload that reads an invalid file
 logs the problems and keeps the old config.

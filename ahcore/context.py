@@ -8,17 +8,43 @@ static file or a cached markdown page never pays for it.
 
 from __future__ import annotations
 
+import sys
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ahcore.dictobject import DictObject
-from ahcore.params import read_params
+from ahcore.params import BODY_METHODS, read_params
 from ahcore.plugins import await_me_maybe
 
 if TYPE_CHECKING:
     from ahcore.resolver import Resolved
     from ahcore.site import Site
+
+
+# The context of the processor running in this task. A ContextVar is a key,
+# not state: the value lives in each task's own context, so concurrent
+# requests never see each other's (SPEC: no per-request state on shared
+# objects).
+_CURRENT: ContextVar[RequestContext] = ContextVar("ahcore.request_context")
+
+
+def current_context() -> RequestContext:
+    """The :class:`RequestContext` of the processor running now.
+
+    Set by the kernel for the whole of a processor's work on a request
+    (``produce``/``respond``, and a ``path_call`` inside it), so helpers in
+    the script namespace — and a plugin's own ``env_globals`` functions — can
+    find their request without a closure made per request. Tasks a script
+    starts inherit it, as contextvars do.
+
+    Raises :class:`RuntimeError` outside a request.
+    """
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise RuntimeError("no ahcore request is being processed here") from None
 
 
 class RequestContext:
@@ -65,15 +91,47 @@ class RequestContext:
             return self._namespace
         ns = dict(self.site.global_namespace)
         for function, takes_context in self.site.request_namespace_impls:
-            extra = await await_me_maybe(function(self) if takes_context else function())
+            extra = function(self) if takes_context else function()
+            if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
+                extra = await await_me_maybe(extra)
             if extra:
                 ns.update(extra)
-        ns["request"] = self.request
-        ns["params_kw"] = await self.params()
+        request = self.request
+        ns["request"] = request
+        params = self._params
+        if params is None:
+            if request.method in BODY_METHODS or request.query_string:
+                params = await self.params()
+            else:  # nothing to read: skip the reader's coroutines
+                params = self._params = DictObject()
+        ns["params_kw"] = params
         self._namespace = ns
         if self.parent is None:  # a path_call child must not replace the caller's
             self.request._run_ns = ns  # ahserver's name
         return ns
+
+    def activate(self) -> Token[RequestContext]:
+        """Make this the :func:`current_context`; pass the token to :meth:`deactivate`."""
+        return _CURRENT.set(self)
+
+    def deactivate(self, token: Token[RequestContext]) -> None:
+        """Undo :meth:`activate` once the processor is done with the request.
+
+        A top-level context also lets go of its namespace: the namespace
+        holds the request (``request``) and the request holds it
+        (``request._run_ns``), a cycle only the garbage collector would
+        free. The link is cut only when nothing else still holds the
+        namespace (a function or task the script left behind keeps
+        ``request._run_ns`` working).
+        """
+        _CURRENT.reset(token)
+        ns = self._namespace
+        if ns is not None and self.parent is None:
+            self._namespace = None
+            # ns is held by the request's attribute, the local name and
+            # getrefcount's argument; anything more is someone else's.
+            if sys.getrefcount(ns) <= 3 and self.request.__dict__.get("_run_ns") is ns:
+                del self.request._run_ns  # type: ignore[attr-defined]
 
     def child(self, resolved: Resolved, params: dict[str, Any]) -> RequestContext:
         """A context for ``path_call``: same request, another file, given parameters."""

@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from ahcore.config import config_value
+from ahcore.context import current_context
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
@@ -173,6 +174,7 @@ _MOBILE = re.compile(r"iphone|ipod|android.*mobile|windows phone|mobile", re.I)
 _TABLET = re.compile(r"ipad|android|tablet", re.I)
 
 
+@functools.lru_cache(maxsize=512)  # a pure function of the header: memoised, bounded
 def terminal_type(user_agent: str) -> str:
     """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``."""
     if "MicroMessenger" in user_agent:
@@ -236,93 +238,123 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "server_error": server_error,
         "resource": site,
         "event_dispatcher": site.events,
+        **REQUEST_BOUND,
     }
+
+
+# ---------------------------------------------------------------- request-bound helpers
+#
+# These are the same function objects for every request: each finds its
+# request through current_context(), which the kernel sets while a processor
+# runs. Building closures per request instead cost an allocation per name on
+# every script request, and tied the namespace, the context and the request
+# into reference cycles that only the garbage collector could free.
+
+
+def entire_url(url: str) -> str:
+    """An absolute ``http(s)://host[:port]/…`` URL; absolute URLs pass unchanged."""
+    if url.startswith(("http://", "https://", "ws://", "wss://")):
+        return url
+    context = current_context()
+    if url.startswith("/"):
+        return request_origin(context.request) + url
+    base = context.url.rsplit("/", 1)[0]
+    return request_origin(context.request) + base + "/" + url
+
+
+def websocket_url(url: str) -> str:
+    full = entire_url(url)
+    return "ws" + full[4:] if full.startswith("http") else full
+
+
+async def redirect(url: str) -> None:
+    raise web.HTTPFound(entire_url(url))
+
+
+def gethost() -> str | None:
+    return current_context().request.remote
+
+
+async def path_call(path: str, **kw: Any) -> Any:
+    """Run another URL's processor with ``kw`` as its parameters; return its value."""
+    from ahcore.pipeline import path_call as _path_call
+
+    return await _path_call(current_context(), path, kw)
+
+
+def file_realpath(subpath: str) -> str:
+    uploads = current_context().site.uploads
+    if uploads is None:
+        raise not_found()
+    return str(uploads.realpath(subpath))
+
+
+def abspath(url: str) -> str | None:
+    from ahcore.resolver import RedirectToSlash, split_segments
+
+    try:
+        found = current_context().site.resolver.resolve(split_segments(url), url.endswith("/"))
+    except (RedirectToSlash, web.HTTPException):
+        return None
+    return str(found.path) if found else None
+
+
+def bad(message: str) -> None:
+    raise bad_request(message)
+
+
+_LANG = "ahcore.lang"
+
+
+def _lang(context: RequestContext) -> str | None:
+    """The visitor's language, worked out once per request."""
+    state = context.state
+    if _LANG not in state:
+        state[_LANG] = context.site.translations.language_for(
+            context.request.headers.get("Accept-Language")
+        )
+    return state[_LANG]
+
+
+def i18n(text: str) -> str:
+    context = current_context()
+    return context.site.translations.translate(_lang(context), text)
+
+
+def i18nDict() -> dict[str, str]:
+    context = current_context()
+    return dict(context.site.translations.table(_lang(context)))
+
+
+async def download_file(subpath: str, filename: str | None = None) -> web.FileResponse:
+    """Send a stored upload; only files under ``filesroot`` can be reached."""
+    uploads = current_context().site.uploads
+    if uploads is None:
+        raise not_found()
+    path = uploads.realpath(subpath)
+    if not path.is_file():
+        raise not_found()
+    name = (filename or path.name).replace('"', "").replace("\r", "").replace("\n", "")
+    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+REQUEST_BOUND: dict[str, Any] = {
+    "entire_url": entire_url,
+    "websocket_url": websocket_url,
+    "redirect": redirect,
+    "gethost": gethost,
+    "path_call": path_call,
+    "file_realpath": file_realpath,
+    "abspath": abspath,
+    "bad_request": bad,
+    "i18n": i18n,
+    "i18nDict": i18nDict,
+    "download_file": download_file,
+    "aiohttp_client": aiohttp.client,
+}
 
 
 @hookimpl
 def request_namespace(context: RequestContext) -> dict[str, Any]:
-    from ahcore.pipeline import path_call as _path_call
-
-    request = context.request
-    site = context.site
-
-    def entire_url(url: str) -> str:
-        """An absolute ``http(s)://host[:port]/…`` URL; absolute URLs pass unchanged."""
-        if url.startswith(("http://", "https://", "ws://", "wss://")):
-            return url
-        if url.startswith("/"):
-            return request_origin(request) + url
-        base = context.url.rsplit("/", 1)[0]
-        return request_origin(request) + base + "/" + url
-
-    def websocket_url(url: str) -> str:
-        full = entire_url(url)
-        return "ws" + full[4:] if full.startswith("http") else full
-
-    async def redirect(url: str) -> None:
-        raise web.HTTPFound(entire_url(url))
-
-    def gethost() -> str | None:
-        return request.remote
-
-    async def path_call(path: str, **kw: Any) -> Any:
-        return await _path_call(context, path, kw)
-
-    def file_realpath(subpath: str) -> str:
-        if site.uploads is None:
-            raise not_found()
-        return str(site.uploads.realpath(subpath))
-
-    def abspath(url: str) -> str | None:
-        from ahcore.resolver import RedirectToSlash, split_segments
-
-        try:
-            found = site.resolver.resolve(split_segments(url), url.endswith("/"))
-        except (RedirectToSlash, web.HTTPException):
-            return None
-        return str(found.path) if found else None
-
-    def bad(message: str) -> None:
-        raise bad_request(message)
-
-    translations = site.translations
-    lang_cache: list[str | None] = []
-
-    def _lang() -> str | None:
-        if not lang_cache:
-            lang_cache.append(translations.language_for(request.headers.get("Accept-Language")))
-        return lang_cache[0]
-
-    def i18n(text: str) -> str:
-        return translations.translate(_lang(), text)
-
-    def i18nDict() -> dict[str, str]:
-        return dict(translations.table(_lang()))
-
-    async def download_file(subpath: str, filename: str | None = None) -> web.FileResponse:
-        """Send a stored upload; only files under ``filesroot`` can be reached."""
-        if site.uploads is None:
-            raise not_found()
-        path = site.uploads.realpath(subpath)
-        if not path.is_file():
-            raise not_found()
-        name = (filename or path.name).replace('"', "").replace("\r", "").replace("\n", "")
-        return web.FileResponse(
-            path, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-        )
-
-    return {
-        "entire_url": entire_url,
-        "websocket_url": websocket_url,
-        "redirect": redirect,
-        "gethost": gethost,
-        "path_call": path_call,
-        "file_realpath": file_realpath,
-        "abspath": abspath,
-        "terminalType": terminal_type(request.headers.get("User-Agent", "")),
-        "aiohttp_client": aiohttp.client,
-        "bad_request": bad,
-        "i18n": i18n,
-        "i18nDict": i18nDict,
-        "download_file": download_file,
-    }
+    """The one per-request *value* among the kernel's names (ahserver's ``terminalType``)."""
+    return {"terminalType": terminal_type(context.request.headers.get("User-Agent", ""))}

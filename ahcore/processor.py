@@ -122,6 +122,13 @@ class ProcessorCache:
         self._entries: dict[str, tuple[tuple[int, int, int], Processor]] = {}
         self._loading: dict[tuple[str, tuple[int, int, int]], asyncio.Future[Processor]] = {}
 
+    def fresh(self, path: Path, st: os.stat_result) -> Processor | None:
+        """The cached processor for ``path`` if the file is unchanged, without awaiting."""
+        entry = self._entries.get(str(path))
+        if entry is not None and entry[0] == (st.st_mtime_ns, st.st_size, st.st_ino):
+            return entry[1]
+        return None
+
     async def get(
         self, spec: ProcessorSpec, path: Path, st: os.stat_result, site: Site
     ) -> Processor:

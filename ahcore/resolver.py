@@ -18,6 +18,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from ahcore.errors import bad_request, not_found
@@ -42,9 +43,13 @@ class Root:
         return cls(Path(folder), real.rstrip(os.sep) + os.sep, split_segments(prefix))
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """What a URL names: a file (maybe via an index) or a directory to list."""
+class Resolved(NamedTuple):
+    """What a URL names: a file (maybe via an index) or a directory to list.
+
+    Immutable, and a named tuple rather than a frozen dataclass: one is made
+    per request, and a frozen dataclass sets each field through
+    ``object.__setattr__``.
+    """
 
     path: Path  # real path on disk
     url: str  # canonical URL path of what is served
@@ -53,6 +58,17 @@ class Resolved:
     is_dir: bool = False
     spec: ProcessorSpec | None = None
     suffix: str = ""
+
+
+class _Trail:
+    """The paths one successful lookup went through; see :meth:`Resolver._revalidate`."""
+
+    __slots__ = ("missing", "passed", "found")
+
+    def __init__(self) -> None:
+        self.missing: list[str] = []  # paths that must still not exist
+        self.passed: list[tuple[str, tuple[int, int]]] = []  # path, (st_dev, st_ino)
+        self.found: Resolved | None = None
 
 
 class RedirectToSlash(Exception):
@@ -109,6 +125,8 @@ class Resolver:
         # candidate path -> (real path, (st_dev, st_ino)); see _real_stat.
         self._real_cache: dict[str, tuple[str, tuple[int, int]]] = {}
         self._paths: dict[str, Path] = {}  # real path -> Path, built once
+        # (segments, want_slash) -> how a file was found; see _revalidate.
+        self._found: dict[tuple[tuple[str, ...], bool], _Trail] = {}
 
     def canonical(self, segments: tuple[str, ...], trailing_slash: bool = False) -> str:
         url = "/" + "/".join(segments)
@@ -120,18 +138,64 @@ class Resolver:
         ``want_slash`` says the request path ended in ``/``; a directory asked
         for without it raises :class:`RedirectToSlash`.
         """
+        key = (segments, want_slash)
+        trail = self._found.get(key)
+        if trail is not None:
+            found = self._revalidate(trail)
+            if found is not None:
+                return found
+        trail = _Trail()
         for root in self.roots:
             n = len(root.prefix)
             if segments[:n] != root.prefix:
                 continue
             rel = segments[n:]
             candidate = os.path.join(root.real, *rel) if rel else root.real
-            found = self._lookup(root, candidate, want_slash, segments)
+            found = self._lookup(root, candidate, want_slash, segments, trail)
             if found is not None:
+                if not found.is_dir:
+                    if len(self._found) >= self.REAL_CACHE_SIZE:
+                        self._found.clear()
+                    trail.found = found
+                    self._found[key] = trail
                 return found
         return None
 
-    def _real_stat(self, candidate: str, root: Root) -> tuple[str, os.stat_result] | None:
+    @staticmethod
+    def _revalidate(trail: _Trail) -> Resolved | None:
+        """The cached answer with a fresh stat, if every path on its trail is unchanged.
+
+        A lookup that found a file is remembered with the paths it tried:
+        those that did not exist (an earlier root, a missing index name) and
+        those it went through (the candidate, the index file) with their
+        inodes. Serving it again costs one ``stat`` per path instead of the
+        whole search: any path that appeared, vanished or now leads to
+        another inode sends the request down the full lookup, so a file
+        added to an earlier root, a replaced file or a re-pointed symlink is
+        seen at once.
+        """
+        for path in trail.missing:
+            try:
+                os.stat(path)
+            except (OSError, ValueError):
+                continue
+            return None
+        st = None
+        for path, identity in trail.passed:
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                return None
+            if (st.st_dev, st.st_ino) != identity:
+                return None
+        f = trail.found
+        if st is None or f is None:
+            return None
+        return Resolved(f.path, f.url, f.root, st, False, f.spec, f.suffix)
+
+    def _real_stat(
+        self, candidate: str, root: Root, trail: _Trail | None = None
+    ) -> tuple[str, os.stat_result] | None:
         """The real path and stat of ``candidate`` if it exists inside ``root``.
 
         ``realpath`` costs an ``lstat`` per path component, so the answer is
@@ -144,23 +208,35 @@ class Resolver:
         try:
             st = os.stat(candidate)
         except (OSError, ValueError):
+            if trail is not None:
+                trail.missing.append(candidate)
             return None
         identity = (st.st_dev, st.st_ino)
         cached = self._real_cache.get(candidate)
         if cached is not None and cached[1] == identity:
-            return cached[0], st
-        real = os.path.realpath(candidate)
-        if not self._inside(real + os.sep, root):
-            return None
-        if len(self._real_cache) >= self.REAL_CACHE_SIZE:
-            self._real_cache.clear()
-        self._real_cache[candidate] = (real, identity)
+            real = cached[0]
+        else:
+            real = os.path.realpath(candidate)
+            if not self._inside(real + os.sep, root):
+                if trail is not None:
+                    trail.missing.append(candidate)  # exists: never revalidates
+                return None
+            if len(self._real_cache) >= self.REAL_CACHE_SIZE:
+                self._real_cache.clear()
+            self._real_cache[candidate] = (real, identity)
+        if trail is not None:
+            trail.passed.append((candidate, identity))
         return real, st
 
     def _lookup(
-        self, root: Root, candidate: str, want_slash: bool, segments: tuple[str, ...]
+        self,
+        root: Root,
+        candidate: str,
+        want_slash: bool,
+        segments: tuple[str, ...],
+        trail: _Trail | None = None,
     ) -> Resolved | None:
-        found = self._real_stat(candidate, root)
+        found = self._real_stat(candidate, root, trail)
         if found is None:
             return None
         real, st = found
@@ -168,9 +244,12 @@ class Resolver:
             if not want_slash and segments:
                 raise RedirectToSlash(self.canonical(segments, True))
             for index in self.indexes:
-                indexed = self._real_stat(os.path.join(real, index), root)
+                indexed = self._real_stat(os.path.join(real, index), root, trail)
                 if indexed is not None and stat.S_ISREG(indexed[1].st_mode):
                     return self._file(root, *indexed)
+                if indexed is not None and trail is not None:
+                    # An index name that is not a regular file: never cache.
+                    trail.missing.append(os.path.join(real, index))
             if self.allow_listing:
                 return Resolved(
                     Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True

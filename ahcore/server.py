@@ -5,6 +5,11 @@ bind the same port with ``SO_REUSEPORT`` (the kernel balances connections),
 restarts a worker that dies, and on SIGINT/SIGTERM asks each worker to stop.
 Every worker shuts down gracefully: it stops accepting, lets in-flight
 requests finish (up to ``shutdown_timeout``), then runs the cleanup hooks.
+
+Slow clients: every connection is served through :class:`SlowClientGuard`,
+which gives each request head ``website.header_timeout`` seconds (see its
+docstring). :func:`start_site` is the one way a site is put on a socket, used
+by ``ahcore serve`` and by the in-process test server of ``ahcore.testing``.
 """
 
 from __future__ import annotations
@@ -15,20 +20,34 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from yarl import URL
 
 from ahcore.background import initialising
 from ahcore.config import SiteConfig, load_config
 
 log = logging.getLogger("ahcore.server")
+
+#: After a 408 for a slow head: seconds the connection is kept half-closed,
+#: its input read and dropped, before it is closed.
+LINGER_SECONDS = 2.0
+LINGERING = -1.0  # _GuardedConnection._deadline while lingering
+
+#: Idle time between two requests on a keep-alive connection (aiohttp's
+#: ``run_app`` default), for ``ahcore serve`` and the test server alike.
+KEEPALIVE_TIMEOUT = 75.0
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
 
@@ -85,6 +104,306 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+# --------------------------------------------------------------------------
+# slow clients
+
+
+def _reply_408(text: str) -> bytes:
+    body = text.encode()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Connection: close\r\n\r\n" + body
+    )
+
+
+class SlowClientGuard:
+    """The protocol factory of a served site: aiohttp's, plus a header deadline.
+
+    aiohttp has no limit on the time a request head (request line and
+    headers) may take; it only closes a connection idle for its keep-alive
+    time. The guard wraps each ``RequestHandler`` that ``runner.server``
+    makes in a :class:`_GuardedConnection` that forwards every protocol call
+    and runs one deadline: the head must be complete within
+    ``header_timeout`` seconds of its first byte (of the connection's opening
+    for the first request). A request reaching the application disarms it
+    (the guard wraps ``server.request_handler`` for that); bytes arriving
+    while no request is in progress (its handler done and its body read)
+    arm it again. An idle keep-alive connection is not armed: aiohttp's
+    keep-alive timer closes it. On expiry the client gets a 408 and the
+    connection is half-closed, its input dropped, and closed
+    ``LINGER_SECONDS`` later (a connection that sent nothing is just closed).
+
+    Cost per request: a ``loop.time()`` when its first bytes arrive and a
+    dict lookup when it reaches the application; the deadline is checked
+    lazily, so a busy keep-alive connection does not make a timer per
+    request. State lives on the guard (one per runner), none in the module.
+    """
+
+    def __init__(self, server: web.Server, header_timeout: float) -> None:
+        self.server = server
+        self.header_timeout = float(header_timeout)
+        self.reply = _reply_408(
+            f"408: request headers not received within {header_timeout:g} s\n"
+        )
+        # inner RequestHandler -> its guarded connection, while connected
+        self.connections: dict[RequestHandler, _GuardedConnection] = {}
+        self._handler = server.request_handler
+        # RequestHandler reads server.request_handler when it is made, so
+        # this must happen before the first connection (start_site does it
+        # before any site starts).
+        server.request_handler = self._request_started
+
+    def __call__(self) -> _GuardedConnection:
+        return _GuardedConnection(self, self.server())
+
+    def _request_started(self, request: BaseRequest) -> Awaitable[StreamResponse]:
+        conn = self.connections.get(request.protocol)
+        if conn is not None:
+            conn.request_started(request)
+        return self._handler(request)
+
+
+class _GuardedConnection(asyncio.Protocol):
+    """One connection: aiohttp's ``RequestHandler`` behind a header deadline."""
+
+    __slots__ = (
+        "_guard", "_inner", "_loop", "_transport", "_deadline", "_timer", "_quiet",
+        "_task", "_payload",
+    )
+
+    def __init__(self, guard: SlowClientGuard, inner: RequestHandler) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._deadline = 0.0  # 0.0: disarmed; LINGERING: answered 408
+        self._timer: asyncio.TimerHandle | None = None
+        self._quiet = True  # nothing received since connect
+        # The request in progress: the task that runs it (handler and
+        # response writing) and its body. Busy until both are done.
+        self._task: asyncio.Task[Any] | None = None
+        self._payload: Any = None
+
+    # ---- the deadline
+
+    def _arm(self) -> None:
+        self._deadline = deadline = self._loop.time() + self._guard.header_timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _busy(self) -> bool:
+        task = self._task
+        if task is None:
+            return False
+        if not task.done() or not self._payload.is_eof():
+            return True
+        self._task = self._payload = None
+        return False
+
+    def request_started(self, request: BaseRequest) -> None:
+        # Disarm; a timer still pending sees deadline 0 and lapses.
+        self._deadline = 0.0
+        self._task = asyncio.current_task()
+        self._payload = request.content
+
+    def _expire(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        transport = self._transport
+        if deadline <= 0.0 or transport is None:
+            return
+        if self._loop.time() < deadline:  # re-armed since this timer was set
+            self._timer = self._loop.call_at(deadline, self._expire)
+            return
+        self._deadline = 0.0
+        if transport.is_closing() or self._busy():
+            return
+        log.debug("closing a connection whose request head took over %g s", self._guard.header_timeout)
+        if self._quiet or not transport.can_write_eof():
+            if not self._quiet:
+                transport.write(self._guard.reply)
+            transport.close()
+            return
+        # Answer, send FIN, and keep reading (and dropping) for a moment:
+        # closing with the client still sending would make the kernel reset
+        # the connection, and the client could lose the 408 unread.
+        transport.write(self._guard.reply)
+        transport.write_eof()
+        self._deadline = LINGERING
+        self._timer = self._loop.call_later(LINGER_SECONDS, transport.close)
+
+    # ---- asyncio.Protocol, forwarded
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._guard.connections[self._inner] = self
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline <= 0.0:  # not armed
+            if self._deadline == LINGERING:  # answered 408: drop the rest
+                return
+            if not self._busy():
+                self._arm()
+        self._quiet = False
+        self._inner.data_received(data)
+
+    def eof_received(self) -> None:
+        # RequestHandler returns None: the transport closes after a half-close.
+        self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = 0.0
+        self._transport = None
+        self._task = self._payload = None
+        self._guard.connections.pop(self._inner, None)
+        self._inner.connection_lost(exc)
+
+
+class GuardedSite(web.BaseSite):
+    """A listening socket (host/port or an existing ``sock``) served through a guard."""
+
+    __slots__ = ("_guard", "_host", "_port", "_sock", "_reuse_port", "_bound")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        guard: SlowClientGuard,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
+        reuse_port: bool | None = None,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._guard = guard
+        self._host = host
+        self._port = port
+        self._sock = sock
+        self._reuse_port = reuse_port
+        self._bound: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port), after :meth:`start`."""
+        assert self._bound is not None, "site not started"
+        return self._bound
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        host, port = self._bound or (self._host or "0.0.0.0", self._port)
+        return str(URL.build(scheme=scheme, host=host, port=port))
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        extra: dict[str, Any] = {}
+        if self._ssl_context is not None:
+            # A TLS handshake is part of the head: same limit.
+            extra["ssl_handshake_timeout"] = self._guard.header_timeout
+        if self._sock is not None:
+            server = await loop.create_server(
+                self._guard, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog, **extra
+            )
+        else:
+            server = await loop.create_server(
+                self._guard,
+                self._host,
+                self._port,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                reuse_port=self._reuse_port,
+                **extra,
+            )
+        self._server = server
+        self._bound = server.sockets[0].getsockname()[:2]
+
+
+@dataclass
+class RunningSite:
+    """A started site: ``host``/``port`` as bound; ``await close()`` shuts it down gracefully."""
+
+    runner: web.AppRunner
+    site: GuardedSite
+    guard: SlowClientGuard
+    host: str
+    port: int
+    scheme: str
+
+    @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    @property
+    def url(self) -> URL:
+        return URL.build(scheme=self.scheme, host=self.host, port=self.port)
+
+    async def close(self) -> None:
+        """Stop accepting, let in-flight requests finish, run the cleanup hooks."""
+        await self.runner.cleanup()
+
+
+async def start_site(
+    app: web.Application,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool | None = None,
+    shutdown_timeout: float = 60.0,
+    header_timeout: float | None = None,
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+    **runner_kwargs: Any,
+) -> RunningSite:
+    """Start ``app`` (startup hooks included) on a socket behind a :class:`SlowClientGuard`.
+
+    The one function that serves a site: ``ahcore serve`` and the test
+    server of :mod:`ahcore.testing` both call it. ``header_timeout``
+    defaults to the site's ``website.header_timeout``; ``runner_kwargs``
+    go to :class:`aiohttp.web.AppRunner` (``access_log=``,
+    ``handler_cancellation=``).
+    """
+    if header_timeout is None:
+        from ahcore.site import SITE_KEY
+
+        site = app.get(SITE_KEY)
+        header_timeout = site.config.website.header_timeout if site is not None else 10.0
+    runner = web.AppRunner(
+        app, shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout, **runner_kwargs
+    )
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        guard = SlowClientGuard(runner.server, header_timeout)
+        site_ = GuardedSite(
+            runner, guard, host, port, sock=sock, ssl_context=ssl_context, reuse_port=reuse_port
+        )
+        await site_.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = site_.address
+    return RunningSite(
+        runner, site_, guard, bound_host, bound_port, "https" if ssl_context else "http"
+    )
+
+
 def run_worker(opts: ServeOptions, reuse_port: bool) -> None:
     """Serve the site in this process until SIGINT/SIGTERM."""
     from ahcore.app import create_app
@@ -110,24 +429,35 @@ def run_worker(opts: ServeOptions, reuse_port: bool) -> None:
     sslctx = ssl_context(config)
     scheme = "https" if sslctx else "http"
 
-    def announce(_message: str) -> None:
+    async def main() -> None:
+        running = await start_site(
+            app,
+            host,
+            port,
+            ssl_context=sslctx,
+            reuse_port=reuse_port,
+            shutdown_timeout=opts.shutdown_timeout,
+            access_log=logging.getLogger("ahcore.access"),
+        )
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         print(
-            f"ahcore: serving {opts.workdir} on {scheme}://{shown}:{port}/ (pid {os.getpid()})",
+            f"ahcore: serving {opts.workdir} on {scheme}://{shown}:{running.port}/ (pid {os.getpid()})",
             flush=True,
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            # Stop accepting, close idle connections, let in-flight requests
+            # finish (up to shutdown_timeout), then run the cleanup hooks.
+            await running.close()
 
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        ssl_context=sslctx,
-        reuse_port=reuse_port,
-        shutdown_timeout=opts.shutdown_timeout,
-        print=announce,
-        access_log=logging.getLogger("ahcore.access"),
-        handle_signals=True,
-    )
+    asyncio.run(main())
 
 
 def _worker_entry(opts: ServeOptions) -> None:

@@ -25,22 +25,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from aiohttp import hdrs, web
 from aiohttp_session import AbstractStorage, Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from ahcore.plugins import hookimpl
+from ahcore.context import current_context
+from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, csrf_refusal  # noqa: F401 (re-exported)
+from ahcore.plugins import await_me_maybe, call_impl, hookimpl
+from ahcore.site import SITE_KEY
 
 if TYPE_CHECKING:
-    from ahcore.context import RequestContext
     from ahcore.site import Site
 
 log = logging.getLogger("ahcore.session")
 
-COOKIE_NAME = "AHCORE_SESSION"
 TICKET = "ahcore.ticket"
 _UNSET: Any = object()
 
@@ -73,7 +73,6 @@ def request_state(request: web.Request) -> RequestSessionState:
     if state is None:
         state = request[_STATE] = RequestSessionState()
     return state
-STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass
@@ -226,9 +225,6 @@ async def current_user(request: web.Request) -> str | None:
 
 async def _identify(request: web.Request) -> Any:
     """Ask ``identify_user`` plugins (Basic, bearer keys …) in turn; first answer wins."""
-    from ahcore.plugins import await_me_maybe, call_impl
-    from ahcore.site import SITE_KEY
-
     site = request.app.get(SITE_KEY)
     if site is None:
         return None
@@ -275,15 +271,23 @@ def _has_cookie(request: web.Request) -> bool:
 
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Save a changed session and reissue an ageing ticket, for every response kind."""
+    """Save a changed session and reissue an ageing ticket, for every response kind.
+
+    Runs for every response, so the common case — no session touched and no
+    session cookie sent — returns before creating anything.
+    """
+    state = request.get(_STATE)
+    session = state.session if state is not None else None
+    if session is None and (
+        hdrs.COOKIE not in request.headers or COOKIE_NAME not in request.cookies
+    ):
+        return
     settings = request.app.get(SESSIONS)
     if settings is None:
         return
-    state = request_state(request)
-    session = state.session
+    if state is None:
+        state = request_state(request)
     if session is None:
-        if not _has_cookie(request):
-            return
         session = await get_session(request)
     assert session is not None
     ticket = _ticket(session, settings)
@@ -309,57 +313,29 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
 # ------------------------------------------------------------------ CSRF
 
 
-def csrf_refusal(request: web.Request) -> str | None:
-    """Why a state-changing, cookie-authenticated request is refused, or None.
-
-    Requests without the session cookie, or authenticated by an
-    ``Authorization`` header (which a browser cannot add cross-site without
-    CORS), are not checked. ``Sec-Fetch-Site: cross-site`` or an ``Origin``
-    that is not this host is refused; ``Referer`` is the fallback when neither
-    header is present. A request with none of them (a non-browser client) is
-    allowed.
-    """
-    if request.method not in STATE_CHANGING or not _has_cookie(request):
-        return None
-    if request.headers.get("Authorization", "").split(" ", 1)[0].lower() in ("basic", "bearer"):
-        return None
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site == "cross-site":
-        return "cross-site request refused (Sec-Fetch-Site)"
-    own = f"{request.scheme}://{request.host}".lower()
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        if origin.lower() != own:
-            return "cross-origin request refused (Origin does not match this host)"
-        return None
-    if fetch_site is None:
-        referer = request.headers.get("Referer")
-        if referer:
-            parts = urlsplit(referer)
-            if f"{parts.scheme}://{parts.netloc}".lower() != own:
-                return "cross-origin request refused (Referer does not match this host)"
-    return None
-
-
 # ------------------------------------------------------------------ namespace
 
 
+async def get_user() -> str | None:
+    """The logged-in user's id, or None (ahserver's ``get_user()``)."""
+    return await current_user(current_context().request)
+
+
+async def _remember_user(userid: Any, username: str = "", userorgid: str = "") -> None:
+    await remember_user(current_context().request, userid, username, userorgid)
+
+
+async def _forget_user() -> None:
+    await forget_user(current_context().request)
+
+
+async def get_ticket() -> dict[str, Any] | None:
+    return await current_ticket(current_context().request)
+
+
 @hookimpl
-def request_namespace(context: RequestContext) -> dict[str, Any]:
-    request = context.request
-
-    async def get_user() -> str | None:
-        return await current_user(request)
-
-    async def _remember_user(userid: Any, username: str = "", userorgid: str = "") -> None:
-        await remember_user(request, userid, username, userorgid)
-
-    async def _forget_user() -> None:
-        await forget_user(request)
-
-    async def get_ticket() -> dict[str, Any] | None:
-        return await current_ticket(request)
-
+def env_globals(app: web.Application) -> dict[str, Any]:
+    """The session names; each finds its request through ``current_context()``."""
     return {
         "get_user": get_user,
         "remember_user": _remember_user,

@@ -7,6 +7,16 @@ Fixtures:
     in-process and returns an aiohttp ``TestClient``; extra keywords go to
     :func:`ahcore.app.create_app` (``extra_plugins=``, ``debug=``).
 
+``ahcore_server``
+    An async factory: ``server = await ahcore_server(workdir)`` starts the site
+    on 127.0.0.1 and returns an :class:`ahcore.server.RunningSite`
+    (``server.host``, ``server.port``, ``server.url``), closed after the
+    test; for tests that talk raw sockets.
+
+Both serve the site as ``ahcore serve`` does, through
+:func:`ahcore.server.start_site` (slow-client deadlines included), not with
+aiohttp's plain ``TestServer``.
+
 ``make_site``
     A factory writing a site folder: ``make_site(config={...}, files={"wwwroot/a.txt": "hi"})``
     returns its path (under ``tmp_path``).
@@ -17,11 +27,22 @@ Needs ``pytest-aiohttp`` (``pip install ahcore[testing]``).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer
+from yarl import URL
+
+if TYPE_CHECKING:
+    from ahcore.server import RunningSite
+
+try:  # pytest-aiohttp (ahcore[testing]) brings pytest-asyncio
+    from pytest_asyncio import fixture as _async_fixture
+except ImportError:  # pragma: no cover - plugin loaded without the testing extra
+    _async_fixture = pytest.fixture  # type: ignore[assignment]
 
 
 def write_site(
@@ -59,12 +80,53 @@ def make_site(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+class SiteTestServer(BaseTestServer):
+    """aiohttp's test-server interface (for ``TestClient``), started by ``start_site``."""
+
+    def __init__(self, app: web.Application, *, host: str = "127.0.0.1", **kwargs: Any) -> None:
+        super().__init__(host=host, **kwargs)
+        self.app = app
+        self.running: RunningSite | None = None
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:  # pragma: no cover
+        raise NotImplementedError("SiteTestServer starts through start_site")
+
+    async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+        from ahcore.server import start_site
+
+        if self.runner:
+            return
+        self.running = running = await start_site(
+            self.app, self.host, self.port or 0, ssl_context=kwargs.get("ssl")
+        )
+        self.runner = running.runner
+        self.host, self.port = running.host, running.port
+        self.scheme = self.scheme or running.scheme
+        self._root = URL.build(scheme=self.scheme, host=self.host, port=self.port)
+
+
 @pytest.fixture
 def ahcore_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
     from ahcore.app import create_app
 
     async def start(workdir: str | Path, **kwargs: Any) -> Any:
-        app = create_app(workdir, **kwargs)
-        return await aiohttp_client(app)
+        return await aiohttp_client(SiteTestServer(create_app(workdir, **kwargs)))
 
     return start
+
+
+@_async_fixture
+async def ahcore_server() -> AsyncIterator[Callable[..., Awaitable[RunningSite]]]:
+    from ahcore.app import create_app
+    from ahcore.server import start_site
+
+    started: list[RunningSite] = []
+
+    async def start(workdir: str | Path, **kwargs: Any) -> RunningSite:
+        running = await start_site(create_app(workdir, **kwargs))
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.close()

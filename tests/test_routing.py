@@ -137,3 +137,58 @@ async def test_concurrent_first_requests_share_one_build(site_dir, ahcore_client
     results = await asyncio.gather(*(client.get("/page.echo?who=z") for _ in range(20)))
     assert all(r.status == 200 for r in results)
     assert processor_class.loads - before == 1
+
+
+async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_client, tmp_path):
+    """The resolver remembers where a URL led; the next request still sees
+    a file added to an earlier root or index, a removed file, a replaced
+    file and a re-pointed symlink — and never follows a link out of the root."""
+    site = make_site(
+        config={
+            "website": {
+                "paths": [["$[workdir]$/first", ""], ["$[workdir]$/wwwroot", ""]],
+                "indexes": ["index.html", "index.txt"],
+            }
+        },
+        files={
+            "first/.keep": "",
+            "wwwroot/page.txt": "from the second root",
+            "wwwroot/dir/index.txt": "second index",
+            "wwwroot/a.txt": "A",
+            "wwwroot/b.txt": "B",
+            "wwwroot/gone.txt": "here",
+        },
+    )
+    client = await ahcore_client(site)
+
+    async def body(url: str) -> tuple[int, str]:
+        r = await client.get(url)
+        return r.status, await r.text()
+
+    root = site / "wwwroot"
+    for _ in range(2):  # the second request is served from the remembered trail
+        assert await body("/page.txt") == (200, "from the second root")
+        assert await body("/dir/") == (200, "second index")
+        assert await body("/gone.txt") == (200, "here")
+    (site / "first" / "page.txt").write_text("from the first root")
+    assert await body("/page.txt") == (200, "from the first root")
+    (root / "dir" / "index.html").write_text("first index")
+    assert await body("/dir/") == (200, "first index")
+    (root / "gone.txt").unlink()
+    assert (await body("/gone.txt"))[0] == 404
+    (root / "new.txt").write_text("old")
+    assert await body("/new.txt") == (200, "old")
+    (root / "new.tmp").write_text("replacement")
+    os.replace(root / "new.tmp", root / "new.txt")
+    assert await body("/new.txt") == (200, "replacement")
+
+    (root / "link.txt").symlink_to(root / "a.txt")
+    assert await body("/link.txt") == (200, "A")
+    (root / "link.txt").unlink()
+    (root / "link.txt").symlink_to(root / "b.txt")
+    assert await body("/link.txt") == (200, "B")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret outside the root")
+    (root / "link.txt").unlink()
+    (root / "link.txt").symlink_to(outside)
+    assert (await body("/link.txt"))[0] == 404

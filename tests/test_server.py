@@ -281,6 +281,7 @@ async def test_https_from_website_ssl(site):
     cfg_path = site / "conf" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["website"]["ssl"] = {"crtfile": "$[workdir]$/conf/site.pem", "keyfile": "$[workdir]$/conf/site.key"}
+    cfg["website"]["header_timeout"] = 1
     cfg_path.write_text(json.dumps(cfg))
     port = free_port()
     proc = start(site, port)
@@ -296,9 +297,104 @@ async def test_https_from_website_ssl(site):
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise
                     await asyncio.sleep(0.1)
+        # A TLS handshake that never starts is bounded by header_timeout too.
+        took, _ = await silent_connection_closed_after(port)
+        assert took is not None and took <= 1 + SLACK, took
     finally:
         out = stop(proc)
     assert f"https://127.0.0.1:{port}/" in out
+
+
+SLACK = 1.5  # scheduling slack past a 1 s limit in a loaded subprocess
+
+
+async def silent_connection_closed_after(port: int, wait: float = 5.0) -> tuple[float | None, bytes]:
+    """Connect, send nothing: (seconds until the server closed, what it sent)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        data = await asyncio.wait_for(reader.read(), wait)
+    except asyncio.TimeoutError:
+        return None, b""
+    except ConnectionResetError:
+        data = b""
+    finally:
+        writer.close()
+    return loop.time() - start, data
+
+
+async def slowloris(port: int, every: float = 0.2) -> tuple[float | None, bytes]:
+    """Dribble a request head a byte at a time: (seconds until the server reacted, its answer)."""
+    head = b"GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        for i in range(len(head)):
+            try:
+                writer.write(head[i : i + 1])
+                await writer.drain()
+                data = await asyncio.wait_for(reader.read(65536), every)
+            except asyncio.TimeoutError:
+                continue
+            except ConnectionError as exc:
+                return loop.time() - start, repr(exc).encode()
+            took = loop.time() - start
+            try:
+                while chunk := await asyncio.wait_for(reader.read(65536), 3):
+                    data += chunk
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+            return took, data
+        return None, b""
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_ahcore_serve_cuts_off_slow_clients(tmp_path, workers):
+    """The production path: `ahcore serve` (one worker, or a supervisor and workers)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "wwwroot").mkdir()
+    (tmp_path / "wwwroot" / "hello.txt").write_text("hello")
+    (tmp_path / "conf" / "config.json").write_text(
+        json.dumps(
+            {
+                "website": {
+                    "host": "127.0.0.1",
+                    "cookie_secret": "s",
+                    "paths": [["$[workdir]$/wwwroot", ""]],
+                    "header_timeout": 1,
+                    "request_timeout": 1,
+                },
+                "plugins": {},
+            }
+        )
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ahcore", "serve", "-w", str(tmp_path), "-p", str(port), "--workers", str(workers)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        await wait_ready(port, proc=proc)
+        took, answer = await slowloris(port)
+        assert took is not None, "ahcore serve kept a slowloris client"
+        assert 0.8 <= took <= 1 + SLACK, took
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        took, answer = await silent_connection_closed_after(port)
+        assert took is not None and took <= 1 + SLACK and answer == b"", (took, answer)
+        # A keep-alive connection idle past header_timeout still serves.
+        async with aiohttp.ClientSession() as s:
+            for _ in range(2):
+                async with s.get(f"http://127.0.0.1:{port}/hello.txt") as r:
+                    assert r.status == 200 and await r.text() == "hello"
+                await asyncio.sleep(1.5)
+            assert s.connector is not None
+    finally:
+        out = stop(proc)
+    assert proc.returncode == 0, out
 
 
 async def test_redis_sessions_shared_by_two_server_processes(tmp_path):

@@ -1,8 +1,9 @@
 """The adversarial suite: a real server on 127.0.0.1, driven over real sockets.
 
-Every test starts the site with aiohttp's ``TestServer`` (a listening socket)
-and talks to it with an aiohttp ``ClientSession`` or, where a client library
-would normalise the path or the headers, with raw bytes (``advkit``).
+Every test starts the site as ``ahcore serve`` does (``ahcore.server.start_site``,
+through the ``ahcore_server`` fixture of ``ahcore.testing``: a listening
+socket, slow-client deadlines included) and talks to it with an aiohttp
+``ClientSession`` or, where a client library would normalise the path or the headers, with raw bytes (``advkit``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from ahcore.app import create_app
+from ahcore.server import RunningSite
 
 # The suite runs with --import-mode=importlib: make advkit importable by name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,20 +35,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(str(item.fspath)).parents:
             item.add_marker(skip)
 
-ServeFactory = Callable[..., Awaitable[TestServer]]
+ServeFactory = Callable[..., Awaitable[RunningSite]]
 
 
 @pytest.fixture
-async def serve() -> Any:
-    """``server = await serve(workdir, extra_plugins=..., debug=...)``: a started TestServer."""
-    started: list[TestServer] = []
-
-    async def start(workdir: str | Path, **kwargs: Any) -> TestServer:
-        srv = TestServer(create_app(workdir, **kwargs), host="127.0.0.1")
-        await srv.start_server()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(started):
-        await srv.close()
+def serve(ahcore_server: ServeFactory) -> ServeFactory:
+    """``server = await serve(workdir, extra_plugins=..., debug=...)``: a started site."""
+    return ahcore_server

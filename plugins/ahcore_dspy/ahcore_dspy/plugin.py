@@ -9,7 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ahcore import ProcessorSpec, get_site, hookimpl
-from ahcore_dspy.processor import PLUGIN_NAME, DspyProcessor, time_limit
+from ahcore_dspy.processor import PLUGIN_NAME, RUNTIME, DspyProcessor, Runtime, time_limit
+from ahcore_dspy.watchdog import Watchdog
 
 
 @hookimpl
@@ -22,4 +23,4 @@ def register_processor() -> ProcessorSpec:
 def on_startup(app: web.Application) -> None:
     """Validate ``plugins.dspy`` at start, so a bad setting stops the server
     instead of failing every request."""
-    time_limit(get_site(app))
+    app[RUNTIME] = Runtime(Watchdog(), time_limit(get_site(app)))

@@ -10,12 +10,10 @@ from the :class:`~ahcore.RequestContext`.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
-import sys
 import types
-from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,22 @@ from aiohttp import web
 
 from ahcore import Processor, RequestContext, Site
 from ahcore_dspy import compiler
+from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every script of one application shares: the watchdog and the limit.
+
+    Made once at start-up (``plugins`` settings need a restart to change).
+    """
+
+    watchdog: Watchdog
+    time_limit: float
+
+
+#: Where the plugin keeps its application's :class:`Runtime`.
+RUNTIME: web.AppKey[Runtime] = web.AppKey("ahcore_dspy.runtime", Runtime)
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +55,11 @@ class ScriptSyntaxError(Exception):
     """
 
 
-class TimeLimitExceeded(Exception):
-    """The script ran past its time limit (as opposed to its own TimeoutError)."""
-
-
 def time_limit(site: Site) -> float:
     """The per-request time limit in seconds from ``plugins.dspy.time_limit``.
 
-    Read on each request rather than kept on the processor, so a config
-    reload applies without waiting for every script to change.
+    Read once at start-up into the app's :class:`Runtime` (plugin settings
+    are fixed for the life of the process: changing them needs a restart).
     """
     value = site.plugin_settings(PLUGIN_NAME).get("time_limit", DEFAULT_TIME_LIMIT)
     # `not value > 0` also rejects NaN; bool is an int but never a sensible limit.
@@ -59,34 +69,6 @@ def time_limit(site: Site) -> float:
             f"got {value!r}"
         )
     return float(value)
-
-
-async def _run_with_timeout(work: Awaitable[Any], seconds: float) -> Any:
-    # asyncio.timeout (3.11+) runs the script in the request's own task and
-    # tells our deadline apart from a TimeoutError the script raised itself.
-    try:
-        async with asyncio.timeout(seconds) as scope:
-            return await work
-    except TimeoutError:
-        if scope.expired():
-            raise TimeLimitExceeded from None
-        raise
-
-
-async def _run_with_wait_for(work: Awaitable[Any], seconds: float) -> Any:
-    # Python 3.10 has no asyncio.timeout; wait_for cannot say whose timeout it
-    # was, so the clock decides.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    try:
-        return await asyncio.wait_for(work, seconds)
-    except asyncio.TimeoutError:
-        if loop.time() >= deadline:
-            raise TimeLimitExceeded from None
-        raise
-
-
-run_with_time_limit = _run_with_timeout if sys.version_info >= (3, 11) else _run_with_wait_for
 
 
 class DspyProcessor(Processor):
@@ -102,6 +84,7 @@ class DspyProcessor(Processor):
         super().__init__(path, site)
         self.code: types.CodeType | None = None
         self.error: ScriptSyntaxError | None = None
+        self.runtime: Runtime | None = None  # the app's, looked up once
 
     async def load(self) -> None:
         """Read and compile the file; the kernel calls this once per file change.
@@ -138,12 +121,16 @@ class DspyProcessor(Processor):
             assert self.error is not None
             # A new exception each time: re-raising one object would grow its traceback.
             raise ScriptSyntaxError(*self.error.args) from self.error.__cause__
+        runtime = self.runtime
+        if runtime is None:
+            assert self.site.app is not None
+            runtime = self.runtime = self.site.app[RUNTIME]
         namespace = await context.namespace()
         namespace.setdefault("__builtins__", builtins)
         script = types.FunctionType(self.code, namespace)
-        limit = time_limit(self.site)
+        limit = runtime.time_limit
         try:
-            return await run_with_time_limit(script(), limit)
+            return await runtime.watchdog.run(script(), limit)
         except TimeLimitExceeded:
             log.warning(
                 "%s: cancelled after the time limit of %g s (plugins.%s.time_limit) on %s %s",

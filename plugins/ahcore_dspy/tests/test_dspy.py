@@ -17,7 +17,7 @@ from typing import Any
 import ahcore_dspy.compiler
 import pytest
 from ahcore_dspy.compiler import compile_script
-from ahcore_dspy.processor import TimeLimitExceeded, _run_with_timeout, _run_with_wait_for
+from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
 
 from ahcore import get_site
 
@@ -313,18 +313,41 @@ async def test_bad_time_limit_stops_startup(start: Any, bad: Any) -> None:
         await start({"wwwroot/a.dspy": "return 1"}, {"time_limit": bad})
 
 
-@pytest.mark.parametrize("runner", [_run_with_timeout, _run_with_wait_for])
-async def test_time_limit_runners(runner: Any) -> None:
-    """Both the 3.11+ and the 3.10 implementation tell their deadline apart."""
-    assert await runner(asyncio.sleep(0, "v"), 1) == "v"
+async def test_watchdog_tells_its_deadline_apart() -> None:
+    """The watchdog stops work past its limit (never before it) and lets a
+    script's own TimeoutError and outside cancellations through."""
+    watchdog = Watchdog()
+    assert await watchdog.run(asyncio.sleep(0, "v"), 1) == "v"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     with pytest.raises(TimeLimitExceeded):
-        await runner(asyncio.sleep(5), 0.05)
+        await watchdog.run(asyncio.sleep(5), 0.05)
+    assert 0.05 <= loop.time() - began < 0.05 + 2 * Watchdog.GRAIN + 0.5
 
     async def own_timeout() -> None:
         raise asyncio.TimeoutError
 
     with pytest.raises(asyncio.TimeoutError):
-        await runner(own_timeout(), 5)
+        await watchdog.run(own_timeout(), 5)
+
+    # Cancelled from outside (a client gone away): a cancellation, not a 504.
+    task = asyncio.ensure_future(watchdog.run(asyncio.sleep(5), 5))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # A script that swallows the cancellation finishes; the task is not left cancelled.
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "kept going"
+        return "slept"
+
+    assert await watchdog.run(stubborn(), 0.05) == "kept going"
+    await asyncio.sleep(0)  # a pending cancellation would land here
+    assert not watchdog._buckets or all(not b for b in watchdog._buckets.values())
 
 
 # ---------------------------------------------------------------- isolation between requests

@@ -14,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import get_site, hookimpl
-from ahcore.context import RequestContext
+from ahcore import current_context, get_site, hookimpl
 from ahcore.db.pools import get_pools
 from ahcore.session import current_ticket, forget_user, remember_user
 from ahcore_rbac.settings import RbacSettings
@@ -76,21 +75,27 @@ def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
         state.clear_caches()
 
 
-@hookimpl
-def request_namespace(context: RequestContext) -> dict[str, Any]:
-    """``rbac_login(username, password)`` and ``rbac_roles()`` for a site's own login pages."""
-    request = context.request
+async def rbac_login(username: str, password: str) -> dict[str, Any]:
+    """Check a password and, when it is right, log the visitor in (for a site's own login page)."""
+    request = current_context().request
     state = get_rbac(request.app)
+    result = await state.login(username, password)
+    if result.status == "ok" and result.user is not None:
+        await remember_user(request, result.user.id, result.user.username, result.user.orgid or "")
+    return _result_body(result)
 
-    async def rbac_login(username: str, password: str) -> dict[str, Any]:
-        result = await state.login(username, password)
-        if result.status == "ok" and result.user is not None:
-            await remember_user(request, result.user.id, result.user.username, result.user.orgid or "")
-        return _result_body(result)
 
-    async def rbac_roles() -> list[str]:
-        return sorted(await state.roles_of(await state.request_user(request)))
+async def rbac_roles() -> list[str]:
+    """The visitor's roles, sorted."""
+    request = current_context().request
+    state = get_rbac(request.app)
+    return sorted(await state.roles_of(await state.request_user(request)))
 
+
+@hookimpl
+def env_globals(app: web.Application) -> dict[str, Any]:
+    """``rbac_login(username, password)`` and ``rbac_roles()``; each finds its
+    request through ``ahcore.current_context()``."""
     return {"rbac_login": rbac_login, "rbac_roles": rbac_roles}
 
 

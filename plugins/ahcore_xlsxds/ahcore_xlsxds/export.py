@@ -12,14 +12,11 @@ import decimal
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 
 def _columns(
@@ -44,6 +41,11 @@ def _columns(
     return keys, keys
 
 
+# openpyxl's ILLEGAL_CHARACTERS_RE (control characters a cell cannot hold),
+# repeated so that importing this module does not import openpyxl.
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+
+
 def _cell_value(value: Any) -> Any:
     """A Python value as something openpyxl stores faithfully."""
     if value is None or isinstance(value, (bool, int, float, decimal.Decimal)):
@@ -64,6 +66,8 @@ def _cell(ws: Any, value: Any) -> Any:
     if isinstance(value, str) and value.startswith("="):
         # openpyxl would store this as a formula; data is never a formula
         # (spreadsheet formula injection from user-entered text).
+        from openpyxl.cell import WriteOnlyCell
+
         cell = WriteOnlyCell(ws, value=value)
         cell.data_type = "s"
         return cell
@@ -93,6 +97,8 @@ def data2xlsx(
     atomically so a reader never sees half a workbook. Blocking: for a large
     export in a script, run it in a thread (``await rfexe(data2xlsx, rows)``).
     """
+    from openpyxl import Workbook  # imported on first use, as in sheet.py
+
     rows = list(rows)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=sheet_name)

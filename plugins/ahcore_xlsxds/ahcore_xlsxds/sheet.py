@@ -18,10 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.datetime import from_excel
-
 from ahcore.jsonutil import dumps
 
 log = logging.getLogger("ahcore_xlsxds")
@@ -218,6 +214,8 @@ def convert(value: Any, kind: str | None) -> Any:
 
 def _convert_temporal(value: Any, kind: str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        from openpyxl.utils.datetime import from_excel  # imported on first use, as below
+
         value = from_excel(value)  # a serial number in a cell without a date format
     elif isinstance(value, str):
         if kind == "time":
@@ -315,6 +313,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 def parse_sheet(descriptor: Descriptor, workbook: Path, source: str = "<xlsxds>") -> SheetData:
     """Read the descriptor's worksheet into :class:`SheetData` (blocking; run in a thread)."""
     try:
+        # openpyxl (about 13 MB) is imported on the first parse, not at start-up:
+        # a worker that never serves a workbook does not carry it.
+        import openpyxl
+
         wb = openpyxl.load_workbook(workbook, read_only=True, data_only=True)
     except FileNotFoundError:
         raise DescriptorError(f"{source}: workbook {workbook} does not exist") from None
@@ -403,6 +405,8 @@ def build_sheet(
                 record[name] = convert(raw, kind)
             except _Mismatch:
                 record[name] = infer(raw)
+                from openpyxl.utils import get_column_letter  # imported on first use, as below
+
                 mismatches.append(f"{get_column_letter(col + 1)}{number}")
         if any(v is not None and v != "" for v in record.values()):
             records.append(record)

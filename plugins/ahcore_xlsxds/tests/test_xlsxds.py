@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import ahcore_xlsxds.sheet as sheet_module
 import openpyxl
 import pytest
 from ahcore_xlsxds import data2xlsx
@@ -90,7 +89,7 @@ def count_parses(monkeypatch) -> list[str]:
         calls.append(str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(sheet_module.openpyxl, "load_workbook", counting)
+    monkeypatch.setattr(openpyxl, "load_workbook", counting)  # the plugin imports it on first use
     return calls
 
 

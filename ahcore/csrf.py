@@ -1,0 +1,50 @@
+"""Cross-site request refusal (CSRF), checked once per request before any handler.
+
+Its own small module because the error guard (``ahcore.errors``) runs it on
+every request and must import it at module level: a function-level import
+costs every request a trip through the import system.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+#: The session cookie's name (``ahcore.session`` re-exports it).
+COOKIE_NAME = "AHCORE_SESSION"
+
+#: Methods that change state; only these are checked.
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def csrf_refusal(request: web.Request) -> str | None:
+    """Why a state-changing, cookie-authenticated request is refused, or None.
+
+    Requests without the session cookie, or authenticated by an
+    ``Authorization`` header (which a browser cannot add cross-site without
+    CORS), are not checked. ``Sec-Fetch-Site: cross-site`` or an ``Origin``
+    that is not this host is refused; ``Referer`` is the fallback when neither
+    header is present. A request with none of them (a non-browser client) is
+    allowed.
+    """
+    if request.method not in STATE_CHANGING or COOKIE_NAME not in request.cookies:
+        return None
+    if request.headers.get("Authorization", "").split(" ", 1)[0].lower() in ("basic", "bearer"):
+        return None
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site == "cross-site":
+        return "cross-site request refused (Sec-Fetch-Site)"
+    own = f"{request.scheme}://{request.host}".lower()
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if origin.lower() != own:
+            return "cross-origin request refused (Origin does not match this host)"
+        return None
+    if fetch_site is None:
+        referer = request.headers.get("Referer")
+        if referer:
+            parts = urlsplit(referer)
+            if f"{parts.scheme}://{parts.netloc}".lower() != own:
+                return "cross-origin request refused (Referer does not match this host)"
+    return None

@@ -1,0 +1,85 @@
+"""Time limits for many short scripts at the price of a set insertion.
+
+``asyncio.timeout`` makes a timer, a context object and several Python-level
+calls per use. A ``.dspy`` request runs for milliseconds against a limit of
+seconds, so nearly every timer is made only to be cancelled. The watchdog
+instead files each running script's task in a *bucket* of deadlines
+``GRAIN`` seconds wide; one timer per bucket fires when the bucket's time has
+come and cancels the tasks still in it. A script that finishes takes its
+task out of its bucket. A limit is therefore enforced up to ``GRAIN`` late,
+never early.
+
+One watchdog per application (the plugin keeps it under an app key), never
+one per module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    """``task.uncancel()``; Python 3.10 does not count cancellations (0 then)."""
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel() if uncancel is not None else 0
+
+
+class TimeLimitExceeded(Exception):
+    """The script ran past its time limit (as opposed to its own TimeoutError)."""
+
+
+class Watchdog:
+    """Cancels tasks that outlive their deadline, ``GRAIN`` seconds at a time."""
+
+    GRAIN = 0.1
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, set[asyncio.Task[Any]]] = {}
+        self._fired: set[asyncio.Task[Any]] = set()
+
+    async def run(self, work: Awaitable[T], seconds: float) -> T:
+        """Await ``work`` in the current task; TimeLimitExceeded after ``seconds``.
+
+        A TimeoutError or cancellation that is not the watchdog's own passes
+        through unchanged, as with ``asyncio.timeout``.
+        """
+        task = asyncio.current_task()
+        assert task is not None, "Watchdog.run needs a running task"
+        loop = asyncio.get_running_loop()
+        slot = int((loop.time() + seconds) / self.GRAIN) + 1
+        bucket = self._buckets.get(slot)
+        if bucket is None:
+            bucket = self._buckets[slot] = set()
+            loop.call_at(slot * self.GRAIN, self._expire, slot)
+        bucket.add(task)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if self._release(task, bucket) and _uncancel(task) == 0:
+                raise TimeLimitExceeded from None
+            raise
+        except BaseException:
+            if self._release(task, bucket):
+                _uncancel(task)
+            raise
+        if self._release(task, bucket):
+            _uncancel(task)  # the script swallowed our cancellation
+        return result
+
+    def _release(self, task: asyncio.Task[Any], bucket: set[asyncio.Task[Any]]) -> bool:
+        """Take ``task`` out of the watch; True when the watchdog had cancelled it."""
+        bucket.discard(task)
+        if task in self._fired:
+            self._fired.discard(task)
+            return True
+        return False
+
+    def _expire(self, slot: int) -> None:
+        for task in self._buckets.pop(slot, ()):
+            if not task.done():
+                self._fired.add(task)
+                task.cancel()
