@@ -3,17 +3,22 @@
 The client's file name is kept only as metadata; the stored name is random,
 inside a dated folder. Each file is bounded by ``max_file_size`` and the
 whole body by ``client_max_size``; a partial file is removed on any failure
-(client gone, limit hit, disk full) before the error propagates.
+(client gone, limit hit, body deadline — ``website.request_timeout``,
+enforced around this by ``ahcore.params.read_params`` — disk full) before
+the error propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import errno
 import logging
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,24 @@ from ahcore.errors import bad_request
 CHUNK = 64 * 1024
 PART_SUFFIX = ".part"
 log = logging.getLogger("ahcore.uploads")
+
+# The disk (or the user's quota) is full: 507 Insufficient Storage, as
+# WebDAV servers answer. Any other OSError stays a 500 with an error id.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextlib.contextmanager
+def no_space_is_507(root: Path) -> Iterator[None]:
+    """Turn "no space left" while storing a file into a 507 that names no path."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        log.error("upload refused: no space left in %s: %s", root, exc)
+        raise web.HTTPInsufficientStorage(
+            text="507: not enough storage left for the upload; nothing was stored\n"
+        ) from None
 
 
 class UploadStore:
@@ -55,11 +78,12 @@ class UploadStore:
     async def save_bytes(self, data: bytes, filename: str = "") -> str:
         subpath = self.new_subpath(filename)
         target = self.realpath(subpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + PART_SUFFIX)
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            with no_space_is_507(self.root):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -124,25 +148,27 @@ class UploadStore:
         limit = min(self.max_file_size, budget)
         subpath = self.new_subpath(part.filename or "")
         target = self.realpath(subpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
         # Written as NAME.part and renamed when complete: a file under its
         # final name is always whole, and a crash leaves only .part files,
         # which the janitor removes.
         partial = target.with_name(target.name + PART_SUFFIX)
         stored.extend((target, partial))
-        # Plain writes: 64 KiB chunks land in the page cache; a thread hop per
-        # chunk would cost more than it saves.
-        with open(partial, "wb") as fh:  # noqa: ASYNC230
-            while True:
-                chunk = await part.read_chunk(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limit:
-                    raise web.HTTPRequestEntityTooLarge(limit, size)
-                fh.write(chunk)
-        os.replace(partial, target)
+        # The caller removes both names on any failure, a full disk included.
+        with no_space_is_507(self.root):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Plain writes: 64 KiB chunks land in the page cache; a thread hop
+            # per chunk would cost more than it saves.
+            with open(partial, "wb") as fh:  # noqa: ASYNC230
+                while True:
+                    chunk = await part.read_chunk(CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise web.HTTPRequestEntityTooLarge(limit, size)
+                    fh.write(chunk)
+            os.replace(partial, target)
         return subpath, size
 
     def sweep(self, max_age: float, now: float | None = None) -> int:

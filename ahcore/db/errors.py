@@ -42,3 +42,65 @@ class BadQuery(web.HTTPBadRequest):
 
     def __str__(self) -> str:
         return self.message
+
+
+class DataConflict(web.HTTPConflict):
+    """409: the change conflicts with data already stored (a unique key or a reference)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(text=message + "\n")
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# What each engine reports for a broken unique key or reference. Any other
+# integrity error (NOT NULL, CHECK) is bad input: 400. The classes follow
+# PostgREST's mapping of SQLSTATE class 23.
+_CONFLICT_SQLSTATES = frozenset({"23505", "23503"})  # unique_violation, foreign_key_violation
+_CONFLICT_SQLITE = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_FOREIGNKEY"}
+)
+# MySQL/MariaDB error numbers: duplicate entry, row referenced / no parent row.
+_CONFLICT_MYSQL = frozenset({1062, 1586, 1216, 1217, 1451, 1452})
+# A failed CHECK, which pymysql reports as an OperationalError, not an IntegrityError.
+_CHECK_MYSQL = frozenset({3819, 4025})
+
+CONFLICT_MESSAGE = (
+    "conflict with data already stored (a unique key or a reference); nothing was saved"
+)
+INVALID_MESSAGE = (
+    "the data breaks a rule of the database (a required value or a check); nothing was saved"
+)
+
+
+def integrity_error(exc: BaseException) -> web.HTTPException | None:
+    """The HTTP answer for a driver's integrity error (DB-API ``IntegrityError``), else None.
+
+    Works for any driver without importing it: the exception counts when a
+    class of its MRO is named ``IntegrityError`` (sqlite3, psycopg, pymysql
+    and aiomysql all follow DB-API 2.0), or is MySQL's failed CHECK (an
+    ``OperationalError`` in pymysql). A broken unique key or reference is a
+    :class:`DataConflict` (409), anything else (NOT NULL, CHECK) a
+    :class:`BadQuery` (400). The message names no table, column, constraint
+    or value: the caller logs the driver's text.
+
+    Meant for the end of a transaction scope, after the rollback: a deferred
+    constraint fails at COMMIT, where the script cannot catch it.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    mysql_code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if "IntegrityError" not in names:
+        if "DatabaseError" in names and mysql_code in _CHECK_MYSQL:
+            return BadQuery(INVALID_MESSAGE)
+        return None
+    sqlstate = getattr(exc, "sqlstate", None)
+    sqlite_name = getattr(exc, "sqlite_errorname", None)
+    if (
+        sqlstate in _CONFLICT_SQLSTATES
+        or sqlite_name in _CONFLICT_SQLITE
+        or mysql_code in _CONFLICT_MYSQL
+    ):
+        return DataConflict(CONFLICT_MESSAGE)
+    return BadQuery(INVALID_MESSAGE)
