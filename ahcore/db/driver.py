@@ -2,8 +2,9 @@
 
 A driver gives the kernel a :class:`Pool` per configured database. The pool
 hands out :class:`Connection` adapters that speak one small vocabulary
-(``execute``, ``fetch``, ``begin``/``commit``/``rollback``, ``table_columns``)
-so that :mod:`ahcore.db.sqlor` never needs to know which engine it talks to.
+(``execute``, ``fetch``, ``stream``, ``describe``, ``begin``/``commit``/
+``rollback``, ``table_columns``) so that :mod:`ahcore.db.sqlor` never needs
+to know which engine it talks to.
 
 Drivers translate their own exceptions at this boundary: an unreachable
 database or a broken connection becomes
@@ -15,7 +16,7 @@ being returned to the pool, so the next request gets a fresh one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -31,11 +32,15 @@ class Dialect:
 
     ``paramstyle`` is ``qmark`` (``?``) or ``format`` (``%s``, with literal
     ``%`` doubled); ``quote`` is the identifier quote character.
+    ``lazy_fetch`` says that ``fetch(..., max_rows=n)`` makes the database
+    produce no more than ``n`` rows (SQLite steps the statement only as far
+    as it is read), so a cap needs no ``LIMIT`` wrapper.
     """
 
     name: str
     paramstyle: Literal["qmark", "format"]
     quote: str = '"'
+    lazy_fetch: bool = False
 
     def ident(self, name: str) -> str:
         """Quote an identifier that has already been checked against the schema."""
@@ -45,7 +50,11 @@ class Dialect:
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One column of a table as the database reports it."""
+    """One column of a table or a result, as the database reports it.
+
+    From ``table_columns`` ``type`` is the engine's own type name; from
+    ``describe`` it is a field type of :data:`ahcore.db.fieldtypes.FIELD_TYPES`.
+    """
 
     name: str
     type: str = ""
@@ -61,6 +70,18 @@ class FetchResult:
     columns: list[str]
     rows: list[Sequence[Any]]
     rowcount: int = -1
+
+
+class RowStream(Protocol):
+    """The rows of one running query, read in batches (see :meth:`Connection.stream`).
+
+    ``columns`` are the result's column names; iterating gives lists of at
+    most ``batch_rows`` rows, never an empty one, until the result ends.
+    """
+
+    columns: list[str]
+
+    def __aiter__(self) -> AsyncIterator[list[Sequence[Any]]]: ...
 
 
 class Connection(Protocol):
@@ -79,12 +100,39 @@ class Connection(Protocol):
         """Run a statement; return the affected row count (-1 when unknown)."""
 
     async def fetch(
-        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
     ) -> FetchResult:
         """Run a query; return at most ``max_rows`` rows (all when ``None``).
 
         A statement that returns no result set gives ``columns == []``.
+        ``standalone`` says the caller does not need this read to share the
+        transaction's snapshot with later statements: a driver may run it
+        on its own when it is the first of a read-only transaction (SQLite
+        then spares the ``BEGIN``/``COMMIT``). Drivers may ignore it.
         """
+
+    def stream(
+        self, sql: str, params: Sequence[Any], *, batch_rows: int = 1000
+    ) -> AbstractAsyncContextManager[RowStream]:
+        """Run a query and read its rows in batches, never holding the whole result.
+
+        SQLite steps the statement batch by batch, PostgreSQL reads a
+        server-side cursor (``FETCH``), MySQL an unbuffered result. Inside
+        the block the connection runs nothing else. The statement time
+        limit bounds the whole stream, from the query's start to its last
+        batch: past it the next batch raises ``StatementTimeout``. Leaving
+        the block early (an error, a client that went away) closes the
+        cursor, or marks the connection broken when that is cheaper than
+        reading the rest.
+        """
+
+    async def describe(self, sql: str, params: Sequence[Any]) -> list[ColumnInfo]:
+        """The result columns of a query with their field types (:mod:`ahcore.db.fieldtypes`)."""
 
     async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
         """The table's real name and columns, looked up case-insensitively; ``None`` if absent."""

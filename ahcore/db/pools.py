@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ahcore.db.driver import DriverSpec, Pool
-from ahcore.db.errors import DatabaseUnavailable
+from ahcore.db.errors import DatabaseUnavailable, integrity_error
 from ahcore.db.schema import SchemaCache
 from ahcore.db.sqlor import SQLor
 from ahcore.plugins import canonical_driver
@@ -109,7 +109,18 @@ class DBPools:
                 await conn.rollback()
                 raise
             else:
-                await conn.commit()
+                try:
+                    await conn.commit()
+                except Exception as exc:
+                    # Refused at COMMIT (a deferred constraint): nothing of the
+                    # transaction stays, and the visitor gets a 409/400 that
+                    # names no table or value instead of a 500.
+                    await conn.rollback()
+                    answer = integrity_error(exc)
+                    if answer is None:
+                        raise
+                    log.warning("database %r: commit refused: %s", name, exc)
+                    raise answer from None
 
     def clear_schema_cache(self) -> None:
         """Forget learnt tables and result columns (after a hot reload)."""

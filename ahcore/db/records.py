@@ -24,14 +24,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_ODD_TYPES = (datetime.timedelta, memoryview, bytearray)
+_ODD_TYPES = frozenset({datetime.timedelta, memoryview, bytearray})
 
 
 def to_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[DictObject]:
     """One :class:`DictObject` per row, keyed by column name."""
+    odd = _ODD_TYPES.isdisjoint
     records = []
     for row in rows:
-        if any(isinstance(v, _ODD_TYPES) for v in row):
+        if not odd(map(type, row)):
             row = [_plain(v) for v in row]
         records.append(DictObject(zip(columns, row, strict=False)))
     return records
+
+
+def row_dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Plain dicts for encoding straight to JSON (no attribute access needed)."""
+    odd = _ODD_TYPES.isdisjoint
+    return [
+        dict(zip(columns, row if odd(map(type, row)) else map(_plain, row), strict=False))
+        for row in rows
+    ]

@@ -5,11 +5,23 @@ folder. Connections are opened on demand up to ``maxconn`` and reused; the
 database is put in WAL mode so readers never wait for a writer.
 
 Each statement runs as one job on the connection's aiosqlite thread
-(execute, describe and fetch together), and ``BEGIN`` rides along with the
-first statement of a transaction: a page of rows costs as few thread hops
-as plain aiosqlite code would. The statement time limit is a progress
-handler that aborts the statement when its deadline passes, leaving the
-connection usable.
+(execute, describe and fetch together), and ``BEGIN`` (with the
+``query_only`` pragma of a read-only transaction) rides along with the
+first statement of a transaction. The ``COMMIT`` of a read-only
+transaction is queued without being awaited, and a ``standalone`` first
+read runs without ``BEGIN``/``COMMIT`` at all: a ``.sqlds`` page costs one
+thread hop, where plain aiosqlite code (execute, fetchall, close) costs
+three. The statement time limit is a progress handler that aborts the
+statement when its deadline passes, leaving the connection usable.
+
+A streamed query (:meth:`SqliteConnection.stream`) keeps its cursor open
+between jobs and steps it one batch per job, so memory holds one batch; its
+deadline runs from the start of the query to the last batch.
+
+SQLite result columns carry no type, so :meth:`SqliteConnection.describe`
+takes the declared type of a column of that name in the tables the query
+names, unless the first row's value contradicts it, and else the value's
+type.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import contextlib
 import datetime
 import decimal
 import logging
+import re
 import sqlite3
 import time
 import uuid
@@ -30,6 +43,7 @@ import aiosqlite
 
 from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
+from ahcore.db.fieldtypes import declared_or_value, from_sql_name, from_value
 from ahcore.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -38,8 +52,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ahcore.db.sqlite")
 
-SQLITE = Dialect("sqlite", "qmark", '"')
+SQLITE = Dialect("sqlite", "qmark", '"', lazy_fetch=True)
 _PROGRESS_STEPS = 1000
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ALL_COLUMNS = (
+    "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
+    "WHERE m.type IN ('table', 'view')"
+)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -65,9 +84,10 @@ class SqliteConnection:
         self.raw = raw
         self.name = name
         self.broken = False
-        self._pending_begin: str | None = None
+        self._pending_begin = False
         self._in_tx = False
-        self._query_only = False
+        self._read_only = False  # what the current transaction asked for
+        self._query_only = False  # what the connection is set to (changed on its thread)
         self._limit_s: float | None = None
         self._deadline: float | None = None
 
@@ -76,12 +96,21 @@ class SqliteConnection:
         deadline = self._deadline
         return deadline is not None and time.monotonic() > deadline
 
-    def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
-        db: sqlite3.Connection = self.raw._conn
-        if self._pending_begin is not None:
-            db.execute(self._pending_begin)
-            self._pending_begin = None
+    # Runs on the aiosqlite thread, before each statement.
+    def _start(self, db: sqlite3.Connection, standalone: bool) -> None:
+        if self._read_only != self._query_only:
+            db.execute(f"PRAGMA query_only = {int(self._read_only)}")
+            self._query_only = self._read_only
+        if self._pending_begin and not standalone:
+            db.execute("BEGIN")
+            self._pending_begin = False
             self._in_tx = True
+
+    def _run(
+        self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
+    ) -> FetchResult:
+        db: sqlite3.Connection = self.raw._conn
+        self._start(db, standalone)
         if self._limit_s is not None:
             self._deadline = time.monotonic() + self._limit_s
         try:
@@ -97,39 +126,66 @@ class SqliteConnection:
         finally:
             self._deadline = None
 
-    async def _call(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
-        if any(isinstance(v, _CONVERTED) for v in params):
-            params = [_sqlite_value(v) for v in params]
+    def _timeout(self) -> StatementTimeout:
+        limit = self._limit_s or 0
+        return StatementTimeout(
+            f"the query ran longer than the time limit of {limit * 1000:.0f} ms"
+        )
+
+    async def _job(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the connection's thread, translating sqlite's errors."""
         try:
-            return await self.raw._execute(self._run, sql, params, max_rows)
+            return await self.raw._execute(fn, *args)
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted" and self._limit_s is not None:
-                raise StatementTimeout(
-                    f"the query ran longer than the time limit of {self._limit_s * 1000:.0f} ms"
-                ) from None
+                raise self._timeout() from None
             raise
         except ValueError as exc:  # aiosqlite: "Connection closed"
             self.broken = True
             raise DatabaseUnavailable(f"database {self.name!r}: connection lost") from exc
 
+    async def _call(
+        self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
+    ) -> FetchResult:
+        if any(isinstance(v, _CONVERTED) for v in params):
+            params = [_sqlite_value(v) for v in params]
+        return await self._job(self._run, sql, params, max_rows, standalone)
+
     async def begin(self, *, read_only: bool = False) -> None:
-        prefix = ""
-        if read_only != self._query_only:
-            prefix = f"PRAGMA query_only = {int(read_only)}"
-            self._query_only = read_only
-            await self.raw._execute(self.raw._conn.execute, prefix)
-        # Deferred: sent with the first statement (one thread hop less).
-        self._pending_begin = "BEGIN"
+        # Deferred: the pragma and BEGIN go with the first statement (no thread hop here).
+        self._read_only = read_only
+        self._pending_begin = True
 
     async def commit(self) -> None:
-        self._pending_begin = None
+        self._pending_begin = False
         self._limit_s = None
         if self._in_tx:
-            self._in_tx = False
-            await self.raw._execute(self.raw._conn.execute, "COMMIT")
+            if self._read_only:
+                self._in_tx = False
+                # Ending a read-only transaction cannot fail in a way the
+                # caller could act on: queue it and go on (the connection's
+                # thread runs it before any later job on this connection).
+                self.raw._tx.put_nowait((None, self._end_read))
+            else:
+                # SQLite keeps the transaction open when COMMIT fails (a
+                # deferred constraint, SQLITE_BUSY): the flag drops only on
+                # success, so the caller's rollback — and the pool's release
+                # — still end it instead of returning a connection that
+                # holds the write lock.
+                await self.raw._execute(self.raw._conn.execute, "COMMIT")
+                self._in_tx = False
+
+    # Runs on the aiosqlite thread.
+    def _end_read(self) -> None:
+        try:
+            self.raw._conn.execute("COMMIT")
+        except Exception as exc:
+            log.warning("ending a read transaction on %r failed: %s", self.name, exc)
+            with contextlib.suppress(Exception):
+                self.raw._conn.execute("ROLLBACK")
 
     async def rollback(self) -> None:
-        self._pending_begin = None
+        self._pending_begin = False
         self._limit_s = None
         if self._in_tx:
             self._in_tx = False
@@ -143,9 +199,73 @@ class SqliteConnection:
         return (await self._call(sql, params, None)).rowcount
 
     async def fetch(
-        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
     ) -> FetchResult:
-        return await self._call(sql, params, max_rows)
+        # A read that need not share the transaction's snapshot runs on its
+        # own when it comes first: no BEGIN and COMMIT around it.
+        return await self._call(sql, params, max_rows, standalone and self._read_only)
+
+    # ------------------------------------------------------------ streaming
+
+    def _open_cursor(self, sql: str, params: Sequence[Any], deadline: float | None) -> Any:
+        db: sqlite3.Connection = self.raw._conn
+        self._start(db, False)
+        self._deadline = deadline
+        try:
+            return db.execute(sql, params)
+        finally:
+            self._deadline = None
+
+    def _fetch_batch(self, cur: sqlite3.Cursor, size: int, deadline: float | None) -> list[Any]:
+        self._deadline = deadline
+        try:
+            return cur.fetchmany(size)
+        finally:
+            self._deadline = None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, sql: str, params: Sequence[Any], *, batch_rows: int = 1000
+    ) -> AsyncIterator[SqliteRowStream]:
+        if any(isinstance(v, _CONVERTED) for v in params):
+            params = [_sqlite_value(v) for v in params]
+        deadline = time.monotonic() + self._limit_s if self._limit_s is not None else None
+        cur = await self._job(self._open_cursor, sql, params, deadline)
+        try:
+            columns = [d[0] for d in cur.description or ()]
+            yield SqliteRowStream(self, cur, columns, max(1, batch_rows), deadline)
+        finally:
+            try:
+                await self.raw._execute(cur.close)
+            except Exception:
+                self.broken = True
+
+    async def describe(self, sql: str, params: Sequence[Any]) -> list[ColumnInfo]:
+        result = await self._call(f"SELECT * FROM ({sql}) ahcore_q LIMIT 1", params, None)
+        first = result.rows[0] if result.rows else None
+        declared = await self._declared_types(sql)
+        fields = []
+        for i, name in enumerate(result.columns):
+            found = declared.get(name.lower(), set())
+            guess = next(iter(found)) if len(found) == 1 else None
+            value_type = from_value(first[i]) if first is not None else None
+            fields.append(ColumnInfo(name, declared_or_value(guess, value_type)))
+        return fields
+
+    async def _declared_types(self, sql: str) -> dict[str, set[str | None]]:
+        """Column name → field types declared for it in the tables and views ``sql`` names."""
+        words = {w.lower() for w in _WORD.findall(sql)}
+        columns = await self._call(_ALL_COLUMNS, [], None)
+        declared: dict[str, set[str | None]] = {}
+        for table, column, decl in columns.rows:
+            if table.lower() in words:
+                declared.setdefault(column.lower(), set()).add(from_sql_name(decl))
+        return declared
 
     async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
         found = await self._call(
@@ -170,6 +290,37 @@ class SqliteConnection:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.raw.close()
+
+
+class SqliteRowStream:
+    """The batches of one open sqlite cursor, each read by one job on the connection's thread."""
+
+    def __init__(
+        self,
+        conn: SqliteConnection,
+        cur: sqlite3.Cursor,
+        columns: list[str],
+        batch_rows: int,
+        deadline: float | None,
+    ) -> None:
+        self.conn = conn
+        self.cur = cur
+        self.columns = columns
+        self.batch_rows = batch_rows
+        self.deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[list[Any]]:
+        if not self.columns:
+            return
+        conn = self.conn
+        while True:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise conn._timeout()
+            batch = await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)
+            if batch:
+                yield batch
+            if len(batch) < self.batch_rows:
+                return
 
 
 class SqlitePool:
@@ -199,10 +350,12 @@ class SqlitePool:
 
         def setup() -> None:
             db = raw._conn
+            # The busy timeout first: switching a new database to WAL takes a
+            # lock, and two connections opening it at once must wait, not fail.
+            db.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if not uri:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
-            db.execute(f"PRAGMA busy_timeout = {busy_ms}")
             db.set_progress_handler(conn._past_deadline, _PROGRESS_STEPS)
 
         await raw._execute(setup)

@@ -3,17 +3,24 @@
 A :class:`SQLor` lives for one ``sqlorContext`` block: one connection, one
 transaction. It is driver-independent; it writes SQL only from names found
 in the schema (:mod:`ahcore.db.schema`) and binds every value.
+
+Beside the sqlor calls, data-source plugins use :meth:`SQLor.select` to
+bind a query once and then read it as they need: a capped buffer
+(:meth:`SQLor.rows`), a count, a truncation probe, or a stream of batches
+(:meth:`SQLor.stream`) for answers too large to hold in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ahcore.db.driver import Connection
+from ahcore.db.driver import ColumnInfo, Connection, FetchResult, RowStream
 from ahcore.db.errors import BadQuery
 from ahcore.db.records import to_records
 from ahcore.db.schema import SchemaCache, TableInfo
@@ -37,6 +44,41 @@ def _check_value(key: str, value: Any) -> Any:
     if value is None or isinstance(value, _SCALARS):
         return value
     raise BadQuery(f"value of {key!r} must be a single value, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Select:
+    """A bound query and its checked ``ORDER BY`` (from :meth:`SQLor.select`).
+
+    ``text`` has the driver's placeholders, ``params`` their values;
+    ``order`` is ``""`` or `` ORDER BY …`` over the query's result columns.
+    """
+
+    text: str
+    params: list[Any]
+    order: str = ""
+
+    def sql(self, limit: int | None = None, offset: int = 0) -> str:
+        """The query as a subquery, sorted and windowed (an ``offset`` needs a ``limit``)."""
+        sql = f"SELECT * FROM ({self.text}) ahcore_q{self.order}"
+        if limit is None:
+            if offset:
+                raise ValueError("an offset needs a limit")
+            return sql
+        return sql + limit_clause(limit, offset)
+
+
+class _BufferedStream:
+    """A whole fetched result posing as a stream (drivers without ``stream``)."""
+
+    def __init__(self, result: FetchResult, batch_rows: int) -> None:
+        self.columns = result.columns
+        self._rows = result.rows
+        self._batch = max(1, batch_rows)
+
+    async def __aiter__(self) -> AsyncIterator[list[Sequence[Any]]]:
+        for start in range(0, len(self._rows), self._batch):
+            yield list(self._rows[start : start + self._batch])
 
 
 class SQLor:
@@ -191,20 +233,77 @@ class SQLor:
     ) -> tuple[list[DictObject], bool]:
         """Rows of a query, optionally sorted, capped at ``max_rows``; and whether it was cut.
 
-        The cap is applied by the database (``LIMIT max_rows + 1``), so a huge
-        result is never read.
+        The database stops after row ``max_rows + 1`` (a ``LIMIT``, or on
+        SQLite a statement stepped no further), so a huge result is never read.
         """
-        text, params = bind(strip_statement(sql), ns, self.dialect)
-        order = await self.order_by(text, params, sort)
-        wrapped = f"SELECT * FROM ({text}) ahcore_q{order}"
-        if max_rows is not None:
-            wrapped += limit_clause(max_rows + 1)
-        result = await self.conn.fetch(wrapped, params)
+        sel = await self.select(sql, ns, sort=sort)
+        if max_rows is None:
+            result = await self.conn.fetch(sel.sql(), sel.params)
+            return to_records(result.columns, result.rows), False
+        result = await self.rows(sel, max_rows + 1)
         rows = result.rows
-        truncated = max_rows is not None and len(rows) > max_rows
+        truncated = len(rows) > max_rows
         if truncated:
             rows = rows[:max_rows]
         return to_records(result.columns, rows), truncated
+
+    # ------------------------------------------------------------ bound queries
+
+    async def select(self, sql: str, values: Mapping[str, Any], *, sort: Any = None) -> Select:
+        """Bind ``sql`` (a query; ``${name}$`` from ``values``) and check ``sort`` against it."""
+        text, params = bind(strip_statement(sql), values, self.dialect)
+        return Select(text, params, await self.order_by(text, params, sort))
+
+    async def rows(
+        self, sel: Select, limit: int, offset: int = 0, *, standalone: bool = False
+    ) -> FetchResult:
+        """At most ``limit`` rows of ``sel`` (after ``offset``), read into memory.
+
+        On an engine whose fetch is lazy (SQLite) an unsorted first window is
+        read straight from the query, without a ``LIMIT`` wrapper.
+        ``standalone``: this read need not share a snapshot with the
+        statements after it (see :meth:`ahcore.db.driver.Connection.fetch`).
+        """
+        if self.dialect.lazy_fetch and not sel.order and not offset:
+            return await self.conn.fetch(
+                sel.text, sel.params, max_rows=limit, standalone=standalone
+            )
+        return await self.conn.fetch(sel.sql(limit, offset), sel.params, standalone=standalone)
+
+    async def count(self, sel: Select) -> int:
+        """The number of rows of ``sel``."""
+        return await self._count(sel.text, sel.params)
+
+    async def has_more_than(self, sel: Select, n: int) -> bool:
+        """Whether ``sel`` has more than ``n`` rows; the database stops at row ``n + 1``."""
+        probe = f"SELECT 1 FROM ({sel.text}) ahcore_q{limit_clause(1, n)}"
+        return bool((await self.conn.fetch(probe, sel.params)).rows)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, sel: Select, *, limit: int | None = None, offset: int = 0, batch_rows: int = 1000
+    ) -> AsyncIterator[RowStream]:
+        """The rows of ``sel`` (windowed by ``limit``/``offset``) in batches of ``batch_rows``.
+
+        Memory holds one batch (for a driver without ``stream``, the whole
+        window). See :meth:`ahcore.db.driver.Connection.stream` for the time
+        limit and for leaving the block early.
+        """
+        sql = sel.sql(limit, offset) if sel.order or limit is not None or offset else sel.text
+        streamer = getattr(self.conn, "stream", None)
+        if streamer is None:
+            yield _BufferedStream(await self.conn.fetch(sql, sel.params), batch_rows)
+            return
+        async with streamer(sql, sel.params, batch_rows=batch_rows) as rows:
+            yield rows
+
+    async def describe(self, sql: str, values: Mapping[str, Any]) -> list[ColumnInfo]:
+        """Result columns of a query with their field types (:mod:`ahcore.db.fieldtypes`)."""
+        text, params = bind(strip_statement(sql), values, self.dialect)
+        describe = getattr(self.conn, "describe", None)
+        if describe is None:
+            return [ColumnInfo(c, "str") for c in await self.result_columns(text, params)]
+        return list(await describe(text, params))
 
     async def order_by(self, text: str, params: list[Any], sort: Any) -> str:
         """`` ORDER BY …`` for ``sort`` checked against the query's result columns."""

@@ -17,6 +17,11 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
+import shutil
+import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +176,218 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers.difference_update((writer, up_writer))
+
+
+# ---------------------------------------------------------------- private servers
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a private server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _run(*argv: str, timeout: float = 60) -> str:
+    """Run a command; its output, or RuntimeError with the output when it fails."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"{argv[0]} took longer than {timeout} s") from None
+    text = out.decode(errors="replace")
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{text[-2000:]}")
+    return text
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster in a temporary folder, on a free port.
+
+    Made for tests that really stop and start a database server. Needs the
+    server binaries (``initdb``, ``pg_ctl``) and root, because the cluster
+    runs as the ``postgres`` user (``initdb`` refuses root). Use
+    :meth:`missing` to skip when that is not so. Trust authentication, user
+    ``postgres``, database ``postgres``. Nothing is synced to disk
+    (``fsync=off``), but each commit is written before it is acknowledged:
+    the data survives a clean or an immediate stop, not a machine crash.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.bin = self.find_bin()
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+
+    @staticmethod
+    def find_bin() -> Path | None:
+        for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+            if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+                return candidate
+        found = shutil.which("pg_ctl")
+        return Path(found).parent if found and shutil.which("initdb") else None
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why a private cluster cannot run here, or ``None``."""
+        if cls.find_bin() is None:
+            return "PostgreSQL server binaries (initdb, pg_ctl) not found"
+        if os.geteuid() != 0:
+            return "a private PostgreSQL cluster needs root (it runs as the postgres user)"
+        if shutil.which("runuser") is None:
+            return "runuser not found"
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no postgres user"
+        return None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Connection kwargs for a site's ``databases`` entry."""
+        return {"host": "127.0.0.1", "port": self.port, "user": "postgres", "dbname": "postgres"}
+
+    async def _as_postgres(self, *argv: str, timeout: float = 60) -> str:
+        return await _run("runuser", "-u", "postgres", "--", *argv, timeout=timeout)
+
+    async def init(self) -> None:
+        assert self.bin is not None
+        shutil.chown(self.root, "postgres")
+        await self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+            "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        assert self.bin is not None
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        await self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.root / "server.log"), "-w", "-t", "30", "start",
+        )  # fmt: skip
+
+    async def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m fast`` (sessions ended cleanly) or ``immediate`` (a crash)."""
+        assert self.bin is not None
+        await self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"
+        )
+
+    async def close(self) -> None:
+        """Stop the cluster if it runs; the folder is the caller's (``tmp_path``)."""
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                await self.stop("immediate")
+
+
+class PrivateMariaDB:
+    """A throw-away MariaDB server in a temporary folder, on a free port.
+
+    ``mariadb-install-db`` makes the data folder, ``mariadbd`` runs as a
+    child process with ``--skip-grant-tables`` (user ``root``, no
+    password). :meth:`stop` ends it with SIGTERM (a clean shutdown) or
+    SIGKILL (a crash); :meth:`start` starts it again on the same folder.
+    Needs root (the server runs as root here) and the binaries.
+    """
+
+    INSTALL = ("mariadb-install-db", "mysql_install_db")
+    SERVER = ("mariadbd", "mysqld")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self._created = False
+
+    @staticmethod
+    def _which(names: tuple[str, ...]) -> str | None:
+        for name in names:
+            for folder in ("/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"):
+                path = Path(folder) / name
+                if path.exists():
+                    return str(path)
+            found = shutil.which(name)
+            if found:
+                return found
+        return None
+
+    @classmethod
+    def missing(cls) -> str | None:
+        if cls._which(cls.INSTALL) is None or cls._which(cls.SERVER) is None:
+            return "MariaDB server binaries (mariadb-install-db, mariadbd) not found"
+        if os.geteuid() != 0:
+            return "a private MariaDB server runs as root in these tests"
+        return None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": self.port, "user": "root", "password": "",
+                "db": TEST_DATABASE}  # fmt: skip
+
+    async def init(self) -> None:
+        install = self._which(self.INSTALL)
+        assert install is not None
+        await _run(
+            install, "--no-defaults", f"--datadir={self.data}", "--user=root",
+            "--auth-root-authentication-method=normal", "--skip-test-db",
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        server = self._which(self.SERVER)
+        assert server is not None
+        self.proc = await asyncio.create_subprocess_exec(
+            server, "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+            "--bind-address=127.0.0.1", f"--socket={self.root / 'mysqld.sock'}",
+            f"--pid-file={self.root / 'mysqld.pid'}", "--user=root", "--skip-grant-tables",
+            f"--log-error={self.root / 'server.log'}", "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=8M", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=2",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        import aiomysql
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = await aiomysql.connect(
+                    host="127.0.0.1", port=self.port, user="root", password="", connect_timeout=1
+                )
+            except Exception:
+                if self.proc.returncode is not None or time.monotonic() > deadline:
+                    log_text = (self.root / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"mariadbd did not start:\n{log_text}") from None
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                if not self._created:
+                    async with conn.cursor() as cur:
+                        await cur.execute(f"CREATE DATABASE `{TEST_DATABASE}`")
+                    self._created = True
+            finally:
+                conn.close()
+            return
+
+    async def stop(self, mode: str = "fast") -> None:
+        """``fast``: SIGTERM, a clean shutdown; ``immediate``: SIGKILL, a crash."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGKILL if mode == "immediate" else signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def close(self) -> None:
+        await self.stop("immediate")
 
 
 # ---------------------------------------------------------------- fixtures

@@ -101,16 +101,6 @@ CHILD = {
 }
 SEED = {"tbl1": {"keep": 1, "gone": 2}, "child": ["c0"]}
 
-SQLITE_POOL_BUG = (
-    "ahcore/db/sqlite.py SqliteConnection.commit() marks the transaction closed before "
-    "COMMIT runs, but SQLite keeps the transaction open when COMMIT fails: the connection "
-    "goes back to the pool mid-transaction, holding the write lock, and every later request "
-    "on it fails ('cannot start a transaction within a transaction', 'database is locked')"
-)
-NO_CONFLICT_MAPPING = (
-    "ahcore/db/pools.py sqlorContext lets the driver's IntegrityError escape from commit(), "
-    "so the visitor gets a 500; it should raise ahcore.db.errors.integrity_error(exc)"
-)
 
 CASES = [
     pytest.param("sqlite", "fk", id="sqlite-deferred-fk"),
@@ -267,19 +257,7 @@ async def test_the_constraint_is_checked_at_commit(engine, kind, start):
     assert isinstance(answer, DataConflict), repr(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("engine", "kind"),
-    [
-        pytest.param(
-            "sqlite",
-            "fk",
-            id="sqlite-deferred-fk",
-            marks=pytest.mark.xfail(strict=True, reason=SQLITE_POOL_BUG),
-        ),
-        pytest.param("postgres", "fk", id="postgres-deferred-fk"),
-        pytest.param("postgres", "unique", id="postgres-deferred-unique"),
-    ],
-)
+@pytest.mark.parametrize(("engine", "kind"), CASES)
 async def test_failed_commit_changes_nothing_and_frees_the_connection(engine, kind, start):
     site = await start(engine)
 
@@ -319,7 +297,6 @@ async def test_failed_commit_changes_nothing_and_frees_the_connection(engine, ki
     await site.hold_every_connection()
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONFLICT_MAPPING)
 @pytest.mark.parametrize(("engine", "kind"), CASES)
 async def test_failed_commit_is_a_409_conflict(engine, kind, start):
     """A constraint the data breaks is the visitor's conflict, not a server error."""

@@ -166,3 +166,45 @@ def test_unavailable_skips_unless_required(monkeypatch) -> None:
     monkeypatch.setenv("AHCORE_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception):
         unavailable("nothing here")
+
+
+async def _kill_mysql(connection_id: int) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(**server_kwargs("mysql"))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"KILL {int(connection_id)}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+async def test_broken_connection_frees_its_slot_for_a_waiting_request(db_client, engine) -> None:
+    """A request waiting for the pool's only connection gets a new one as soon as
+    the held one breaks, not after its acquire timeout (aiomysql forgot to wake it)."""
+    client = await db_client(maxconn=1, acquire_timeout=3.0)
+    pools = client.pools
+    own_id = (
+        "SELECT pg_backend_pid() AS id" if engine == "postgres" else "SELECT CONNECTION_ID() AS id"
+    )
+
+    async def waiter() -> float:
+        started = time.monotonic()
+        async with pools.sqlorContext("db1") as sor:
+            assert (await sor.sqlExe("SELECT 1 AS one", {}))[0].one == 1
+        return time.monotonic() - started
+
+    with pytest.raises(DatabaseUnavailable):
+        async with pools.sqlorContext("db1") as sor:
+            connection_id = (await sor.sqlExe(own_id, {}))[0].id
+            waiting = asyncio.ensure_future(waiter())
+            await asyncio.sleep(0.2)  # it waits for the pool's only connection
+            if engine == "postgres":
+                await _terminate_backend(connection_id)
+            else:
+                await _kill_mysql(connection_id)
+            await asyncio.sleep(0.1)
+            await sor.R("tbl1", {})
+    assert await waiting < 1.5
+    assert await count_rows(pools) == 0

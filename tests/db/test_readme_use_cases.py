@@ -159,7 +159,7 @@ async def test_pool_exhaustion_over_http_is_503(db_client) -> None:
         files={
             "wwwroot/hold.dspy": """
 async with DBPools().sqlorContext('dbname1') as sor:
-	await async_sleep(1.0)
+	await async_sleep(2.0)
 	return 'held'
 """,
             **USE_CASES,
@@ -172,7 +172,7 @@ async with DBPools().sqlorContext('dbname1') as sor:
     import asyncio
 
     hold = asyncio.ensure_future(client.get("/hold.dspy"))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)  # a loaded machine may take a while to start the script
     resp = await client.get("/search.dspy")
     assert resp.status == 503
     assert "no free connection" in await resp.text()

@@ -168,3 +168,41 @@ async def test_unknown_database_is_a_clear_error(db_client) -> None:
     with pytest.raises(LookupError, match="nope"):
         async with client.pools.sqlorContext("nope"):
             pass
+
+
+@pytest.mark.filterwarnings("ignore:Unknown table")  # MySQL's note for DROP TABLE IF EXISTS
+async def test_binary_values_bind_and_read_back(db_client, engine) -> None:
+    """Bytes are bound as parameters on every engine (aiomysql 0.3 could not with PyMySQL ≥ 1.1)."""
+    client = await db_client()
+    blob = {"sqlite": "BLOB", "postgres": "BYTEA", "mysql": "BLOB"}[engine]
+    data = bytes(range(256))
+    async with client.pools.sqlorContext("db1") as sor:
+        await sor.sqlExe("DROP TABLE IF EXISTS sqlor_blobs", {})
+        await sor.sqlExe(f"CREATE TABLE sqlor_blobs (id INTEGER PRIMARY KEY, data {blob})", {})
+    client.pools.clear_schema_cache()
+    async with client.pools.sqlorContext("db1") as sor:
+        assert await sor.C("sqlor_blobs", {"id": 1, "data": data}) == 1
+        await sor.sqlExe("INSERT INTO sqlor_blobs (id, data) VALUES (2, ${d}$)", {"d": b"%s'\\"})
+    async with client.pools.sqlorContext("db1") as sor:
+        rows = await sor.sqlExe("SELECT id, data FROM sqlor_blobs WHERE data = ${d}$", {"d": data})
+        assert [(r.id, r.data) for r in rows] == [(1, data)]
+        assert (await sor.R("sqlor_blobs", {"id": 2}))[0].data == b"%s'\\"
+
+
+async def test_read_only_standalone_read_still_refuses_later_writes(db_client) -> None:
+    """The first read of a read-only transaction may run on its own (SQLite skips
+    BEGIN/COMMIT), but the transaction stays read-only for what follows."""
+    client = await db_client()
+    await fill(client.pools)
+    with pytest.raises(Exception):  # noqa: B017 - each engine has its own error class
+        async with client.pools.sqlorContext("db1", read_only=True) as sor:
+            sel = await sor.select("select id from tbl1", {})
+            result = await sor.rows(sel, 10, standalone=True)
+            assert sorted(r[0] for r in result.rows) == ["a1", "b2", "c3"]
+            await sor.C("tbl1", {"id": "d4"})
+    async with client.pools.sqlorContext("db1") as sor:
+        assert sorted(r.id for r in await sor.R("tbl1", {})) == ["a1", "b2", "c3"]
+        await sor.C("tbl1", {"id": "d4"})
+    async with client.pools.sqlorContext("db1", read_only=True) as sor:
+        sel = await sor.select("select id from tbl1", {})
+        assert len((await sor.rows(sel, 10, standalone=True)).rows) == 4

@@ -12,6 +12,12 @@ first statement and costs no extra round trip. ``U`` reports matched rows
 (``FOUND_ROWS``), like the other engines. The statement time limit is
 ``SET STATEMENT max_statement_time`` on MariaDB and ``max_execution_time``
 (SELECT only) on MySQL.
+
+A streamed query is an unbuffered result (aiomysql's ``SSCursor``) read a
+batch at a time; the server's time limit covers it from start to last row.
+Leaving a stream before its end closes the connection rather than reading
+the rest of the rows. Result field types come from the MySQL field types
+of the result description (binary strings and blobs are ``bytes``).
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiomysql
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, FIELD_TYPE
+from pymysql.converters import encoders, escape_bytes
 
 from ahcore import hookimpl
 from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
+from ahcore.db.fieldtypes import FIELD_TYPES
 
 if TYPE_CHECKING:
     from ahcore.config import DatabaseConfig
@@ -52,6 +61,73 @@ SELECT column_name, data_type FROM information_schema.columns
 WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position
 """
 
+# MySQL field types (the result description's type codes) → field types.
+_FIELD_TYPES: dict[int, str] = {
+    FIELD_TYPE.TINY: "int",
+    FIELD_TYPE.SHORT: "int",
+    FIELD_TYPE.LONG: "int",
+    FIELD_TYPE.INT24: "int",
+    FIELD_TYPE.LONGLONG: "int",
+    FIELD_TYPE.YEAR: "int",
+    FIELD_TYPE.FLOAT: "float",
+    FIELD_TYPE.DOUBLE: "float",
+    FIELD_TYPE.DECIMAL: "decimal",
+    FIELD_TYPE.NEWDECIMAL: "decimal",
+    FIELD_TYPE.DATE: "date",
+    FIELD_TYPE.NEWDATE: "date",
+    FIELD_TYPE.DATETIME: "datetime",
+    FIELD_TYPE.TIMESTAMP: "datetime",
+    FIELD_TYPE.TIME: "time",
+    FIELD_TYPE.BIT: "bytes",
+    FIELD_TYPE.GEOMETRY: "bytes",
+}
+# Text and binary share these codes; the character set 63 ("binary") tells them apart.
+_STRING_TYPES = frozenset(
+    {
+        FIELD_TYPE.VARCHAR,
+        FIELD_TYPE.VAR_STRING,
+        FIELD_TYPE.STRING,
+        FIELD_TYPE.TINY_BLOB,
+        FIELD_TYPE.MEDIUM_BLOB,
+        FIELD_TYPE.LONG_BLOB,
+        FIELD_TYPE.BLOB,
+    }
+)
+_BINARY_CHARSET = 63
+assert set(_FIELD_TYPES.values()) <= set(FIELD_TYPES)
+
+
+class _Binary:
+    """A bytes parameter. aiomysql 0.3 escapes ``bytes`` with a helper that
+    PyMySQL ≥ 1.1 replaced by a placeholder string (binding bytes raised
+    ``TypeError``); this type goes through PyMySQL's encoder table instead."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _escape_binary(value: _Binary, mapping: Any = None) -> str:
+    return escape_bytes(value.data)
+
+
+encoders[_Binary] = _escape_binary  # our own type: no other user of PyMySQL is affected
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _params(params: Sequence[Any]) -> Sequence[Any]:
+    if any(isinstance(v, _BYTES) for v in params):
+        return [_Binary(bytes(v)) if isinstance(v, _BYTES) else v for v in params]
+    return params
+
+
+def field_type(type_code: int, charsetnr: int | None) -> str:
+    """The field type of a MySQL result column."""
+    if type_code in _STRING_TYPES:
+        return "bytes" if charsetnr == _BINARY_CHARSET else "str"
+    return _FIELD_TYPES.get(type_code, "str")
+
 
 class MysqlConnection:
     """An aiomysql connection behind the driver-neutral interface."""
@@ -71,23 +147,18 @@ class MysqlConnection:
         log.warning("database %r: connection lost: %s", self.name, exc)
         return DatabaseUnavailable(f"database {self.name!r} is unavailable")
 
-    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
-        if self._limit_ms and self.mariadb:
-            sql = f"SET STATEMENT max_statement_time={self._limit_ms / 1000:.3f} FOR {sql}"
+    def _timeout(self) -> StatementTimeout:
+        return StatementTimeout(f"the query ran longer than the time limit of {self._limit_ms} ms")
+
+    @contextlib.contextmanager
+    def _translated(self) -> Any:
+        """Driver errors to HTTP answers: 504 for the time limit, 503 for a lost connection."""
         try:
-            async with self.raw.cursor() as cur:
-                await cur.execute(sql, params)
-                if cur.description is None:
-                    return FetchResult([], [], cur.rowcount)
-                columns = [d[0] for d in cur.description]
-                rows = await (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows))
-                return FetchResult(columns, list(rows), cur.rowcount)
+            yield
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
             if code in _TIMEOUT_ERRORS:
-                raise StatementTimeout(
-                    f"the query ran longer than the time limit of {self._limit_ms} ms"
-                ) from None
+                raise self._timeout() from None
             if code in _CONNECTION_ERRORS:
                 raise self._lost(exc) from None
             raise
@@ -95,6 +166,60 @@ class MysqlConnection:
             raise self._lost(exc) from None
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             raise self._lost(exc) from None
+
+    def _limited(self, sql: str) -> str:
+        if self._limit_ms and self.mariadb:
+            return f"SET STATEMENT max_statement_time={self._limit_ms / 1000:.3f} FOR {sql}"
+        return sql
+
+    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
+        sql = self._limited(sql)
+        with self._translated():
+            async with self.raw.cursor() as cur:
+                await cur.execute(sql, _params(params))
+                if cur.description is None:
+                    return FetchResult([], [], cur.rowcount)
+                columns = [d[0] for d in cur.description]
+                rows = await (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows))
+                return FetchResult(columns, list(rows), cur.rowcount)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, sql: str, params: Sequence[Any], *, batch_rows: int = 1000
+    ) -> AsyncIterator[MysqlRowStream]:
+        deadline = time.monotonic() + self._limit_ms / 1000 if self._limit_ms else None
+        cur = await self.raw.cursor(aiomysql.SSCursor)
+        stream: MysqlRowStream | None = None
+        try:
+            with self._translated():
+                await cur.execute(self._limited(sql), _params(params))
+            columns = [d[0] for d in cur.description or ()]
+            stream = MysqlRowStream(self, cur, columns, max(1, batch_rows), deadline)
+            yield stream
+        finally:
+            if stream is not None and not stream.done and not self.broken:
+                # Reading the rest of an unbuffered result could take long:
+                # drop the connection instead (the transaction dies with it).
+                self.broken = True
+                self.raw.close()
+            elif not self.broken:
+                try:
+                    await cur.close()
+                except Exception:
+                    self.broken = True
+                    self.raw.close()
+
+    async def describe(self, sql: str, params: Sequence[Any]) -> list[ColumnInfo]:
+        with self._translated():
+            async with self.raw.cursor() as cur:
+                sql = self._limited(f"SELECT * FROM ({sql}) ahcore_q LIMIT 0")
+                await cur.execute(sql, _params(params))
+                fields = getattr(getattr(cur, "_result", None), "fields", None) or []
+                out = []
+                for i, d in enumerate(cur.description or ()):
+                    charset = getattr(fields[i], "charsetnr", None) if i < len(fields) else None
+                    out.append(ColumnInfo(d[0], field_type(d[1], charset)))
+                return out
 
     async def begin(self, *, read_only: bool = False) -> None:
         # Autocommit is off: the first statement opens the transaction.
@@ -112,6 +237,8 @@ class MysqlConnection:
         await self._end("COMMIT")
 
     async def rollback(self) -> None:
+        if self.broken:
+            return  # closed by the pool instead
         try:
             await self._end("ROLLBACK")
         except Exception as exc:
@@ -122,7 +249,12 @@ class MysqlConnection:
         return (await self._run(sql, params, None)).rowcount
 
     async def fetch(
-        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
     ) -> FetchResult:
         return await self._run(sql, params, max_rows)
 
@@ -139,6 +271,37 @@ class MysqlConnection:
         if self._limit_ms and not self.mariadb:
             await self._run(f"SET SESSION max_execution_time = {self._limit_ms}", [], None)
             self._session_limit = True
+
+
+class MysqlRowStream:
+    """The batches of one unbuffered result."""
+
+    def __init__(
+        self,
+        conn: MysqlConnection,
+        cur: aiomysql.SSCursor,
+        columns: list[str],
+        batch_rows: int,
+        deadline: float | None,
+    ) -> None:
+        self.conn = conn
+        self.cur = cur
+        self.columns = columns
+        self.batch_rows = batch_rows
+        self.deadline = deadline
+        self.done = not columns
+
+    async def __aiter__(self) -> AsyncIterator[list[Any]]:
+        conn = self.conn
+        while not self.done:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise conn._timeout()
+            with conn._translated():
+                batch = await self.cur.fetchmany(self.batch_rows)
+            if len(batch) < self.batch_rows:
+                self.done = True
+            if batch:
+                yield batch
 
 
 class MysqlPool:
@@ -174,6 +337,13 @@ class MysqlPool:
             if conn.broken:
                 raw.close()
             await self.pool.release(raw)
+            if raw.closed:
+                # aiomysql wakes a request waiting for a connection only when
+                # one is put back, not when one is dropped: wake it here, so
+                # it opens a new connection instead of waiting out its timeout.
+                wakeup = getattr(self.pool, "_wakeup", None)
+                if wakeup is not None:
+                    await wakeup()
 
     async def close(self) -> None:
         self.pool.close()

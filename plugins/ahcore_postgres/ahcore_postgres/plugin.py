@@ -3,15 +3,30 @@
 Database kwargs are psycopg's: ``{host, port, user, password, dbname}``.
 ``maxconn`` is the pool's ``max_size``; ``acquire_timeout`` its ``timeout``.
 No connection is made at start-up (``min_size=0``), so a site starts while
-the server is down. Each connection is checked when it leaves the pool, so
-one killed server-side (restart, ``pg_terminate_backend``) is replaced
-before a request sees it.
+the server is down; a connection that cannot be made is retried for
+``2 × acquire_timeout`` (at least 2 s), then the next request tries afresh,
+so the pool is whole again within seconds of the server's return. Each
+connection is checked when it leaves the pool, so one killed server-side
+(restart, ``pg_terminate_backend``) is replaced before a request sees it.
+Errors that mean the server is going away (SQLSTATE classes 08 and 57P,
+e.g. ``admin_shutdown`` during ``pg_ctl stop``) are 503s like a lost
+connection.
+
+Read-only transactions run at ``REPEATABLE READ``: every statement of one
+sees the same snapshot (a streamed answer, its truncation check and a
+page's count agree), and a read-only transaction can never fail to
+serialize. A streamed query is a server-side cursor read with ``FETCH``;
+``statement_timeout`` stops each ``FETCH``, and the stream as a whole is
+stopped once the time limit has passed since it started. Result field
+types come from the type OIDs of the result description.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ahcore import hookimpl
 from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
+from ahcore.db.fieldtypes import from_sql_name
 
 if TYPE_CHECKING:
     from ahcore.config import DatabaseConfig
@@ -42,6 +58,16 @@ _COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
 WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position
 """
+_CURSOR_NAMES = itertools.count(1)
+# SQLSTATE classes that mean the server or the connection is going away:
+# 08 connection exception, 57P operator intervention (shutdown, crash,
+# "cannot connect now"). 57014 (query_canceled) is the time limit instead.
+_GOING_AWAY = ("08", "57P")
+
+
+def _server_going_away(exc: BaseException) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return sqlstate.startswith(_GOING_AWAY)
 
 
 class PostgresConnection:
@@ -60,8 +86,23 @@ class PostgresConnection:
         log.warning("database %r: connection lost: %s", self.name, exc)
         return DatabaseUnavailable(f"database {self.name!r} is unavailable")
 
-    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
+    def _timeout(self) -> StatementTimeout:
+        return StatementTimeout(f"the query ran longer than the time limit of {self._limit_ms} ms")
+
+    @contextlib.contextmanager
+    def _translated(self) -> Any:
+        """Driver errors to HTTP answers: 504 for the time limit, 503 for a lost connection."""
         try:
+            yield
+        except pgerrors.QueryCanceled:
+            raise self._timeout() from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self.raw.broken or self.raw.closed or _server_going_away(exc):
+                raise self._lost(exc) from None
+            raise
+
+    async def _run(self, sql: str, params: Sequence[Any], max_rows: int | None) -> FetchResult:
+        with self._translated():
             async with self.raw.cursor() as cur:
                 await cur.execute(sql, params)
                 if cur.description is None:
@@ -69,19 +110,48 @@ class PostgresConnection:
                 columns = [d.name for d in cur.description]
                 rows = await (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows))
                 return FetchResult(columns, rows, cur.rowcount)
-        except pgerrors.QueryCanceled:
-            raise StatementTimeout(
-                f"the query ran longer than the time limit of {self._limit_ms} ms"
-            ) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            if self.raw.broken or self.raw.closed:
-                raise self._lost(exc) from None
-            raise
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, sql: str, params: Sequence[Any], *, batch_rows: int = 1000
+    ) -> AsyncIterator[PostgresRowStream]:
+        deadline = time.monotonic() + self._limit_ms / 1000 if self._limit_ms else None
+        cur = self.raw.cursor(name=f"ahcore_stream_{next(_CURSOR_NAMES)}")
+        try:
+            with self._translated():
+                await cur.execute(sql, params)
+            columns = [d.name for d in cur.description or ()]
+            yield PostgresRowStream(self, cur, columns, max(1, batch_rows), deadline)
+        finally:
+            if not self.broken:
+                try:
+                    await cur.close()
+                except Exception as exc:
+                    # A FETCH cut short leaves the connection mid-query: discard it.
+                    self.broken = True
+                    log.debug("database %r: closing a cursor failed: %s", self.name, exc)
+
+    async def describe(self, sql: str, params: Sequence[Any]) -> list[ColumnInfo]:
+        with self._translated():
+            async with self.raw.cursor() as cur:
+                await cur.execute(f"SELECT * FROM ({sql}) ahcore_q LIMIT 0", params)
+                types = self.raw.adapters.types
+                fields = []
+                for d in cur.description or ():
+                    info = types.get(d.type_code)
+                    if info is None:
+                        kind = "str"  # a type psycopg does not know (an enum, a domain…)
+                    elif d.type_code == info.array_oid:
+                        kind = "json"
+                    else:
+                        kind = from_sql_name(info.name) or "str"
+                    fields.append(ColumnInfo(d.name, kind))
+                return fields
 
     async def begin(self, *, read_only: bool = False) -> None:
         # psycopg opens the transaction implicitly with the first statement.
         if read_only:
-            await self._run("SET TRANSACTION READ ONLY", [], None)
+            await self._run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", [], None)
 
     async def commit(self) -> None:
         try:
@@ -90,6 +160,8 @@ class PostgresConnection:
             raise self._lost(exc) from None
 
     async def rollback(self) -> None:
+        if self.broken:
+            return  # closed by the pool instead
         try:
             await self.raw.rollback()
         except Exception as exc:
@@ -100,7 +172,12 @@ class PostgresConnection:
         return (await self._run(sql, params, None)).rowcount
 
     async def fetch(
-        self, sql: str, params: Sequence[Any], *, max_rows: int | None = None
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
     ) -> FetchResult:
         return await self._run(sql, params, max_rows)
 
@@ -117,6 +194,38 @@ class PostgresConnection:
         if self._limit_ms:
             # LOCAL: ends with the transaction, so the pooled connection is clean.
             await self._run(f"SET LOCAL statement_timeout = {self._limit_ms}", [], None)
+
+
+class PostgresRowStream:
+    """The batches of one server-side cursor, one ``FETCH`` each."""
+
+    def __init__(
+        self,
+        conn: PostgresConnection,
+        cur: psycopg.AsyncServerCursor[Any],
+        columns: list[str],
+        batch_rows: int,
+        deadline: float | None,
+    ) -> None:
+        self.conn = conn
+        self.cur = cur
+        self.columns = columns
+        self.batch_rows = batch_rows
+        self.deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[list[Any]]:
+        if not self.columns:
+            return
+        conn = self.conn
+        while True:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise conn._timeout()
+            with conn._translated():
+                batch = await self.cur.fetchmany(self.batch_rows)
+            if batch:
+                yield batch
+            if len(batch) < self.batch_rows:
+                return
 
 
 class PostgresPool:
@@ -182,6 +291,11 @@ async def create_pool(name: str, config: DatabaseConfig, site: Site) -> Postgres
         max_size=config.maxconn,
         timeout=config.acquire_timeout,
         check=AsyncConnectionPool.check_connection,
+        # psycopg_pool retries a failed connection with a doubling delay until
+        # reconnect_timeout (5 min by default): after a long outage its slots
+        # would sleep long after the server is back. Give up soon instead; the
+        # next request that needs a connection starts a fresh attempt at once.
+        reconnect_timeout=max(2.0, 2 * config.acquire_timeout),
         name=f"ahcore-{name}",
         open=False,
     )

@@ -3,14 +3,27 @@
 ``action`` (query or form parameter):
 
 - ``getdata`` (default): a JSON list of records, at most ``row_cap`` of
-  them (the database stops at ``row_cap + 1``); when cut, the response has
-  the header ``X-Truncated: true``. Optional ``sort``.
+  them; when cut, the response has the header ``X-Truncated: true``.
+  Optional ``sort``.
 - ``pagingdata``: ``{"total": n, "rows": [...]}`` by ``page``,
   ``rows``/``pagerows`` (clamped to ``row_cap``) and ``sort`` (default the
   file's ``sortfield``).
 - ``arguments``: the file's ``arguments`` list.
 - ``resultFields``: the file's ``datadesc``, or ``name``/``type``/``label``
-  of each result column.
+  of each result column, ``type`` from the database
+  (:mod:`ahcore.db.fieldtypes`).
+
+Small answers and large ones differ only on the wire. ``getdata`` first
+reads at most ``batch_rows + 1`` rows (one statement, the database stops
+there): an answer that fits is sent whole, with ``Content-Length``. A
+longer one is streamed: one more statement asks the database whether a row
+exists past ``row_cap`` (so ``X-Truncated`` is exact and goes out with the
+headers), then the rows are read ``batch_rows`` at a time from a cursor and
+written as they come, chunked. ``pagingdata`` streams a page longer than
+``batch_rows`` the same way (its ``total`` is known first). A failure after
+the headers were sent cuts the connection: the client sees an incomplete
+body, never a short well-formed one. The connection goes back to the pool
+when the answer ends, fails, or the client goes away.
 
 A data source is read-only: its statement must be a query and runs in a
 read-only transaction. With ``"writable": true`` a non-query statement is
@@ -30,7 +43,9 @@ from aiohttp import web
 from ahcore import Processor
 from ahcore.db.errors import BadQuery
 from ahcore.db.pools import get_pools
-from ahcore.db.sqltext import bind, parse_int, strip_statement
+from ahcore.db.sqlor import Select, SQLor
+from ahcore.db.sqltext import parse_int
+from ahcore.db.streaming import JsonRowsWriter, encode_rows
 from ahcore.dictobject import DictObject
 from ahcore.jsonutil import json_response
 from ahcore_sqlds.arguments import bind_values
@@ -69,10 +84,83 @@ class SqldsProcessor(Processor):
         return (await self.answer(context)).value
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
+        params = await context.params()
+        if self.source.is_query:
+            action = params.get("action") or "getdata"
+            if action == "getdata":
+                return await self._respond_getdata(context, params)
+            if action == "pagingdata":
+                return await self._respond_pagingdata(context, params)
         answer = await self.answer(context)
         response = json_response(answer.value)
         response.headers.update(answer.headers)
         return response
+
+    async def _respond_getdata(
+        self, context: RequestContext, params: DictObject
+    ) -> web.StreamResponse:
+        values = bind_values(self.source.arguments, params, strict=True)
+        cap = self.settings.row_cap
+        batch = self.settings.batch_rows
+        first = min(cap, batch)
+        writer: JsonRowsWriter | None = None
+        try:
+            async with self._context(context) as sor:
+                sel = await sor.select(self.source.sql, values, sort=params.get("sort"))
+                # Alone in its transaction: when the answer is larger, the
+                # probe and the stream below share one snapshot of their own.
+                result = await sor.rows(sel, first + 1, standalone=True)
+                if len(result.rows) <= first or cap <= first:
+                    # The common case: the whole answer is in hand.
+                    truncated = len(result.rows) > cap
+                    rows = result.rows[:cap] if truncated else result.rows
+                    return _json_body(
+                        b"[" + encode_rows(result.columns, rows) + b"]",
+                        {"X-Truncated": "true"} if truncated else None,
+                    )
+                truncated = await sor.has_more_than(sel, cap)
+                writer = JsonRowsWriter(
+                    context.request, headers={"X-Truncated": "true"} if truncated else None
+                )
+                await _send(writer, sor, sel, limit=cap, batch_rows=batch)
+            return await writer.finish()
+        except Exception as exc:
+            if writer is None or not writer.started:
+                raise
+            return writer.abort(exc)
+
+    async def _respond_pagingdata(
+        self, context: RequestContext, params: DictObject
+    ) -> web.StreamResponse:
+        values = bind_values(self.source.arguments, params, strict=True)
+        limit, offset, sort = self._page(params)
+        writer: JsonRowsWriter | None = None
+        try:
+            async with self._context(context) as sor:
+                sel = await sor.select(self.source.sql, values, sort=sort)
+                total = await sor.count(sel)
+                if min(limit, total - offset) <= self.settings.batch_rows:
+                    result = await sor.rows(sel, limit, offset)
+                    return _json_body(
+                        b'{"total":%d,"rows":[%s]}'
+                        % (total, encode_rows(result.columns, result.rows))
+                    )
+                writer = JsonRowsWriter(
+                    context.request, head=b'{"total":%d,"rows":[' % total, tail=b"]}"
+                )
+                await _send(
+                    writer,
+                    sor,
+                    sel,
+                    limit=limit,
+                    offset=offset,
+                    batch_rows=self.settings.batch_rows,
+                )
+            return await writer.finish()
+        except Exception as exc:
+            if writer is None or not writer.started:
+                raise
+            return writer.abort(exc)
 
     async def answer(self, context: RequestContext) -> Answer:
         params = await context.params()
@@ -113,19 +201,23 @@ class SqldsProcessor(Processor):
             )
         return Answer(rows, {"X-Truncated": "true"} if truncated else {})
 
-    async def _pagingdata(self, context: RequestContext, params: DictObject) -> DictObject:
-        src = self.source
-        if not src.is_query:
-            raise BadQuery("pagingdata needs a query (SELECT) data source")
-        values = bind_values(src.arguments, params, strict=True)
+    def _page(self, params: DictObject) -> tuple[int, int, Any]:
+        """``(limit, offset, sort)`` of a ``pagingdata`` request."""
         page = parse_int(params.get("page"), "page", 1)
         raw_rows = params.get("rows")
         if raw_rows is None or raw_rows == "":
             raw_rows = params.get("pagerows")
         rows = min(parse_int(raw_rows, "rows", 80), self.settings.row_cap)
-        sort = params.get("sort") or src.sortfield
+        return rows, (page - 1) * rows, params.get("sort") or self.source.sortfield
+
+    async def _pagingdata(self, context: RequestContext, params: DictObject) -> DictObject:
+        src = self.source
+        if not src.is_query:
+            raise BadQuery("pagingdata needs a query (SELECT) data source")
+        values = bind_values(src.arguments, params, strict=True)
+        limit, offset, sort = self._page(params)
         async with self._context(context) as sor:
-            return await sor.paged(src.sql, values, limit=rows, offset=(page - 1) * rows, sort=sort)
+            return await sor.paged(src.sql, values, limit=limit, offset=offset, sort=sort)
 
     async def _result_fields(self, context: RequestContext, params: DictObject) -> list[Any]:
         src = self.source
@@ -135,6 +227,26 @@ class SqldsProcessor(Processor):
             return []
         values = bind_values(src.arguments, params, strict=False)
         async with self._context(context) as sor:
-            text, bound = bind(strip_statement(src.sql), values, sor.dialect)
-            columns = await sor.result_columns(text, bound)
-        return [{"name": c, "type": "str", "label": c} for c in columns]
+            fields = await sor.describe(src.sql, values)
+        return [{"name": f.name, "type": f.type, "label": f.name} for f in fields]
+
+
+async def _send(writer: JsonRowsWriter, sor: SQLor, sel: Select, **window: Any) -> None:
+    """Run the query, then send the headers and its rows batch by batch.
+
+    The query starts before the headers go out, so a statement that fails
+    at once (a time limit, a lost connection) is still an error status.
+    """
+    if not writer.wants_body:  # HEAD: the headers are the answer
+        await writer.start()
+        return
+    async with sor.stream(sel, **window) as stream:
+        await writer.start()
+        async for rows in stream:
+            await writer.write(stream.columns, rows)
+
+
+def _json_body(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=body, content_type="application/json", charset="utf-8", headers=headers
+    )

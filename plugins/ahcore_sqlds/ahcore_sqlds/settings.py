@@ -1,4 +1,4 @@
-"""``plugins.sqlds`` settings: the statement time limit and the row cap."""
+"""``plugins.sqlds`` settings: the statement time limit, the row cap, the batch size."""
 
 from __future__ import annotations
 
@@ -13,17 +13,24 @@ PLUGIN_NAME = "sqlds"
 
 @dataclass(frozen=True)
 class SqldsSettings:
-    """``time_limit_ms`` (default 1000) and ``row_cap`` (default 1000)."""
+    """``time_limit_ms`` (default 1000), ``row_cap`` (default 1000), ``batch_rows`` (1000).
+
+    ``time_limit_ms`` bounds each statement, and a streamed answer from its
+    query's start to its last row. ``row_cap`` is the most rows one answer
+    gives. An answer longer than ``batch_rows`` rows is streamed, read from
+    the database and written ``batch_rows`` at a time.
+    """
 
     time_limit_ms: int = 1000
     row_cap: int = 1000
+    batch_rows: int = 1000
 
     @classmethod
     def of(cls, site: Site) -> SqldsSettings:
         """The site's settings; a bad value is a ValueError naming it (start-up fails)."""
         raw = site.plugin_settings(PLUGIN_NAME)
         values = {}
-        for key in ("time_limit_ms", "row_cap"):
+        for key in ("time_limit_ms", "row_cap", "batch_rows"):
             if key in raw:
                 value = raw[key]
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:

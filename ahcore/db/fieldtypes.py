@@ -1,0 +1,176 @@
+"""The field types of query results, in one small vocabulary for every engine.
+
+``resultFields`` (and :meth:`ahcore.db.driver.Connection.describe`) report a
+result column's type with the names ``.sqlds`` arguments already use:
+
+=============  ===========================================================
+``str``        text of any kind, and anything without a better name
+               (uuid, enum, interval, MySQL ``JSON`` text, …)
+``int``        integers of any size (also MySQL ``YEAR``)
+``float``      binary floating point (``real``, ``double``)
+``decimal``    exact numbers (``numeric``, ``decimal``, ``money``)
+``bool``       booleans
+``date``       a day
+``datetime``   a moment (``timestamp`` with or without zone)
+``time``       a time of day
+``bytes``      binary data (``bytea``, ``blob``, ``varbinary``, ``bit``)
+``json``       a JSON object or array (PostgreSQL ``json``/``jsonb``, arrays)
+=============  ===========================================================
+
+Drivers map their own codes (PostgreSQL type names, MySQL field types,
+SQLite declared types) through :func:`from_sql_name` and
+:func:`from_value`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Any
+
+FIELD_TYPES = (
+    "str",
+    "int",
+    "float",
+    "decimal",
+    "bool",
+    "date",
+    "datetime",
+    "time",
+    "bytes",
+    "json",
+)
+
+# Exact type names (lower case, without size or precision) → field type.
+_NAMES: dict[str, str] = {
+    # integers
+    "int": "int",
+    "integer": "int",
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "smallint": "int",
+    "bigint": "int",
+    "tinyint": "int",
+    "mediumint": "int",
+    "serial": "int",
+    "bigserial": "int",
+    "smallserial": "int",
+    "oid": "int",
+    "year": "int",
+    # floating point
+    "float": "float",
+    "float4": "float",
+    "float8": "float",
+    "real": "float",
+    "double": "float",
+    "double precision": "float",
+    # exact numbers
+    "numeric": "decimal",
+    "decimal": "decimal",
+    "money": "decimal",
+    "number": "decimal",
+    # booleans
+    "bool": "bool",
+    "boolean": "bool",
+    # days and times
+    "date": "date",
+    "datetime": "datetime",
+    "timestamp": "datetime",
+    "timestamptz": "datetime",
+    "timestamp without time zone": "datetime",
+    "timestamp with time zone": "datetime",
+    "time": "time",
+    "timetz": "time",
+    "time without time zone": "time",
+    "time with time zone": "time",
+    # binary
+    "bytea": "bytes",
+    "blob": "bytes",
+    "tinyblob": "bytes",
+    "mediumblob": "bytes",
+    "longblob": "bytes",
+    "binary": "bytes",
+    "varbinary": "bytes",
+    "bit": "bytes",
+    # structured
+    "json": "json",
+    "jsonb": "json",
+}
+
+
+def from_sql_name(name: str | None) -> str | None:
+    """The field type of a SQL type name (``VARCHAR(32)``, ``int4``, ``NUMERIC(10,2)``).
+
+    Exact names first, then SQLite's affinity rules (a name containing
+    ``INT`` is an integer, ``CHAR``/``CLOB``/``TEXT`` text, ``REAL``/``FLOA``/
+    ``DOUB`` floating point). ``None`` when the name says nothing (an empty
+    declared type, an unknown name).
+    """
+    if not name:
+        return None
+    base = name.split("(", 1)[0].strip().lower()
+    if base.endswith("[]"):
+        return "json"
+    if base.endswith(" unsigned"):
+        base = base[: -len(" unsigned")].strip()
+    found = _NAMES.get(base)
+    if found is not None:
+        return found
+    if "int" in base:
+        return "int"
+    if "char" in base or "clob" in base or "text" in base:
+        return "str"
+    if "real" in base or "floa" in base or "doub" in base:
+        return "float"
+    if base.startswith("timestamp"):
+        return "datetime"
+    return None
+
+
+def from_value(value: Any) -> str | None:
+    """The field type a Python value from a driver suggests; ``None`` for ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if isinstance(value, datetime.datetime):
+        return "datetime"
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, datetime.time):
+        return "time"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, (dict, list)):
+        return "json"
+    return "str"
+
+
+# Which value types a declared type can hold (SQLite stores any value anywhere:
+# a DATE column holds text, a NUMERIC one integers and reals).
+_HOLDS: dict[str, frozenset[str]] = {
+    "str": frozenset({"str"}),
+    "int": frozenset({"int"}),
+    "float": frozenset({"float", "int"}),
+    "decimal": frozenset({"int", "float", "str"}),
+    "bool": frozenset({"int", "bool"}),
+    "date": frozenset({"str"}),
+    "datetime": frozenset({"str", "int", "float"}),
+    "time": frozenset({"str"}),
+    "bytes": frozenset({"bytes"}),
+    "json": frozenset({"str"}),
+}
+
+
+def declared_or_value(declared: str | None, value_type: str | None) -> str:
+    """SQLite's answer: the declared type unless the value contradicts it, else the value's."""
+    if declared is not None and (value_type is None or value_type in _HOLDS[declared]):
+        return declared
+    return value_type or "str"
