@@ -87,6 +87,10 @@ class SqliteConnection:
         self._pending_begin = False
         self._in_tx = False
         self._read_only = False  # what the current transaction asked for
+        # Whether the open transaction may have changed anything (set on the
+        # connection's thread); a clean one ends without waiting for COMMIT.
+        self._dirty = False
+        self._changes = 0  # total_changes when the transaction began
         self._query_only = False  # what the connection is set to (changed on its thread)
         self._limit_s: float | None = None
         self._deadline: float | None = None
@@ -105,6 +109,8 @@ class SqliteConnection:
             db.execute("BEGIN")
             self._pending_begin = False
             self._in_tx = True
+            self._dirty = False
+            self._changes = db.total_changes
 
     def _run(
         self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
@@ -116,6 +122,10 @@ class SqliteConnection:
         try:
             cur = db.execute(sql, params)
             try:
+                # DDL, DML and writing pragmas have no result columns; an
+                # INSERT … RETURNING has them but changes total_changes.
+                if cur.description is None or db.total_changes != self._changes:
+                    self._dirty = True
                 if cur.description is None:
                     return FetchResult([], [], cur.rowcount)
                 columns = [d[0] for d in cur.description]
@@ -160,11 +170,13 @@ class SqliteConnection:
         self._pending_begin = False
         self._limit_s = None
         if self._in_tx:
-            if self._read_only:
+            if self._read_only or not self._dirty:
                 self._in_tx = False
-                # Ending a read-only transaction cannot fail in a way the
-                # caller could act on: queue it and go on (the connection's
-                # thread runs it before any later job on this connection).
+                # Ending a transaction that only read (read-only, or nothing
+                # written: an ahserver script doing one sqlExe SELECT) cannot
+                # fail in a way the caller could act on: queue it and go on
+                # (the connection's thread runs it before any later job on
+                # this connection), saving a thread round trip.
                 self.raw._tx.put_nowait((None, self._end_read))
             else:
                 # SQLite keeps the transaction open when COMMIT fails (a
@@ -215,6 +227,7 @@ class SqliteConnection:
     def _open_cursor(self, sql: str, params: Sequence[Any], deadline: float | None) -> Any:
         db: sqlite3.Connection = self.raw._conn
         self._start(db, False)
+        self._dirty = True  # streamed statements are not inspected: assume a write
         self._deadline = deadline
         try:
             return db.execute(sql, params)

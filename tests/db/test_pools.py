@@ -208,3 +208,21 @@ async def test_broken_connection_frees_its_slot_for_a_waiting_request(db_client,
             await sor.R("tbl1", {})
     assert await waiting < 1.5
     assert await count_rows(pools) == 0
+
+
+async def test_reading_transactions_hand_over_the_connection_in_order(db_client) -> None:
+    """A transaction that only read ends without waiting for its COMMIT (on
+    SQLite the COMMIT is queued on the connection's thread); the next user of
+    the same connection must still find it outside any transaction, see every
+    earlier write, and have its own writes kept."""
+    client = await db_client(maxconn=1)
+    pools = client.pools
+    for n in range(20):
+        async with pools.sqlorContext("db1") as sor:  # reads only
+            assert len(await sor.sqlExe("select id from tbl1", {})) == n
+        async with pools.sqlorContext("db1") as sor:  # writes through an INSERT
+            await sor.C("tbl1", {"id": f"r{n}"})
+    async with pools.sqlorContext("db1") as sor:
+        assert sorted(r.id for r in await sor.sqlExe("select id from tbl1", {})) == sorted(
+            f"r{n}" for n in range(20)
+        )
