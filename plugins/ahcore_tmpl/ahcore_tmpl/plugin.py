@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ahcore import ProcessorSpec, get_site, hookimpl
-from ahcore_tmpl.environment import ENVIRONMENT_KEY, install_environment
+from ahcore_tmpl.environment import ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY, install_environment
 from ahcore_tmpl.processor import PROCESSOR_NAME, SUFFIXES, TmplProcessor
 
 
@@ -25,13 +25,14 @@ def register_processor() -> ProcessorSpec:
 
 @hookimpl
 def on_startup(app: web.Application) -> None:
-    """Give the site its own Jinja2 environment before the first request."""
+    """Give the site its own Jinja2 environments before the first request."""
     install_environment(app, get_site(app))
 
 
 @hookimpl
 def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
-    """Forget compiled includes and layouts; they are recompiled on next use."""
-    env = app.get(ENVIRONMENT_KEY)
-    if env is not None and env.cache is not None:
-        env.cache.clear()
+    """Forget compiled includes and layouts (both modes); they are recompiled on next use."""
+    for key in (ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY):
+        env = app.get(key)
+        if env is not None and env.cache is not None:
+            env.cache.clear()

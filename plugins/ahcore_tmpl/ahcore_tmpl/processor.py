@@ -5,6 +5,16 @@ The kernel makes one :class:`TmplProcessor` per template file and calls
 shared by every request until it changes. Each request renders it with its
 own namespace (``await context.namespace()``); nothing about a request is
 kept on the processor or on the environment.
+
+Sync and async rendering: every file is compiled for async rendering, which
+awaits what the template's calls return. :meth:`TmplProcessor.load` also
+analyses the file (:mod:`ahcore_tmpl.syncsafe`); when it can never meet an
+awaitable, it is compiled a second time without async and
+:meth:`TmplProcessor.produce` renders that copy with ``template.render`` —
+the same output and errors for about a third less CPU. Its includes,
+layouts and imports are checked on each request (they can change without
+the page changing), as is the request's namespace; if anything fails the
+check, the async copy renders the page.
 """
 
 from __future__ import annotations
@@ -12,13 +22,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from aiohttp import web
 
 from ahcore import Processor, RequestContext, Site
-from ahcore_tmpl.environment import UrlEnvironment, environment_for
+from ahcore_tmpl.environment import (
+    AnalyzingLoader,
+    UrlEnvironment,
+    environment_for,
+    sync_environment_for,
+)
 from ahcore_tmpl.loader import PROCESSOR_NAME
+from ahcore_tmpl.syncsafe import Analysis, NeedsAsyncRender, closure_check, is_plain_data
 
 __all__ = [
     "CONTENT_TYPES",
@@ -27,6 +44,7 @@ __all__ = [
     "TemplateBrokenError",
     "TmplProcessor",
     "content_type_for",
+    "prepare_sync",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +78,18 @@ def compile_template(env: UrlEnvironment, source: str, url: str, filename: str) 
     return env.template_class.from_code(env, code, env.make_globals(None), None)
 
 
+def prepare_sync(
+    sync_env: UrlEnvironment, source: str, url: str, filename: str
+) -> tuple[Analysis, jinja2.Template | None]:
+    """Analyse ``source`` and, if it is sync-safe, compile it for ``sync_env``."""
+    loader = sync_env.loader
+    assert isinstance(loader, AnalyzingLoader)
+    analysis = loader.analyze(sync_env, source, url, filename)
+    if not analysis.sync_safe:
+        return analysis, None
+    return analysis, compile_template(sync_env, source, url, filename)
+
+
 class TemplateBrokenError(Exception):
     """A template file that does not compile; the visitor sees a plain 500.
 
@@ -70,18 +100,36 @@ class TemplateBrokenError(Exception):
 
 
 class TmplProcessor(Processor):
-    """A ``.tmpl`` (``.html.tmpl``, ``.tmpl.js``, ``.tmpl.css``) file."""
+    """A ``.tmpl`` (``.html.tmpl``, ``.tmpl.js``, ``.tmpl.css``) file.
+
+    ``template`` is the file compiled for async rendering; ``sync_template``
+    the same source compiled for sync rendering, when ``analysis`` finds the
+    file sync-safe on its own. ``mode`` says which the file itself allows:
+    ``"sync"`` (then each request still checks the file's includes, layouts,
+    imports and namespace: :meth:`render_mode`) or ``"async"``.
+    """
 
     template: jinja2.Template | None = None
+    sync_template: jinja2.Template | None = None
+    analysis: Analysis | None = None
     error: str | None = None
+    url: str = ""
 
     def __init__(self, path: Path, site: Site) -> None:
         super().__init__(path, site)
         self.content_type = content_type_for(path.name)
+        self._sync_env: UrlEnvironment | None = None
+        # The merged check of the last set of compiled includes (closure_check).
+        self._closure_cache: dict[str, object] = {}
+
+    @property
+    def mode(self) -> str:
+        return "sync" if self.sync_template is not None else "async"
 
     async def load(self) -> None:
         env = environment_for(self.site)
         url = self.site.resolver.file_url(self.path) or "/" + self.path.name
+        self.url = url
         encoding = self.site.config.website.coding
         # Reading and compiling block: keep them off the event loop.
         source = await asyncio.to_thread(self.path.read_text, encoding=encoding)
@@ -92,12 +140,52 @@ class TmplProcessor(Processor):
         except jinja2.TemplateSyntaxError as exc:
             self.error = f"{self.path}, line {exc.lineno}: {exc.message}"
             log.error("template does not compile: %s", self.error)
+            return
+        sync_env = self._sync_env = sync_environment_for(self.site)
+        try:
+            self.analysis, self.sync_template = await asyncio.to_thread(
+                prepare_sync, sync_env, source, url, str(self.path)
+            )
+        except Exception:  # never expected: the async compile worked; stay async
+            log.exception("template %s: sync compilation failed; rendering it async", url)
+            self.analysis, self.sync_template = None, None
+        if self.analysis is not None and self.analysis.reason is not None:
+            log.debug("template %s renders async: %s", url, self.analysis.reason)
+
+    def render_mode(self, namespace: dict[str, Any], parent: bool = False) -> str:
+        """``"sync"`` or ``"async"``: how :meth:`produce` renders for ``namespace``.
+
+        ``parent`` is true for a ``path_call`` (then ``params_kw`` holds the
+        caller's values, which must be plain data).
+        """
+        analysis = self.analysis
+        if self.sync_template is None or analysis is None or self._sync_env is None:
+            return "async"
+        if analysis.dependencies:
+            check = closure_check(self._sync_env, self.url, analysis, self._closure_cache)
+            if check is None:
+                return "async"
+        else:
+            check = analysis.check
+        if not check.allows(namespace):
+            return "async"
+        if parent and not is_plain_data(namespace.get("params_kw")):
+            return "async"
+        return "sync"
 
     async def produce(self, context: RequestContext) -> str:
         """The rendered text (also what ``path_call`` returns)."""
         if self.template is None:
             raise TemplateBrokenError(self.error)
-        return await self.template.render_async(await context.namespace())
+        namespace = await context.namespace()
+        sync_template = self.sync_template
+        if sync_template is not None:
+            if self.render_mode(namespace, context.parent is not None) == "sync":
+                try:
+                    return sync_template.render(namespace)
+                except NeedsAsyncRender as exc:  # an include changed since the check
+                    log.debug("template %s: rendering async after all: %s", self.url, exc)
+        return await self.template.render_async(namespace)
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
         text = await self.produce(context)
