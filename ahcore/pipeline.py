@@ -88,7 +88,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     if resolved.spec is None:
         return static_file(request, resolved)
 
-    # run_processor, inlined: every coroutine layer costs every request.
+    # The processor, in this coroutine: every layer costs every request.
     processor = site.processor_cache.fresh(resolved.path, resolved.stat)
     if processor is None:
         processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
@@ -133,17 +133,6 @@ async def explicit_allow(site: Site, request: web.Request, path: str) -> bool:
             return False
         allowed = allowed or verdict is True
     return allowed
-
-
-async def run_processor(site: Site, request: web.Request, resolved: Resolved) -> web.StreamResponse:
-    assert resolved.spec is not None
-    processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
-    context = RequestContext(request, site, resolved)
-    token = context.activate()
-    try:
-        return await processor.respond(context)
-    finally:
-        context.deactivate(token)
 
 
 def static_file(request: web.Request, resolved: Resolved) -> web.StreamResponse:

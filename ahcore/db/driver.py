@@ -16,6 +16,7 @@ being returned to the pool, so the next request gets a fresh one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -82,6 +83,44 @@ class RowStream(Protocol):
     columns: list[str]
 
     def __aiter__(self) -> AsyncIterator[list[Sequence[Any]]]: ...
+
+
+class BatchedRowStream:
+    """A :class:`RowStream` over one open cursor: a driver gives ``fetch_batch``.
+
+    The loop is the same for every engine: check the deadline, fetch at most
+    ``batch_rows`` rows, yield a non-empty batch, stop after a short one.
+    ``done`` says the result was read to its end (a driver that must drain or
+    drop an unfinished result looks at it). ``timeout`` makes the exception
+    raised when ``deadline`` (a ``time.monotonic()`` value) has passed.
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        batch_rows: int,
+        deadline: float | None,
+        timeout: Callable[[], Exception],
+    ) -> None:
+        self.columns = columns
+        self.batch_rows = batch_rows
+        self.deadline = deadline
+        self.timeout = timeout
+        self.done = not columns
+
+    async def fetch_batch(self) -> list[Any]:
+        """At most ``batch_rows`` further rows; fewer (maybe none) at the end."""
+        raise NotImplementedError
+
+    async def __aiter__(self) -> AsyncIterator[list[Any]]:
+        while not self.done:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise self.timeout()
+            batch = await self.fetch_batch()
+            if len(batch) < self.batch_rows:
+                self.done = True
+            if batch:
+                yield batch
 
 
 class Connection(Protocol):

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import declared_or_value, from_sql_name, from_value
 from ahcore.plugins import hookimpl
@@ -305,7 +305,7 @@ class SqliteConnection:
             await self.raw.close()
 
 
-class SqliteRowStream:
+class SqliteRowStream(BatchedRowStream):
     """The batches of one open sqlite cursor, each read by one job on the connection's thread."""
 
     def __init__(
@@ -316,24 +316,13 @@ class SqliteRowStream:
         batch_rows: int,
         deadline: float | None,
     ) -> None:
+        super().__init__(columns, batch_rows, deadline, conn._timeout)
         self.conn = conn
         self.cur = cur
-        self.columns = columns
-        self.batch_rows = batch_rows
-        self.deadline = deadline
 
-    async def __aiter__(self) -> AsyncIterator[list[Any]]:
-        if not self.columns:
-            return
+    async def fetch_batch(self) -> list[Any]:
         conn = self.conn
-        while True:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise conn._timeout()
-            batch = await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)
-            if batch:
-                yield batch
-            if len(batch) < self.batch_rows:
-                return
+        return await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)
 
 
 class SqlitePool:

@@ -35,7 +35,7 @@ from pymysql.constants import CLIENT, FIELD_TYPE
 from pymysql.converters import encoders, escape_bytes
 
 from ahcore import hookimpl
-from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import FIELD_TYPES
 
@@ -273,7 +273,7 @@ class MysqlConnection:
             self._session_limit = True
 
 
-class MysqlRowStream:
+class MysqlRowStream(BatchedRowStream):
     """The batches of one unbuffered result."""
 
     def __init__(
@@ -284,24 +284,13 @@ class MysqlRowStream:
         batch_rows: int,
         deadline: float | None,
     ) -> None:
+        super().__init__(columns, batch_rows, deadline, conn._timeout)
         self.conn = conn
         self.cur = cur
-        self.columns = columns
-        self.batch_rows = batch_rows
-        self.deadline = deadline
-        self.done = not columns
 
-    async def __aiter__(self) -> AsyncIterator[list[Any]]:
-        conn = self.conn
-        while not self.done:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise conn._timeout()
-            with conn._translated():
-                batch = await self.cur.fetchmany(self.batch_rows)
-            if len(batch) < self.batch_rows:
-                self.done = True
-            if batch:
-                yield batch
+    async def fetch_batch(self) -> list[Any]:
+        with self.conn._translated():
+            return list(await self.cur.fetchmany(self.batch_rows))
 
 
 class MysqlPool:

@@ -35,7 +35,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ahcore import hookimpl
-from ahcore.db.driver import ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import from_sql_name
 
@@ -196,7 +196,7 @@ class PostgresConnection:
             await self._run(f"SET LOCAL statement_timeout = {self._limit_ms}", [], None)
 
 
-class PostgresRowStream:
+class PostgresRowStream(BatchedRowStream):
     """The batches of one server-side cursor, one ``FETCH`` each."""
 
     def __init__(
@@ -207,25 +207,13 @@ class PostgresRowStream:
         batch_rows: int,
         deadline: float | None,
     ) -> None:
+        super().__init__(columns, batch_rows, deadline, conn._timeout)
         self.conn = conn
         self.cur = cur
-        self.columns = columns
-        self.batch_rows = batch_rows
-        self.deadline = deadline
 
-    async def __aiter__(self) -> AsyncIterator[list[Any]]:
-        if not self.columns:
-            return
-        conn = self.conn
-        while True:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise conn._timeout()
-            with conn._translated():
-                batch = await self.cur.fetchmany(self.batch_rows)
-            if batch:
-                yield batch
-            if len(batch) < self.batch_rows:
-                return
+    async def fetch_batch(self) -> list[Any]:
+        with self.conn._translated():
+            return await self.cur.fetchmany(self.batch_rows)
 
 
 class PostgresPool:
