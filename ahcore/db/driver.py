@@ -90,22 +90,21 @@ class BatchedRowStream:
 
     The loop is the same for every engine: check the deadline, fetch at most
     ``batch_rows`` rows, yield a non-empty batch, stop after a short one.
+    ``conn`` is the driver's connection and ``cur`` its open cursor;
     ``done`` says the result was read to its end (a driver that must drain or
-    drop an unfinished result looks at it). ``timeout`` makes the exception
-    raised when ``deadline`` (a ``time.monotonic()`` value) has passed.
+    drop an unfinished result looks at it). ``conn._timeout()`` makes the
+    exception raised when ``deadline`` (a ``time.monotonic()`` value) has
+    passed.
     """
 
     def __init__(
-        self,
-        columns: list[str],
-        batch_rows: int,
-        deadline: float | None,
-        timeout: Callable[[], Exception],
+        self, conn: Any, cur: Any, columns: list[str], batch_rows: int, deadline: float | None
     ) -> None:
+        self.conn = conn
+        self.cur = cur
         self.columns = columns
         self.batch_rows = batch_rows
         self.deadline = deadline
-        self.timeout = timeout
         self.done = not columns
 
     async def fetch_batch(self) -> list[Any]:
@@ -115,7 +114,7 @@ class BatchedRowStream:
     async def __aiter__(self) -> AsyncIterator[list[Any]]:
         while not self.done:
             if self.deadline is not None and time.monotonic() > self.deadline:
-                raise self.timeout()
+                raise self.conn._timeout()
             batch = await self.fetch_batch()
             if len(batch) < self.batch_rows:
                 self.done = True

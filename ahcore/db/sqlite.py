@@ -308,18 +308,6 @@ class SqliteConnection:
 class SqliteRowStream(BatchedRowStream):
     """The batches of one open sqlite cursor, each read by one job on the connection's thread."""
 
-    def __init__(
-        self,
-        conn: SqliteConnection,
-        cur: sqlite3.Cursor,
-        columns: list[str],
-        batch_rows: int,
-        deadline: float | None,
-    ) -> None:
-        super().__init__(columns, batch_rows, deadline, conn._timeout)
-        self.conn = conn
-        self.cur = cur
-
     async def fetch_batch(self) -> list[Any]:
         conn = self.conn
         return await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)

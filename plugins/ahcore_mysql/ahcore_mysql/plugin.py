@@ -276,18 +276,6 @@ class MysqlConnection:
 class MysqlRowStream(BatchedRowStream):
     """The batches of one unbuffered result."""
 
-    def __init__(
-        self,
-        conn: MysqlConnection,
-        cur: aiomysql.SSCursor,
-        columns: list[str],
-        batch_rows: int,
-        deadline: float | None,
-    ) -> None:
-        super().__init__(columns, batch_rows, deadline, conn._timeout)
-        self.conn = conn
-        self.cur = cur
-
     async def fetch_batch(self) -> list[Any]:
         with self.conn._translated():
             return list(await self.cur.fetchmany(self.batch_rows))

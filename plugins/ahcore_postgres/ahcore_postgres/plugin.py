@@ -199,18 +199,6 @@ class PostgresConnection:
 class PostgresRowStream(BatchedRowStream):
     """The batches of one server-side cursor, one ``FETCH`` each."""
 
-    def __init__(
-        self,
-        conn: PostgresConnection,
-        cur: psycopg.AsyncServerCursor[Any],
-        columns: list[str],
-        batch_rows: int,
-        deadline: float | None,
-    ) -> None:
-        super().__init__(columns, batch_rows, deadline, conn._timeout)
-        self.conn = conn
-        self.cur = cur
-
     async def fetch_batch(self) -> list[Any]:
         with self.conn._translated():
             return await self.cur.fetchmany(self.batch_rows)
