@@ -82,6 +82,11 @@ def request_namespace(context: RequestContext) -> Mapping[str, Any] | None:
     :class:`ahcore.context.RequestContext`; bind anything request-specific to
     it, never to the plugin object. Results are merged after the kernel's own
     per-request names.
+
+    Meant for per-request *values*. A function that needs its request is
+    better offered once through ``env_globals`` and made to call
+    :func:`ahcore.current_context`: a closure per request costs every script
+    request an allocation per name (see docs/plugins.md).
     """
 
 

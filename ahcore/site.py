@@ -232,6 +232,8 @@ class Site:
                 ("databases", old.databases, new.databases),
                 ("website.session_redis", old.website.session_redis, new.website.session_redis),
                 ("website.host/port", (old.website.host, old.website.port), (new.website.host, new.website.port)),
+                # read when the listening site starts (ahcore.server.start_site)
+                ("website.header_timeout", old.website.header_timeout, new.website.header_timeout),
                 ("filesroot", old.filesroot, new.filesroot),
             )
             if a != b

@@ -266,3 +266,20 @@ async def test_reloads_under_load_drop_no_request(make_site, ahcore_client):
     results = await asyncio.gather(*(load() for _ in range(10)), reloads())
     statuses = [s for group in results[:-1] for s in group]
     assert len(statuses) == 400 and set(statuses) == {200}
+
+
+def test_reloaded_settings_read_only_at_start_are_reported_as_needing_a_restart(make_site):
+    """A new header_timeout (read when the listening site starts) is adopted
+    but reported as taking effect after a restart; a new index list is not."""
+    from ahcore.config import load_config
+
+    site_dir = make_site(config={"website": {"header_timeout": 10}})
+    site = get_site(create_app(site_dir))
+    config_file = site_dir / "conf" / "config.json"
+    raw = json.loads(config_file.read_text())
+    raw["website"]["header_timeout"] = 3
+    raw["website"]["indexes"] = ["start.html"]
+    config_file.write_text(json.dumps(raw))
+    restart = site.apply_config(load_config(site_dir))
+    assert restart == ["website.header_timeout"]
+    assert site.config.website.header_timeout == 3
