@@ -53,9 +53,17 @@ def core(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the architecture contracts of pyproject.toml with import-linter.
+
+    The contracts: plugins import only ``ahcore.api``, ``ahcore.hookspecs``
+    and ``ahcore.testing``; the kernel imports no plugin; no import cycle
+    between kernel modules. import-linter reads the installed packages, so
+    the kernel and every plugin are installed here.
+    """
+    install_all(session, "ruff", "import-linter")
     paths = [p for p in ("ahcore", "plugins", "tests", "bench", "examples", "noxfile.py") if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
+    session.run("lint-imports")
 
 
 @nox.session

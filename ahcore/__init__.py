@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ahcore.appkeys import get_site
 from ahcore.background import add_startup
 from ahcore.context import RequestContext, current_context
 from ahcore.dictobject import DictObject
@@ -15,7 +16,7 @@ from ahcore.errors import bad_request, server_error
 from ahcore.jsonutil import dumps, json_response
 from ahcore.plugins import hookimpl
 from ahcore.processor import Processor, ProcessorSpec, to_response
-from ahcore.site import Site, get_site
+from ahcore.site import Site
 
 try:
     __version__ = version("ahcore")

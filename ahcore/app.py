@@ -11,14 +11,15 @@ from pathlib import Path
 from aiohttp import web
 
 from ahcore import namespace, session
+from ahcore.appkeys import SITE_KEY
 from ahcore.background import start_background, stop_background
 from ahcore.config import SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
-from ahcore.plugins import await_me_maybe, call_impl, create_plugin_manager
-from ahcore.site import SITE_KEY, Site
+from ahcore.plugins import call_each, create_plugin_manager
+from ahcore.site import Site
 from ahcore.uploads import janitor
 
 log = logging.getLogger("ahcore.app")
@@ -88,8 +89,7 @@ async def _startup(app: web.Application) -> None:
     site = app[SITE_KEY]
     await session.setup_sessions(app, site)
     await site.build_namespace(app)
-    for impl in site.pm.hook.on_startup.get_hookimpls():
-        await await_me_maybe(call_impl(impl, app=app))
+    await call_each(site.pm, "on_startup", app=app)
     if HOT_RELOADER in app:
         await app[HOT_RELOADER].start()
     await start_background(app)
@@ -114,9 +114,5 @@ async def _cleanup(app: web.Application) -> None:
             await task
     if HOT_RELOADER in app:
         await app[HOT_RELOADER].stop()
-    for impl in reversed(site.pm.hook.on_shutdown.get_hookimpls()):
-        try:
-            await await_me_maybe(call_impl(impl, app=app))
-        except Exception:
-            log.exception("on_shutdown of plugin %r failed", impl.plugin_name)
+    await call_each(site.pm, "on_shutdown", isolate=True, app=app)
     await session.close_sessions(app)

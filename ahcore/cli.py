@@ -113,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """List every problem in the site; exit 1 if there is any error."""
     from ahcore.app import create_app
-    from ahcore.site import get_site
+    from ahcore.appkeys import get_site
 
     workdir = Path(args.workdir).resolve()
     errors: list[str] = []

@@ -90,8 +90,7 @@ class RequestContext:
         if self._namespace is not None:
             return self._namespace
         ns = dict(self.site.global_namespace)
-        for function, takes_context in self.site.request_namespace_impls:
-            extra = function(self) if takes_context else function()
+        for extra in self.site.request_namespace_hook(context=self):
             if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
                 extra = await await_me_maybe(extra)
             if extra:

@@ -100,7 +100,7 @@ async def guard(request: web.Request, handler):
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
-        from ahcore.site import get_site
+        from ahcore.appkeys import get_site
 
         return internal_error_response(exc, request, get_site(request.app).debug)
 

@@ -15,6 +15,10 @@ Implement a hook with the marker from :mod:`ahcore`::
 
 Any implementation may be a plain function or an ``async def``; the kernel
 awaits whatever comes back (see :func:`ahcore.plugins.await_me_maybe`).
+Every hook is dispatched by pluggy, so its rules hold as documented there:
+implementations are called last-registered first, ``@hookimpl(tryfirst=True)``
+and ``trylast`` move one, ``wrapper=True`` implementations wrap the others,
+and ``AHCORE_TRACE_PLUGINS=1`` logs every call.
 Hook arguments are passed by name, so an implementation may accept only the
 arguments it needs.
 """
@@ -103,13 +107,14 @@ def auth_check(request: web.Request, user: str | None, path: str) -> bool | None
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def identify_user(request: web.Request) -> str | None:
     """Who makes this request when the session has no logged-in user.
 
     For login methods that do not use the session: HTTP Basic, bearer API
-    keys, client certificates. Return a user id, or ``None`` to pass. Plugins
-    are asked in turn and the first user id wins; the answer is cached for
+    keys, client certificates. Return a user id, or ``None`` to pass.
+    ``firstresult``: plugins are asked in pluggy's call order and the first
+    user id wins (the kernel awaits an async answer before asking the next); the answer is cached for
     the request and is what ``get_user()`` and ``auth_check`` see. May be
     async.
     """
@@ -131,8 +136,10 @@ def on_startup(app: web.Application) -> None:
     """Start resources and background tasks when the application starts.
 
     Runs after the kernel's own start-up (sessions set up, namespace built),
-    in registration order: the kernel's built-in plugins first (the database
-    pools among them), then the site's plugins. May be async. Keep task
+    one plugin at a time in pluggy's call order (the last registered first;
+    ``tryfirst``/``trylast`` move an implementation), each finished before
+    the next starts. The kernel's database pools are made ``tryfirst``, so
+    every plugin finds them. May be async. Keep task
     handles on the app (an ``AppKey``), not on the module, and stop them in
     :func:`on_shutdown`. An exception aborts start-up.
     """
@@ -142,8 +149,9 @@ def on_startup(app: web.Application) -> None:
 def on_shutdown(app: web.Application) -> None:
     """Stop what :func:`on_startup` started; runs at application cleanup.
 
-    May be async. Called in reverse registration order. An exception is logged
-    and does not stop the other plugins' shutdown.
+    May be async. Called one plugin at a time in pluggy's call order (the
+    kernel closes the database pools ``trylast``). An exception is logged and
+    does not stop the other plugins' shutdown.
     """
 
 

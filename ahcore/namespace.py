@@ -191,7 +191,7 @@ def terminal_type(user_agent: str) -> str:
 
 @hookimpl
 def env_globals(app: web.Application) -> dict[str, Any]:
-    from ahcore.site import get_site
+    from ahcore.appkeys import get_site
 
     site = get_site(app)
 

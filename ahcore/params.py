@@ -53,7 +53,7 @@ def _check_depth(value: Any, depth: int = 0) -> None:
 
 def body_timeout(request: web.Request) -> float:
     """The site's ``website.request_timeout``: seconds allowed for reading a body."""
-    from ahcore.site import SITE_KEY
+    from ahcore.appkeys import SITE_KEY
 
     site = request.app.get(SITE_KEY)
     return DEFAULT_BODY_TIMEOUT if site is None else site.config.website.request_timeout

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ahcore.appkeys import get_site
 from ahcore.context import RequestContext
 from ahcore.csrf import csrf_refusal
 from ahcore.errors import internal_error_response, not_found
@@ -20,7 +21,7 @@ from ahcore.forwarded import apply_forwarded
 from ahcore.plugins import await_me_maybe
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
 from ahcore.session import current_user, request_state
-from ahcore.site import Site, get_site
+from ahcore.site import Site
 
 STATIC_METHODS = ("GET", "HEAD")
 

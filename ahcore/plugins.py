@@ -63,13 +63,46 @@ async def await_me_maybe(value: Any) -> Any:
     return value
 
 
-def call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
-    """Call one hook implementation with the arguments it declares.
+def hook_callers(pm: pluggy.PluginManager, name: str) -> list[tuple[str, Any]]:
+    """Hook ``name`` split into one caller per plugin, in pluggy's call order.
 
-    Used where the kernel needs per-plugin control (ordering, isolating one
-    plugin's failure) that a plain hook call does not give.
+    Each caller is a pluggy subset hook caller that holds one plugin's
+    implementation (and every hook wrapper), so calling it goes through
+    pluggy like ``pm.hook.NAME(...)`` does: ``tryfirst``/``trylast``,
+    wrappers and ``AHCORE_TRACE_PLUGINS`` tracing all apply. The kernel uses
+    it where the contract asks for one plugin at a time: start-up hooks run
+    to the end before the next begins, and one plugin's failure in
+    ``on_hot_reload``/``on_shutdown`` does not stop the others.
     """
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+    hook = getattr(pm.hook, name)
+    impls = hook.get_hookimpls()  # pluggy calls these last to first
+    plain = [impl for impl in impls if not (impl.hookwrapper or impl.wrapper)]
+    callers = []
+    for impl in reversed(plain):
+        others = {other.plugin for other in plain if other.plugin is not impl.plugin}
+        callers.append((impl.plugin_name, pm.subset_hook_caller(name, remove_plugins=others)))
+    return callers
+
+
+async def call_each(
+    pm: pluggy.PluginManager, name: str, *, isolate: bool = False, **kwargs: Any
+) -> list[tuple[str, Any]]:
+    """Call hook ``name`` one plugin at a time and await each result.
+
+    Returns ``(plugin name, result)`` pairs in call order. With ``isolate``
+    an exception is logged with the plugin's name and the next plugin is
+    called; without it, the exception propagates.
+    """
+    results = []
+    for plugin, caller in hook_callers(pm, name):
+        try:
+            for result in caller(**kwargs):
+                results.append((plugin, await await_me_maybe(result)))
+        except Exception:
+            if not isolate:
+                raise
+            log.exception("%s of plugin %r failed", name, plugin)
+    return results
 
 
 def canonical_driver(name: str) -> str:

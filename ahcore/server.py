@@ -380,7 +380,7 @@ async def start_site(
     ``handler_cancellation=``).
     """
     if header_timeout is None:
-        from ahcore.site import SITE_KEY
+        from ahcore.appkeys import SITE_KEY
 
         site = app.get(SITE_KEY)
         header_timeout = site.config.website.header_timeout if site is not None else 10.0

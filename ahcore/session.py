@@ -31,10 +31,10 @@ from aiohttp import hdrs, web
 from aiohttp_session import AbstractStorage, Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from ahcore.appkeys import SITE_KEY
 from ahcore.context import current_context
 from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, csrf_refusal  # noqa: F401 (re-exported)
-from ahcore.plugins import await_me_maybe, call_impl, hookimpl
-from ahcore.site import SITE_KEY
+from ahcore.plugins import await_me_maybe, hook_callers, hookimpl
 
 if TYPE_CHECKING:
     from ahcore.site import Site
@@ -228,8 +228,10 @@ async def _identify(request: web.Request) -> Any:
     site = request.app.get(SITE_KEY)
     if site is None:
         return None
-    for impl in reversed(site.pm.hook.identify_user.get_hookimpls()):
-        user = await await_me_maybe(call_impl(impl, request=request))
+    # firstresult, one plugin at a time: an async implementation's answer is
+    # only known once awaited, so pluggy alone would stop at its coroutine.
+    for _plugin, caller in hook_callers(site.pm, "identify_user"):
+        user = await await_me_maybe(caller(request=request))
         if user is not None:
             return user
     return None

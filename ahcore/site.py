@@ -17,29 +17,23 @@ from aiohttp import web
 
 from ahcore.config import SiteConfig
 from ahcore.db.driver import DriverSpec
+from ahcore.db.pools import DBPOOLS_KEY, DBPools
 from ahcore.events import EventDispatcher
 from ahcore.forwarded import parse_networks
 from ahcore.i18n import Translations
 from ahcore.plugins import (
     PluginError,
     await_me_maybe,
-    call_impl,
+    call_each,
     canonical_driver,
     distribution_hint,
+    hook_callers,
 )
 from ahcore.processor import ProcessorCache, ProcessorRegistry, ProcessorSpec
-from ahcore.resolver import Resolver, Root
+from ahcore.resolver import RedirectToSlash, Resolved, Resolver, Root, split_segments
 from ahcore.uploads import UploadStore
 
 log = logging.getLogger("ahcore.site")
-
-SITE_KEY: web.AppKey[Site] = web.AppKey("ahcore.site", t=object)  # type: ignore[arg-type]
-
-
-def get_site(app: web.Application) -> Site:
-    """The :class:`Site` of an ahcore application."""
-    return app[SITE_KEY]
-
 
 def _as_list(value: Any) -> list[Any]:
     if value is None:
@@ -85,7 +79,7 @@ class Site:
             workdir / "i18n", config.langMapping, config.language
         )
         self.global_namespace: dict[str, Any] = {}
-        self.request_namespace_impls: list[tuple[Any, bool]] = []
+        self.request_namespace_hook = pm.hook.request_namespace
         self.app: web.Application | None = None
 
     # ------------------------------------------------------------ plugins
@@ -99,16 +93,16 @@ class Site:
     def _collect_processors(self) -> dict[str, ProcessorSpec]:
         specs: dict[str, ProcessorSpec] = {}
         problems = []
-        for impl in self.pm.hook.register_processor.get_hookimpls():
-            for spec in _as_list(call_impl(impl)):
+        for plugin, caller in hook_callers(self.pm, "register_processor"):
+            for spec in (s for result in caller() for s in _as_list(result)):
                 if spec.name in specs:
                     problems.append(
                         f"processor {spec.name!r} is declared by both "
-                        f"{specs[spec.name].plugin!r} and {impl.plugin_name!r}"
+                        f"{specs[spec.name].plugin!r} and {plugin!r}"
                     )
                     continue
                 specs[spec.name] = ProcessorSpec(
-                    spec.name, tuple(spec.suffixes), spec.factory, impl.plugin_name
+                    spec.name, tuple(spec.suffixes), spec.factory, plugin
                 )
         if problems:
             raise PluginError(problems)
@@ -137,8 +131,8 @@ class Site:
 
     def _collect_drivers(self) -> dict[str, DriverSpec]:
         drivers: dict[str, DriverSpec] = {}
-        for impl in self.pm.hook.register_db_driver.get_hookimpls():
-            for spec in _as_list(call_impl(impl)):
+        for result in self.pm.hook.register_db_driver():
+            for spec in _as_list(result):
                 drivers[spec.name] = spec
                 for alias in spec.aliases:
                     drivers.setdefault(alias, spec)
@@ -192,13 +186,8 @@ class Site:
             if result:
                 ns.update(result)
         self.global_namespace = ns
-        # request_namespace runs on every script request: resolve its
-        # implementations once (pluggy's call order, last registered first)
-        # instead of paying the generic hook dispatch per request.
-        self.request_namespace_impls = [
-            (impl.function, bool(impl.argnames))
-            for impl in reversed(self.pm.hook.request_namespace.get_hookimpls())
-        ]
+        # Called per script request: look the hook caller up once.
+        self.request_namespace_hook = self.pm.hook.request_namespace
 
     async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``name`` and await each result (sync and async impls alike)."""
@@ -209,11 +198,7 @@ class Site:
         """Dispatch a ``hot_reload`` event and the ``on_hot_reload`` hook."""
         assert self.app is not None
         await self.events.dispatch("hot_reload", data)
-        for impl in self.pm.hook.on_hot_reload.get_hookimpls():
-            try:
-                await await_me_maybe(call_impl(impl, app=self.app, data=data))
-            except Exception:
-                log.exception("on_hot_reload of plugin %r failed", impl.plugin_name)
+        await call_each(self.pm, "on_hot_reload", isolate=True, app=self.app, data=data)
 
     def apply_config(self, new: SiteConfig) -> list[str]:
         """Adopt a reloaded config; return the sections that need a restart.
@@ -252,6 +237,38 @@ class Site:
         self.translations.mapping = {k.lower(): v for k, v in new.langMapping.items()}
         self.translations.default = new.language
         return restart
+
+    # ------------------------------------------------------------ public view
+    # What ahcore.api.SiteView declares: the part of a Site a plugin may use.
+    # Each reads the current config's objects on every call, so a plugin
+    # never keeps a resolver or a root list that a reload has replaced.
+
+    def resolve(self, url: str) -> Resolved | None:
+        """The file ``url`` names, as a request for it would find it.
+
+        ``None`` when nothing may be served there: missing, refused
+        (traversal, dotfile, ``conf/``) or a folder without an index.
+        """
+        try:
+            return self.resolver.resolve(split_segments(url), url.endswith("/"))
+        except (RedirectToSlash, web.HTTPException):
+            return None
+
+    def file_url(self, path: str | Path) -> str | None:
+        """The URL a file on disk is served at, or ``None`` when no root serves it."""
+        return self.resolver.file_url(path)
+
+    def processor_name(self, filename: str) -> str | None:
+        """The name of the processor that serves ``filename`` on this site, if any."""
+        match = self.processors.match(filename)
+        return match[1].name if match is not None else None
+
+    @property
+    def pools(self) -> DBPools:
+        """The application's databases (available from ``on_startup`` on)."""
+        if self.app is None or DBPOOLS_KEY not in self.app:
+            raise RuntimeError("the database pools are made when the application starts")
+        return self.app[DBPOOLS_KEY]
 
     def uses_auth(self) -> bool:
         """Whether any plugin implements ``auth_check`` (fixed once plugins are loaded)."""

@@ -12,9 +12,9 @@ import pytest
 
 from ahcore import add_startup, hookimpl
 from ahcore.app import HOT_RELOADER, create_app
+from ahcore.appkeys import get_site
 from ahcore.events import EventDispatcher
 from ahcore.i18n import parse_accept_language
-from ahcore.site import get_site
 
 from .conftest import require_services
 

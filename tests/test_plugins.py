@@ -12,9 +12,9 @@ import pytest
 
 from ahcore import hookimpl
 from ahcore.app import create_app
+from ahcore.appkeys import get_site
 from ahcore.config import SiteConfig, validate
 from ahcore.plugins import InstalledPlugin, PluginError, create_plugin_manager, wanted_plugins
-from ahcore.site import get_site
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ async def test_longest_suffix_wins(make_site, ahcore_client, echo_plugin):
     client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
     r = await client.get("/a.echo.js")
     assert await r.text() == "js /a.echo.js"
-    from ahcore.site import get_site
+    from ahcore.appkeys import get_site
 
     reg = get_site(client.app).processors
     assert reg.match("a.echo.js")[1].name == "echojs"
@@ -112,7 +112,7 @@ async def test_a_root_that_contains_conf_does_not_serve_it(make_site, ahcore_cli
 async def test_processor_is_cached_per_file_and_rebuilt_on_change(
     site_dir, ahcore_client, echo_plugin
 ):
-    from ahcore.site import get_site
+    from ahcore.appkeys import get_site
 
     client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
     cache = get_site(client.app).processor_cache

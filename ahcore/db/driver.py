@@ -92,9 +92,9 @@ class BatchedRowStream:
     ``batch_rows`` rows, yield a non-empty batch, stop after a short one.
     ``conn`` is the driver's connection and ``cur`` its open cursor;
     ``done`` says the result was read to its end (a driver that must drain or
-    drop an unfinished result looks at it). ``conn._timeout()`` makes the
-    exception raised when ``deadline`` (a ``time.monotonic()`` value) has
-    passed.
+    drop an unfinished result looks at it). ``conn.timeout_error()`` (part
+    of :class:`Connection`) makes the exception raised when ``deadline`` (a
+    ``time.monotonic()`` value) has passed.
     """
 
     def __init__(
@@ -114,7 +114,7 @@ class BatchedRowStream:
     async def __aiter__(self) -> AsyncIterator[list[Any]]:
         while not self.done:
             if self.deadline is not None and time.monotonic() > self.deadline:
-                raise self.conn._timeout()
+                raise self.conn.timeout_error()
             batch = await self.fetch_batch()
             if len(batch) < self.batch_rows:
                 self.done = True
@@ -177,6 +177,13 @@ class Connection(Protocol):
 
     def set_time_limit(self, ms: int | None) -> Awaitable[None]:
         """Stop any later statement of this transaction that runs longer than ``ms``."""
+
+    def timeout_error(self) -> Exception:
+        """The exception for a statement past its time limit (a ``StatementTimeout``).
+
+        Public so the shared :class:`BatchedRowStream` loop and a driver's own
+        code raise the same error with the same message.
+        """
 
 
 class Pool(Protocol):

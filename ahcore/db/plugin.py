@@ -19,15 +19,15 @@ from ahcore.db.sqlor import SQLor
 from ahcore.plugins import hookimpl
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # the pools exist before any plugin's on_startup runs
 def on_startup(app: web.Application) -> None:
-    from ahcore.site import get_site
+    from ahcore.appkeys import get_site
 
     if DBPOOLS_KEY not in app:
         app[DBPOOLS_KEY] = DBPools(get_site(app))
 
 
-@hookimpl
+@hookimpl(trylast=True)  # and are closed after every plugin's on_shutdown
 async def on_shutdown(app: web.Application) -> None:
     pools = app.get(DBPOOLS_KEY)
     if pools is not None:

@@ -74,6 +74,24 @@ class DBPools:
             if driver is not None:  # Site already refused a missing driver at build time
                 self.databases[name] = Database(name, config, driver, site)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.databases
+
+    def add_database(self, name: str, config: DatabaseConfig) -> None:
+        """Add a database that the site's config does not name (a plugin's own store).
+
+        The driver is looked up as for a configured database; a name already
+        in use is an error, so a plugin never replaces the site's database.
+        """
+        if name in self.databases:
+            raise ValueError(f"database {name!r} already exists")
+        driver = self.site.drivers.get(canonical_driver(config.driver))
+        if driver is None:
+            raise LookupError(
+                f"database {name!r}: no enabled driver for {config.driver!r}"
+            )
+        self.databases[name] = Database(name, config, driver, self.site)
+
     def database(self, name: str) -> Database:
         try:
             return self.databases[name]

@@ -136,7 +136,7 @@ class SqliteConnection:
         finally:
             self._deadline = None
 
-    def _timeout(self) -> StatementTimeout:
+    def timeout_error(self) -> StatementTimeout:
         limit = self._limit_s or 0
         return StatementTimeout(
             f"the query ran longer than the time limit of {limit * 1000:.0f} ms"
@@ -148,7 +148,7 @@ class SqliteConnection:
             return await self.raw._execute(fn, *args)
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted" and self._limit_s is not None:
-                raise self._timeout() from None
+                raise self.timeout_error() from None
             raise
         except ValueError as exc:  # aiosqlite: "Connection closed"
             self.broken = True

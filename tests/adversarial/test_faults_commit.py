@@ -46,14 +46,14 @@ from ahcore.db.errors import (  # noqa: E402
     integrity_error,
 )
 from ahcore.db.pools import DBPools, get_pools  # noqa: E402
-from ahcore.db.testing import (  # noqa: E402
+from ahcore.plugins import canonical_driver  # noqa: E402
+from ahcore.testing.databases import (  # noqa: E402
     TEST_DATABASE,
     database_config,
     ensure_test_database,
     reset_tables,
     server_kwargs,
 )
-from ahcore.plugins import canonical_driver  # noqa: E402
 
 MAXCONN = 2
 FAILURES = 3 * MAXCONN  # more failed commits than the pool has connections

@@ -1,3 +1,3 @@
-"""The data-layer fixtures come from :mod:`ahcore.db.testing`, shared with the plugins."""
+"""The data-layer fixtures come from :mod:`ahcore.testing.databases`, shared with the plugins."""
 
-from ahcore.db.testing import db_client, engine  # noqa: F401
+from ahcore.testing.databases import db_client, engine  # noqa: F401

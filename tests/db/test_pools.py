@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
-from ahcore.db.testing import TcpProxy, server_kwargs, unavailable
+from ahcore.testing.databases import TcpProxy, server_kwargs, unavailable
 
 SLOW_SQL = {
     "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000)"

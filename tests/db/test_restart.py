@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from ahcore.db.pools import get_pools
-from ahcore.db.testing import PrivateMariaDB, PrivatePostgres
+from ahcore.testing.databases import PrivateMariaDB, PrivatePostgres
 
 pytest.importorskip("ahcore_dspy")
 pytest.importorskip("ahcore_sqlds")

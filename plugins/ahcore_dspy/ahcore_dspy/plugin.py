@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_dspy.processor import PLUGIN_NAME, RUNTIME, DspyProcessor, Runtime, time_limit
 from ahcore_dspy.watchdog import Watchdog
 

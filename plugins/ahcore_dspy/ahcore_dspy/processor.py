@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import Processor, RequestContext, Site
+from ahcore.api import Processor, RequestContext, SiteView
 from ahcore_dspy import compiler
 from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
 
@@ -55,7 +55,7 @@ class ScriptSyntaxError(Exception):
     """
 
 
-def time_limit(site: Site) -> float:
+def time_limit(site: SiteView) -> float:
     """The per-request time limit in seconds from ``plugins.dspy.time_limit``.
 
     Read once at start-up into the app's :class:`Runtime` (plugin settings
@@ -80,7 +80,7 @@ class DspyProcessor(Processor):
     is, None → empty 200. ``path_call`` gets :meth:`produce`'s raw value.
     """
 
-    def __init__(self, path: Path, site: Site) -> None:
+    def __init__(self, path: Path, site: SiteView) -> None:
         super().__init__(path, site)
         self.code: types.CodeType | None = None
         self.error: ScriptSyntaxError | None = None

@@ -19,7 +19,7 @@ import pytest
 from ahcore_dspy.compiler import compile_script
 from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
 
-from ahcore import get_site
+from ahcore.api import get_site
 
 MakeSite = Callable[..., Path]
 Client = Callable[..., Awaitable[Any]]

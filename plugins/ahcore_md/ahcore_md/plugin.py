@@ -18,7 +18,7 @@ import logging
 
 from aiohttp import web
 
-from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_md.processor import (
     PROCESSOR_NAME,
     SUFFIXES,

@@ -19,9 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import Processor, RequestContext, Site, to_response
-from ahcore.forwarded import request_origin
-from ahcore.pipeline import path_call
+from ahcore.api import Processor, RequestContext, SiteView, path_call, request_origin, to_response
 from ahcore_md import render
 
 PROCESSOR_NAME = "md"
@@ -67,7 +65,7 @@ class Page:
     document: str
 
 
-def md_settings(site: Site) -> MdSettings:
+def md_settings(site: SiteView) -> MdSettings:
     """``plugins.md`` of ``site``, checked.
 
     Read on each request (a dict lookup) so a config reload applies at once;
@@ -83,9 +81,9 @@ def md_settings(site: Site) -> MdSettings:
     return MdSettings(allow_html, template)
 
 
-def layout_available(site: Site, template: str) -> bool:
+def layout_available(site: SiteView, template: str) -> bool:
     """Whether some enabled processor (normally ahcore-tmpl's) can run ``template``."""
-    return site.processors.match(posixpath.basename(template)) is not None
+    return site.processor_name(posixpath.basename(template)) is not None
 
 
 class MarkdownProcessor(Processor):
@@ -101,7 +99,7 @@ class MarkdownProcessor(Processor):
         # folder the file is served from. Normally one entry, made here
         # rather than on the first request.
         self.pages: dict[tuple[str, bool], Page] = {}
-        url = self.site.resolver.file_url(self.path)
+        url = self.site.file_url(self.path)
         if url is not None:
             await self.page_for(url, md_settings(self.site).allow_html)
 

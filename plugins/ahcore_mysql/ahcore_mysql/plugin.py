@@ -34,14 +34,20 @@ import pymysql
 from pymysql.constants import CLIENT, FIELD_TYPE
 from pymysql.converters import encoders, escape_bytes
 
-from ahcore import hookimpl
-from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
-from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
-from ahcore.db.fieldtypes import FIELD_TYPES
+from ahcore.api import (
+    FIELD_TYPES,
+    BatchedRowStream,
+    ColumnInfo,
+    DatabaseUnavailable,
+    Dialect,
+    DriverSpec,
+    FetchResult,
+    StatementTimeout,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
-    from ahcore.config import DatabaseConfig
-    from ahcore.site import Site
+    from ahcore.api import DatabaseConfig, SiteView
 
 log = logging.getLogger("ahcore_mysql")
 
@@ -147,7 +153,7 @@ class MysqlConnection:
         log.warning("database %r: connection lost: %s", self.name, exc)
         return DatabaseUnavailable(f"database {self.name!r} is unavailable")
 
-    def _timeout(self) -> StatementTimeout:
+    def timeout_error(self) -> StatementTimeout:
         return StatementTimeout(f"the query ran longer than the time limit of {self._limit_ms} ms")
 
     @contextlib.contextmanager
@@ -158,7 +164,7 @@ class MysqlConnection:
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
             if code in _TIMEOUT_ERRORS:
-                raise self._timeout() from None
+                raise self.timeout_error() from None
             if code in _CONNECTION_ERRORS:
                 raise self._lost(exc) from None
             raise
@@ -343,7 +349,7 @@ def connect_kwargs(config: DatabaseConfig) -> dict[str, Any]:
     return out
 
 
-async def create_pool(name: str, config: DatabaseConfig, site: Site) -> MysqlPool:
+async def create_pool(name: str, config: DatabaseConfig, site: SiteView) -> MysqlPool:
     """Create (without connecting) the pool of database ``name``."""
     pool = await aiomysql.create_pool(
         minsize=0,

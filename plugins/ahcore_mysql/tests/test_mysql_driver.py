@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ahcore_mysql.plugin import connect_kwargs
 
-from ahcore.config import DatabaseConfig
-from ahcore.db.pools import get_pools
-from ahcore.db.testing import database_config, reset_tables
+from ahcore.api import DatabaseConfig, get_site
+from ahcore.testing.databases import database_config, reset_tables
 
 
 def test_connect_kwargs_accepts_ahserver_spellings() -> None:
@@ -36,7 +35,7 @@ async def test_ahserver_driver_names_reach_this_plugin(make_site, ahcore_client,
             }
         )
         client = await ahcore_client(site)
-        pools = get_pools(client.app)
+        pools = get_site(client.app).pools
         await reset_tables(pools)
         async with pools.sqlorContext("db1") as sor:
             assert sor.dialect.name == "mysql"

@@ -34,14 +34,20 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ahcore import hookimpl
-from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
-from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
-from ahcore.db.fieldtypes import from_sql_name
+from ahcore.api import (
+    BatchedRowStream,
+    ColumnInfo,
+    DatabaseUnavailable,
+    Dialect,
+    DriverSpec,
+    FetchResult,
+    StatementTimeout,
+    from_sql_name,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
-    from ahcore.config import DatabaseConfig
-    from ahcore.site import Site
+    from ahcore.api import DatabaseConfig, SiteView
 
 log = logging.getLogger("ahcore_postgres")
 
@@ -86,7 +92,7 @@ class PostgresConnection:
         log.warning("database %r: connection lost: %s", self.name, exc)
         return DatabaseUnavailable(f"database {self.name!r} is unavailable")
 
-    def _timeout(self) -> StatementTimeout:
+    def timeout_error(self) -> StatementTimeout:
         return StatementTimeout(f"the query ran longer than the time limit of {self._limit_ms} ms")
 
     @contextlib.contextmanager
@@ -95,7 +101,7 @@ class PostgresConnection:
         try:
             yield
         except pgerrors.QueryCanceled:
-            raise self._timeout() from None
+            raise self.timeout_error() from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if self.raw.broken or self.raw.closed or _server_going_away(exc):
                 raise self._lost(exc) from None
@@ -259,7 +265,7 @@ def connect_kwargs(config: DatabaseConfig) -> dict[str, Any]:
     return out
 
 
-async def create_pool(name: str, config: DatabaseConfig, site: Site) -> PostgresPool:
+async def create_pool(name: str, config: DatabaseConfig, site: SiteView) -> PostgresPool:
     """Open (without connecting) the pool of database ``name``."""
     pool = AsyncConnectionPool(
         kwargs=connect_kwargs(config),

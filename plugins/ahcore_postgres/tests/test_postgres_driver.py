@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ahcore_postgres.plugin import connect_kwargs
 
-from ahcore.config import DatabaseConfig
-from ahcore.db.pools import get_pools
-from ahcore.db.testing import database_config
+from ahcore.api import DatabaseConfig, get_site
+from ahcore.testing.databases import database_config
 
 
 def test_connect_kwargs_accepts_ahserver_spellings() -> None:
@@ -35,6 +34,6 @@ async def test_ahserver_driver_names_reach_this_plugin(make_site, ahcore_client,
             }
         )
         client = await ahcore_client(site)
-        async with get_pools(client.app).sqlorContext("db") as sor:
+        async with get_site(client.app).pools.sqlorContext("db") as sor:
             assert sor.dialect.name == "postgres"
             assert (await sor.sqlExe("select ${x}$::int + 1 as y", {"x": 41}))[0].y == 42

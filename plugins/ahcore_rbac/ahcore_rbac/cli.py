@@ -14,15 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from ahcore.app import BUILTIN_PLUGINS
-from ahcore.config import ConfigError, load_config
-from ahcore.db.pools import DBPools
-from ahcore.plugins import PluginError, create_plugin_manager
-from ahcore.site import Site
+from ahcore.api import ConfigError, PluginError, open_site
 from ahcore_rbac import store
 from ahcore_rbac.passwords import api_key_hash, new_api_key
-from ahcore_rbac.settings import RbacSettings
-from ahcore_rbac.state import RbacState
+from ahcore_rbac.state import RBAC_KEY, RbacState
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,19 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> str:
-    """Run one command against the site in ``args.workdir``; return what to print."""
-    workdir = Path(args.workdir)
-    config = load_config(workdir)
-    pm = create_plugin_manager(config, builtins=BUILTIN_PLUGINS)
-    site = Site(workdir, config, pm)
-    state = RbacState(site, RbacSettings.of(site))
-    pools = DBPools(site)
-    state.attach(pools)
-    try:
-        await state.create_schema()
+    """Run one command against the site in ``args.workdir``; return what to print.
+
+    The site is started as for serving (its config, its plugins, its
+    database) but listens nowhere: :func:`ahcore.api.open_site`.
+    """
+    async with open_site(Path(args.workdir)) as site:
+        assert site.app is not None
+        state = site.app.get(RBAC_KEY)
+        if state is None:
+            raise RuntimeError(
+                'the rbac plugin is not enabled for this site: add "rbac": true to the '
+                "config's \"plugins\" section"
+            )
         return await _command(state, args)
-    finally:
-        await pools.close()
 
 
 async def _command(state: RbacState, args: argparse.Namespace) -> str:

@@ -14,9 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import current_context, get_site, hookimpl
-from ahcore.db.pools import get_pools
-from ahcore.session import current_ticket, forget_user, remember_user
+from ahcore.api import (
+    current_context,
+    current_ticket,
+    forget_user,
+    get_site,
+    hookimpl,
+    remember_user,
+)
 from ahcore_rbac.settings import RbacSettings
 from ahcore_rbac.state import RBAC_KEY, LoginResult, RbacState, UserInfo, get_rbac
 
@@ -38,7 +43,7 @@ def register_routes(app: web.Application) -> None:
 async def on_startup(app: web.Application) -> None:
     """Attach to the application's database pools and create the tables when missing."""
     state = get_rbac(app)
-    state.attach(get_pools(app))
+    state.attach(get_site(app).pools)
     await state.create_schema()
 
 

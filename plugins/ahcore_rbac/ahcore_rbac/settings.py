@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ahcore.site import Site
+    from ahcore.api import SiteView
 
 PLUGIN_NAME = "rbac"
 FALLBACK_SQLITE_FILE = "data/rbac.db"
@@ -36,7 +36,7 @@ class RbacSettings:
     argon2: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, site: Site) -> RbacSettings:
+    def of(cls, site: SiteView) -> RbacSettings:
         """The site's settings; a bad value is a ValueError naming it."""
         return cls.from_mapping(site.plugin_settings(PLUGIN_NAME))
 

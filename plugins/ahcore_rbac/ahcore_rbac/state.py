@@ -18,10 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ahcore.config import DatabaseConfig
-from ahcore.db.pools import Database, DBPools
-from ahcore.db.sqlor import SQLor
-from ahcore.session import current_user
+from ahcore.api import DatabaseConfig, DBPools, SQLor, current_user
 from ahcore_rbac import store
 from ahcore_rbac.passwords import MAX_PASSWORD_LENGTH, Passwords, api_key_hash
 from ahcore_rbac.rules import VISITOR_ROLES, PermissionTable, role_name, user_roles
@@ -30,7 +27,7 @@ from ahcore_rbac.settings import FALLBACK_SQLITE_FILE, RbacSettings
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-    from ahcore.site import Site
+    from ahcore.api import SiteView
 
 log = logging.getLogger("ahcore_rbac")
 
@@ -64,7 +61,7 @@ class LoginResult:
 class RbacState:
     """Everything the rbac plugin keeps for one application."""
 
-    def __init__(self, site: Site, settings: RbacSettings) -> None:
+    def __init__(self, site: SiteView, settings: RbacSettings) -> None:
         self.site = site
         self.settings = settings
         self.passwords = Passwords(settings.argon2)
@@ -80,19 +77,18 @@ class RbacState:
         """Use ``pools``; add the fallback SQLite database when ``db`` is not configured."""
         self.pools = pools
         name = self.settings.db
-        if name in pools.databases:
+        if name in pools:
             return
-        driver = self.site.drivers.get("sqlite")
-        if driver is None:
+        path = self.site.workdir / FALLBACK_SQLITE_FILE
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pools.add_database(name, DatabaseConfig(driver="sqlite", kwargs={"dbname": str(path)}))
+        except LookupError:
             raise RuntimeError(
                 f"plugins.rbac.db is {name!r}, which is not in 'databases', and the sqlite "
                 "driver is not enabled for the fallback file: configure the database or "
                 'enable "sqlite" in "plugins"'
-            )
-        path = self.site.workdir / FALLBACK_SQLITE_FILE
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        config = DatabaseConfig(driver="sqlite", kwargs={"dbname": str(path)})
-        pools.databases[name] = Database(name, config, driver, self.site)
+            ) from None
         log.info("rbac: database %r not configured; using %s", name, path)
 
     def sor(self) -> AbstractAsyncContextManager[SQLor]:

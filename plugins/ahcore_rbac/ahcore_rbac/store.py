@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ahcore.db.sqlor import SQLor
-from ahcore.dictobject import DictObject
+from ahcore.api import DictObject, SQLor
 from ahcore_rbac.rules import split_role
 
 SCHEMA = (

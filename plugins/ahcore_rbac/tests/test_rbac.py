@@ -13,7 +13,7 @@ from ahcore_rbac.passwords import api_key_hash
 from ahcore_rbac.rules import PermissionTable, user_roles
 from ahcore_rbac.settings import RbacSettings
 
-from ahcore import get_site
+from ahcore.api import get_site
 
 FAST_KDF = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_sqlds.processor import SqldsProcessor
 from ahcore_sqlds.settings import PLUGIN_NAME, SqldsSettings
 

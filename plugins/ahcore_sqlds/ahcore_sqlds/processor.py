@@ -40,20 +40,23 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from ahcore import Processor
-from ahcore.db.errors import BadQuery
-from ahcore.db.pools import get_pools
-from ahcore.db.sqlor import Select, SQLor
-from ahcore.db.sqltext import parse_int
-from ahcore.db.streaming import JsonRowsWriter, encode_rows
-from ahcore.dictobject import DictObject
-from ahcore.jsonutil import json_response
+from ahcore.api import (
+    BadQuery,
+    DictObject,
+    JsonRowsWriter,
+    Processor,
+    Select,
+    SQLor,
+    encode_rows,
+    json_response,
+    parse_int,
+)
 from ahcore_sqlds.arguments import bind_values
 from ahcore_sqlds.settings import SqldsSettings
 from ahcore_sqlds.source import SqlDataSource
 
 if TYPE_CHECKING:
-    from ahcore.context import RequestContext
+    from ahcore.api import RequestContext
 
 ACTIONS = ("getdata", "pagingdata", "arguments", "resultFields")
 
@@ -176,7 +179,7 @@ class SqldsProcessor(Processor):
         raise BadQuery(f"unknown action {str(action)[:40]!r}; use one of {', '.join(ACTIONS)}")
 
     def _context(self, context: RequestContext) -> Any:
-        pools = get_pools(context.request.app)
+        pools = context.site.pools
         return pools.sqlorContext(
             self.source.db,
             read_only=not self.source.writable,

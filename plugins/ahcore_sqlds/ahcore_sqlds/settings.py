@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ahcore.site import Site
+    from ahcore.api import SiteView
 
 PLUGIN_NAME = "sqlds"
 
@@ -26,7 +26,7 @@ class SqldsSettings:
     batch_rows: int = 1000
 
     @classmethod
-    def of(cls, site: Site) -> SqldsSettings:
+    def of(cls, site: SiteView) -> SqldsSettings:
         """The site's settings; a bad value is a ValueError naming it (start-up fails)."""
         raw = site.plugin_settings(PLUGIN_NAME)
         values = {}

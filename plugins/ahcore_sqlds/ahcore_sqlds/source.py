@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ahcore.db.sqltext import is_query, placeholder_names
+from ahcore.api import is_query, placeholder_names
 from ahcore_sqlds.arguments import Argument
 
 

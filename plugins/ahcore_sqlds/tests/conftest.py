@@ -1,3 +1,3 @@
-"""The data-layer fixtures come from :mod:`ahcore.db.testing`."""
+"""The data-layer fixtures come from :mod:`ahcore.testing.databases`."""
 
-from ahcore.db.testing import db_client, engine  # noqa: F401
+from ahcore.testing.databases import db_client, engine  # noqa: F401

@@ -16,7 +16,7 @@ import tracemalloc
 import aiohttp
 import pytest
 
-from ahcore.db import streaming
+from ahcore.api import JsonRowsWriter
 
 # MySQL notes "Unknown table" for DROP TABLE IF EXISTS of a missing table.
 pytestmark = pytest.mark.filterwarnings("ignore:Unknown table")
@@ -145,13 +145,13 @@ async def test_head_of_a_large_answer_has_headers_only(db_client) -> None:
 
 def slow_writes(monkeypatch, delay: float) -> None:
     """Make the server's writer wait after each batch, as a slow client would make it."""
-    real = streaming.JsonRowsWriter.write
+    real = JsonRowsWriter.write
 
     async def write(self, columns, rows):
         await real(self, columns, rows)
         await asyncio.sleep(delay)
 
-    monkeypatch.setattr(streaming.JsonRowsWriter, "write", write)
+    monkeypatch.setattr(JsonRowsWriter, "write", write)
 
 
 async def test_client_gone_mid_stream_returns_the_connection(

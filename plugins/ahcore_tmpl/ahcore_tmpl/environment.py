@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from ahcore import Site
+from ahcore.api import SiteView
 from ahcore_tmpl.loader import UrlLoader
 from ahcore_tmpl.syncsafe import ANALYSIS_ATTRIBUTE, Analysis, analyze, poison
 
@@ -66,7 +66,7 @@ class AnalyzingLoader(UrlLoader):
     def __init__(
         self, loader: UrlLoader, global_namespace: Callable[[], Mapping[str, Any]]
     ) -> None:
-        super().__init__(loader.resolver, loader.encoding, loader.processor_name)
+        super().__init__(loader.site, loader.processor_name)
         self.inner = loader
         self.global_namespace = global_namespace
 
@@ -109,10 +109,10 @@ SYNC_ENVIRONMENT_KEY: web.AppKey[UrlEnvironment] = web.AppKey(
 )
 
 
-def make_environment(site: Site) -> UrlEnvironment:
+def make_environment(site: SiteView) -> UrlEnvironment:
     """A fresh environment for ``site``: async rendering, per-file autoescape, reload checks."""
     return UrlEnvironment(
-        loader=UrlLoader(site.resolver, encoding=site.config.website.coding),
+        loader=UrlLoader(site),
         enable_async=True,
         autoescape=autoescape_for,
         # Included templates stay in Jinja2's cache; auto_reload asks the
@@ -121,7 +121,7 @@ def make_environment(site: Site) -> UrlEnvironment:
     )
 
 
-def make_sync_environment(env: UrlEnvironment, site: Site) -> UrlEnvironment:
+def make_sync_environment(env: UrlEnvironment, site: SiteView) -> UrlEnvironment:
     """The sync twin of ``env``: an overlay sharing its settings, with its own cache.
 
     Filters, tests and globals are the same dictionaries; the loader wraps
@@ -135,7 +135,7 @@ def make_sync_environment(env: UrlEnvironment, site: Site) -> UrlEnvironment:
     return sync
 
 
-def install_environment(app: web.Application, site: Site) -> UrlEnvironment:
+def install_environment(app: web.Application, site: SiteView) -> UrlEnvironment:
     """Create the site's environments and keep them on ``app`` (before the app starts).
 
     Returns the async environment; the sync one is under :data:`SYNC_ENVIRONMENT_KEY`.
@@ -146,14 +146,14 @@ def install_environment(app: web.Application, site: Site) -> UrlEnvironment:
     return env
 
 
-def _app_of(site: Site) -> web.Application:
+def _app_of(site: SiteView) -> web.Application:
     app = site.app
     if app is None:
         raise RuntimeError("ahcore-tmpl needs the site's application (ahcore.create_app)")
     return app
 
 
-def environment_for(site: Site) -> UrlEnvironment:
+def environment_for(site: SiteView) -> UrlEnvironment:
     """The async environment of ``site``'s app, created on first use if start-up did not."""
     app = _app_of(site)
     env = app.get(ENVIRONMENT_KEY)
@@ -162,7 +162,7 @@ def environment_for(site: Site) -> UrlEnvironment:
     return env
 
 
-def sync_environment_for(site: Site) -> UrlEnvironment:
+def sync_environment_for(site: SiteView) -> UrlEnvironment:
     """The sync environment of ``site``'s application (made with the async one)."""
     app = _app_of(site)
     sync = app.get(SYNC_ENVIRONMENT_KEY)

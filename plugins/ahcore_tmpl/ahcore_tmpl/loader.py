@@ -6,8 +6,8 @@ site can keep shared layouts at the top and override them in a folder), then
 under every other content root's URL prefix (``/other/part.tmpl``). A name
 starting with ``/`` is a URL and is looked up as it is.
 
-Every candidate goes through :func:`ahcore.resolver.split_segments` and the
-site's :class:`ahcore.resolver.Resolver`, the same code that serves requests:
+Every candidate goes through :func:`ahcore.api.url_segments` and the site's
+:meth:`~ahcore.api.SiteView.resolve`, the same code that serves requests:
 ``..`` in any encoding is refused, dotfiles and ``conf/`` are invisible, and
 nothing outside the content roots can be read. A template may only read
 files that are served raw (``header.html``) or that are templates
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 import jinja2
 from aiohttp import web
 
-from ahcore.resolver import RedirectToSlash, Resolved, Resolver, split_segments
+from ahcore.api import Resolved, SiteView, url_segments
 
 # The processor whose files may be used as templates (besides raw files).
 PROCESSOR_NAME = "tmpl"
@@ -43,19 +43,20 @@ class TemplateNameRefused(jinja2.TemplateNotFound):
 class UrlLoader(jinja2.BaseLoader):
     """Loads templates by URL from a site's content roots.
 
-    Holds only site-wide things (the resolver, the file encoding); it is
-    shared by every request of the site.
+    Holds only the site's view, never its roots or resolver: each lookup
+    asks the site as it is now, so after a reload that changes
+    ``website.paths`` an include resolves against the new roots. Shared by
+    every request of the site.
     """
 
-    def __init__(
-        self,
-        resolver: Resolver,
-        encoding: str = "utf-8",
-        processor_name: str = PROCESSOR_NAME,
-    ) -> None:
-        self.resolver = resolver
-        self.encoding = encoding
+    def __init__(self, site: SiteView, processor_name: str = PROCESSOR_NAME) -> None:
+        self.site = site
         self.processor_name = processor_name
+
+    @property
+    def encoding(self) -> str:
+        """The site's file encoding (``website.coding``), as currently configured."""
+        return self.site.config.website.coding
 
     # ------------------------------------------------------------ names
 
@@ -86,7 +87,7 @@ class UrlLoader(jinja2.BaseLoader):
             candidate = folder[:depth] + segments
             seen.add(candidate)
             yield candidate
-        for root in self.resolver.roots:
+        for root in self.site.roots:
             candidate = root.prefix + segments
             if candidate not in seen:
                 seen.add(candidate)
@@ -94,11 +95,8 @@ class UrlLoader(jinja2.BaseLoader):
 
     def find(self, segments: tuple[str, ...]) -> Resolved | None:
         """The file a URL names, if a template may read it."""
-        try:
-            found = self.resolver.resolve(segments, False)
-        except RedirectToSlash:  # a folder, not a template
-            return None
-        if found is None or found.is_dir:
+        found = self.site.resolve("/" + "/".join(segments))
+        if found is None or found.is_dir:  # missing, refused, or a folder
             return None
         if found.spec is not None and found.spec.name != self.processor_name:
             return None
@@ -107,7 +105,7 @@ class UrlLoader(jinja2.BaseLoader):
     @staticmethod
     def _segments(name: str) -> tuple[str, ...]:
         try:
-            return split_segments(name)
+            return url_segments(name)
         except web.HTTPException:  # 400 for traversal or bad encoding, 404 for dotfiles
             raise TemplateNameRefused(name) from None
 

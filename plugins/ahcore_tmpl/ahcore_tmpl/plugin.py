@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_tmpl.environment import ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY, install_environment
 from ahcore_tmpl.processor import PROCESSOR_NAME, SUFFIXES, TmplProcessor
 

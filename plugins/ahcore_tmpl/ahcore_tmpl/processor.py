@@ -27,7 +27,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from ahcore import Processor, RequestContext, Site
+from ahcore.api import Processor, RequestContext, SiteView
 from ahcore_tmpl.environment import (
     AnalyzingLoader,
     UrlEnvironment,
@@ -115,7 +115,7 @@ class TmplProcessor(Processor):
     error: str | None = None
     url: str = ""
 
-    def __init__(self, path: Path, site: Site) -> None:
+    def __init__(self, path: Path, site: SiteView) -> None:
         super().__init__(path, site)
         self.content_type = content_type_for(path.name)
         self._sync_env: UrlEnvironment | None = None
@@ -128,7 +128,7 @@ class TmplProcessor(Processor):
 
     async def load(self) -> None:
         env = environment_for(self.site)
-        url = self.site.resolver.file_url(self.path) or "/" + self.path.name
+        url = self.site.file_url(self.path) or "/" + self.path.name
         self.url = url
         encoding = self.site.config.website.coding
         # Reading and compiling block: keep them off the event loop.

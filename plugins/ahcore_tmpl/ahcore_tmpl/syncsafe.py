@@ -13,7 +13,7 @@ once per change of the file. A template is *sync-safe* when all of this
 holds (anything else, or anything the analysis does not know, means async):
 
 - **Calls.** Every call is one of: a name of the site's global namespace
-  (``Site.global_namespace``: ``i18n``, ``configValue``, ``uuid``, …) or of
+  (``SiteView.global_namespace``: ``i18n``, ``configValue``, ``uuid``, …) or of
   Jinja2's globals (``range``, ``dict``, ``lipsum``, ``cycler``, ``joiner``,
   ``namespace``) whose value is a plain function, builtin or class — not a
   coroutine function, not an async generator function, not an object whose
@@ -74,7 +74,7 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
-from ahcore import DictObject
+from ahcore.api import DictObject
 
 __all__ = [
     "ANALYSIS_ATTRIBUTE",
@@ -322,7 +322,7 @@ def analyze(
 ) -> Analysis:
     """Decide whether ``tree`` (from ``env.parse``) is sync-safe on its own.
 
-    ``global_namespace`` is the site's (``Site.global_namespace``); ``env``
+    ``global_namespace`` is the site's (``SiteView.global_namespace``); ``env``
     gives the filters, tests and Jinja2 globals.
     """
     try:

@@ -10,7 +10,7 @@ import jinja2
 import pytest
 from ahcore_tmpl import SYNC_ENVIRONMENT_KEY, TmplProcessor
 
-from ahcore import RequestContext, get_site, hookimpl
+from ahcore.api import RequestContext, get_site, hookimpl
 
 
 class NamesPlugin:

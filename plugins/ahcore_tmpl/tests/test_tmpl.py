@@ -244,7 +244,7 @@ async def test_each_site_has_its_own_environment(ahcore_client: Any, make_site: 
 
 
 async def test_hot_reload_clears_the_template_cache(client: Any) -> None:
-    from ahcore import get_site
+    from ahcore.api import get_site
 
     await client.get("/sub/deep/page.tmpl")  # sync-safe: its includes are compiled sync
     envs = client.app[ENVIRONMENT_KEY], client.app[SYNC_ENVIRONMENT_KEY]

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore import ProcessorSpec, get_site, hookimpl
+from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_xlsxds.export import data2xlsx
 from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor
 

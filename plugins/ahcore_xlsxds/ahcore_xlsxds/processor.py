@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ahcore import DictObject, Processor, RequestContext
-from ahcore.jsonutil import json_response
+from ahcore.api import DictObject, Processor, RequestContext, json_response
 from ahcore_xlsxds.sheet import (
     Descriptor,
     DescriptorError,
@@ -29,7 +28,7 @@ from ahcore_xlsxds.sheet import (
 )
 
 if TYPE_CHECKING:
-    from ahcore import Site
+    from ahcore.api import SiteView
 
 PLUGIN_NAME = "xlsxds"
 DEFAULT_PAGE_ROWS = 80
@@ -110,7 +109,7 @@ def _json_bytes(body: bytes) -> web.Response:
 class XlsxdsProcessor(Processor):
     """One ``.xlsxds`` file: its descriptor, its workbook's path and the last parse."""
 
-    def __init__(self, path: Path, site: Site) -> None:
+    def __init__(self, path: Path, site: SiteView) -> None:
         super().__init__(path, site)
         settings = site.plugin_settings(PLUGIN_NAME)
         self.max_rows = int(settings.get("max_rows", MAX_PAGE_ROWS))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ahcore.jsonutil import dumps
+from ahcore.api import dumps
 
 log = logging.getLogger("ahcore_xlsxds")
 

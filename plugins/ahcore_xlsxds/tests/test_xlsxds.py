@@ -15,7 +15,7 @@ import pytest
 from ahcore_xlsxds import data2xlsx
 from ahcore_xlsxds.sheet import Descriptor, DescriptorError, _Mismatch, convert
 
-from ahcore import Processor, ProcessorSpec, RequestContext, get_site, hookimpl
+from ahcore.api import Processor, ProcessorSpec, RequestContext, get_site, hookimpl
 
 CONFIG: dict[str, Any] = {
     "website": {"paths": [["$[workdir]$/wwwroot", ""]], "processors": [[".xlsxds", "xlsxds"]]},

@@ -391,7 +391,7 @@ class PrivateMariaDB:
 
 
 # ---------------------------------------------------------------- fixtures
-# Import these into a conftest.py (``from ahcore.db.testing import engine, db_client``).
+# Import these into a conftest.py (``from ahcore.testing.databases import engine, db_client``).
 
 TBL1 = """CREATE TABLE tbl1 (
     id VARCHAR(32) PRIMARY KEY,
