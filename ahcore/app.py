@@ -18,7 +18,7 @@ from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
-from ahcore.plugins import call_each, create_plugin_manager
+from ahcore.plugins import await_me_maybe, call_each, create_plugin_manager
 from ahcore.site import Site
 from ahcore.uploads import janitor
 
@@ -89,7 +89,10 @@ async def _startup(app: web.Application) -> None:
     site = app[SITE_KEY]
     await session.setup_sessions(app, site)
     await site.build_namespace(app)
-    await call_each(site.pm, "on_startup", app=app)
+    # One pluggy call (wrappers wrap it once); async implementations return
+    # coroutines that are awaited here one after another, in call order.
+    for result in site.pm.hook.on_startup(app=app):
+        await await_me_maybe(result)
     if HOT_RELOADER in app:
         await app[HOT_RELOADER].start()
     await start_background(app)

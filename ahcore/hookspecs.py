@@ -126,7 +126,8 @@ def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
 
     ``data`` says what triggered it: ``{'i18n': True}``, ``{'signal': True}``,
     ``{'source': 'http_endpoint'}`` (several keys may be present). Called in
-    every worker. May be async. An exception is logged and does not stop the
+    every worker. May be async. Called one plugin at a time in pluggy's call
+    order, each through pluggy; an exception is logged and does not stop the
     other plugins.
     """
 
@@ -136,10 +137,11 @@ def on_startup(app: web.Application) -> None:
     """Start resources and background tasks when the application starts.
 
     Runs after the kernel's own start-up (sessions set up, namespace built),
-    one plugin at a time in pluggy's call order (the last registered first;
-    ``tryfirst``/``trylast`` move an implementation), each finished before
-    the next starts. The kernel's database pools are made ``tryfirst``, so
-    every plugin finds them. May be async. Keep task
+    as one pluggy call in its call order (the last registered first;
+    ``tryfirst``/``trylast`` move an implementation): sync implementations
+    run during the call, and the coroutines of async ones are then awaited
+    one after another in the same order. The kernel's database pools are
+    made ``tryfirst``, so every plugin finds them. May be async. Keep task
     handles on the app (an ``AppKey``), not on the module, and stop them in
     :func:`on_shutdown`. An exception aborts start-up.
     """
@@ -150,8 +152,9 @@ def on_shutdown(app: web.Application) -> None:
     """Stop what :func:`on_startup` started; runs at application cleanup.
 
     May be async. Called one plugin at a time in pluggy's call order (the
-    kernel closes the database pools ``trylast``). An exception is logged and
-    does not stop the other plugins' shutdown.
+    kernel closes the database pools ``trylast``), each through pluggy (so a
+    wrapper wraps each plugin's call). An exception is logged and does not
+    stop the other plugins' shutdown.
     """
 
 

@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ahcore import Processor, ProcessorSpec, RequestContext, hookimpl
+from ahcore.api import Processor, ProcessorSpec, RequestContext, hookimpl
 
 PLUGIN_NAME = "{name}"
 

@@ -224,6 +224,10 @@ class Site:
             if a != b
         ]
         self.config = new
+        if new.website.paths != old.website.paths:
+            # A file's URL (and so a template's relative includes or a page's
+            # links) depends on the roots: build every processor afresh.
+            self.processor_cache.clear()
         self.roots = self._roots()
         w = new.website
         self.resolver = Resolver(

@@ -127,7 +127,13 @@ class UrlLoader(jinja2.BaseLoader):
         except OSError:
             raise jinja2.TemplateNotFound(template) from None
 
+        # A template is keyed to the config it was found under: a reload that
+        # changes the roots may map the same name to another file.
+        config = self.site.config
+
         def uptodate() -> bool:
+            if self.site.config is not config:
+                return False
             try:
                 st = os.stat(path)
             except OSError:

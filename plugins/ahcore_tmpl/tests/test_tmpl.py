@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -297,3 +299,39 @@ async def test_concurrent_requests_keep_their_own_values(client: Any) -> None:
 
     results = await asyncio.gather(*(fetch(i) for i in range(40)))
     assert results == [f"<p>v{i}</p>" for i in range(40)]
+
+
+async def test_an_include_follows_a_reload_of_website_paths(make_site, ahcore_client):
+    """After a hot reload that swaps the content roots, includes resolve in the new roots.
+
+    The loader asks the site on each lookup (``SiteView.resolve``), so it never
+    keeps the resolver of the config it was built with.
+    """
+    site_dir = make_site(
+        config={
+            "website": {
+                "paths": [["$[workdir]$/wwwroot", ""], ["$[workdir]$/old", "/shared"]],
+                "processors": [[".tmpl", "tmpl"]],
+            },
+            "hot_reload": {"enabled": True, "interval": 0.05},
+        },
+        files={
+            "wwwroot/page.tmpl": '{% include "/shared/part.tmpl" %}',
+            "old/part.tmpl": "OLD",
+            "new/part.tmpl": "NEW",
+        },
+    )
+    client = await ahcore_client(site_dir)
+    assert await (await client.get("/page.tmpl")).text() == "OLD"
+    cfg_path = site_dir / "conf" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["website"]["paths"][1] = ["$[workdir]$/new", "/shared"]
+    cfg_path.write_text(json.dumps(cfg))
+    st = cfg_path.stat()
+    os.utime(cfg_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    for _ in range(100):  # the reloader polls every 0.05 s
+        text = await (await client.get("/page.tmpl")).text()
+        if text != "OLD":
+            break
+        await asyncio.sleep(0.05)
+    assert text == "NEW"
