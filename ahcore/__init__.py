@@ -7,6 +7,7 @@ plugin. See ``ahcore.hookspecs`` for the plugin contract.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ahcore.appkeys import get_site
 from ahcore.background import add_startup
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Imported lazily so that `import ahcore` stays light for plugin modules.
     if name == "create_app":
         from ahcore.app import create_app

@@ -16,6 +16,7 @@ from ahcore.background import start_background, stop_background
 from ahcore.config import SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
+from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
 from ahcore.plugins import await_me_maybe, call_each, create_plugin_manager
@@ -80,6 +81,7 @@ def create_app(
     app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
     app.on_response_prepare.append(session.on_response_prepare)
+    app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     return app

@@ -83,6 +83,13 @@ class WebsiteConfig(_Base):
     session_redis: SessionRedisConfig | None = None
     allowListFolder: bool = False
     trusted_proxies: list[str] = []
+    # URLs of scripts and data sources meant for other sites (public APIs):
+    # exempt from the fetch-metadata refusal of cross-site subresource requests.
+    cross_site_paths: list[str] = []
+    # Response headers sent on every answer (ahcore/headers.py); a value of
+    # null removes one of the defaults.
+    security_headers: dict[str, str | None] = {}
+    server_header: str = "ahcore"
 
 
 class LoggerConfig(_Base):

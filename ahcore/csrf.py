@@ -1,4 +1,4 @@
-"""Cross-site request refusal (CSRF), checked once per request before any handler.
+"""Cross-site request refusal: CSRF and fetch-metadata resource isolation.
 
 Its own small module because the error guard (``ahcore.errors``) runs it on
 every request and must import it at module level: a function-level import
@@ -48,3 +48,20 @@ def csrf_refusal(request: web.Request) -> str | None:
             if f"{parts.scheme}://{parts.netloc}".lower() != own:
                 return "cross-origin request refused (Referer does not match this host)"
     return None
+
+
+def cross_site_fetch(request: web.Request) -> bool:
+    """Whether another site's page made the browser send this request as a subresource.
+
+    ``Sec-Fetch-Site: cross-site`` on anything but a top-level navigation
+    (``Sec-Fetch-Mode: navigate`` with ``Sec-Fetch-Dest: document``): an
+    ``<img>``, a ``fetch()``, a frame or a form posted into a frame. A
+    request without fetch metadata (a non-browser client, an old browser)
+    is not one.
+    """
+    headers = request.headers
+    if headers.get("Sec-Fetch-Site") != "cross-site":
+        return False
+    return not (
+        headers.get("Sec-Fetch-Mode") == "navigate" and headers.get("Sec-Fetch-Dest") == "document"
+    )

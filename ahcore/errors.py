@@ -8,6 +8,7 @@ mode.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import secrets
 import traceback
@@ -15,7 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ahcore.appkeys import SITE_KEY
 from ahcore.csrf import csrf_refusal
+from ahcore.jsonutil import json_response
 
 log = logging.getLogger("ahcore.errors")
 
@@ -64,6 +67,115 @@ def new_error_id() -> str:
     return secrets.token_hex(6)
 
 
+# ------------------------------------------------------------------ error bodies
+# One place decides what an error looks like (SPEC §16): JSON for a client
+# that asks for it and for every data endpoint, an HTML page for a browser,
+# plain text for everyone else. The status, and headers such as Allow or
+# Retry-After, are the same whatever the body.
+
+#: Headers of an HTTP exception that belong to the answer whatever its body.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Error-Id", "Location", "Connection")
+
+_PAGE = (
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    "<title>{status} {reason}</title><style>body{{font:16px/1.5 system-ui,sans-serif;"
+    "max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}h1{{font-size:1.6rem}}"
+    "p{{color:#555}}</style></head><body><h1>{status} {reason}</h1><p>{message}</p>"
+    "</body></html>\n"
+)
+
+
+def wants_json(request: web.Request) -> bool:
+    """Whether the client prefers JSON: its ``Accept`` names JSON before any HTML."""
+    accept = request.headers.get("Accept", "")
+    if "json" not in accept:
+        return False
+    html_at = accept.find("text/html")
+    return html_at < 0 or accept.find("json") < html_at
+
+
+def wants_html(request: web.Request) -> bool:
+    """Whether a browser is showing this answer as a page."""
+    return request.headers.get("Sec-Fetch-Dest") == "document" or "text/html" in request.headers.get(
+        "Accept", ""
+    )
+
+
+def is_data_endpoint(request: web.Request) -> bool:
+    """Whether the URL names a data source (a processor with ``data=True``)."""
+    site = request.app.get(SITE_KEY)
+    if site is None:
+        return False
+    match = site.processors.match(request.path.rsplit("/", 1)[-1])
+    return match is not None and match[1].data
+
+
+def error_message(exc: web.HTTPException) -> str:
+    """The exception's text without its ``"404: "`` prefix."""
+    text = (exc.text or exc.reason or "").strip()
+    prefix = f"{exc.status}:"
+    if text.startswith(prefix):
+        text = text[len(prefix):].strip()
+    return text or exc.reason
+
+
+def error_response(
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The answer for an error, in the form this client reads best."""
+    reason = _reason(status)
+    if wants_json(request) or is_data_endpoint(request):
+        response = json_response({"error": {"status": status, "message": message}}, status=status)
+    elif wants_html(request):
+        page = _site_page(request, status) or _PAGE.format(
+            status=status, reason=html.escape(reason), message=html.escape(message)
+        )
+        response = web.Response(status=status, text=page, content_type="text/html")
+    else:
+        response = web.Response(status=status, text=f"{status}: {message}\n")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _site_page(request: web.Request, status: int) -> str | None:
+    """A site's own page for ``status``: ``/errors/<status>.html`` in its roots, if present."""
+    site = request.app.get(SITE_KEY)
+    if site is None:
+        return None
+    found = site.resolve(f"/errors/{status}.html")
+    if found is None or found.spec is not None or found.is_dir:
+        return None
+    try:
+        text: str = found.path.read_text(encoding=site.config.website.coding)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text
+
+
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response | None:
+    """An HTTP error raised anywhere, rendered by :func:`error_response`.
+
+    ``None`` for what is not an error to render — a redirect or success, or
+    a 4xx/5xx whose body is already JSON (a plugin's own API answer): the
+    caller re-raises those as they are.
+    """
+    if exc.status < 400 or exc.content_type == "application/json":
+        return None
+    headers = {k: v for k in _KEPT_HEADERS if (v := exc.headers.get(k)) is not None}
+    return error_response(request, exc.status, error_message(exc), headers)
+
+
 def internal_error_response(exc: BaseException, request: web.Request, debug: bool) -> web.Response:
     """Log ``exc`` with its traceback under a fresh id; answer 500 with the id only."""
     error_id = new_error_id()
@@ -74,13 +186,16 @@ def internal_error_response(exc: BaseException, request: web.Request, debug: boo
         request.path_qs,
         "".join(traceback.format_exception(exc)),
     )
-    body = f"500: Internal Server Error (error id {error_id})\n"
+    message = f"Internal Server Error (error id {error_id})"
     if debug:
-        body += "\n" + "".join(traceback.format_exception(exc))
-    return web.Response(status=500, text=body, headers={"X-Error-Id": error_id})
+        message += "\n\n" + "".join(traceback.format_exception(exc))
+    return error_response(request, 500, message, {"X-Error-Id": error_id})
 
 
-async def guard(request: web.Request, handler):
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse cross-site state changes (CSRF), and turn any unexpected
     exception into a 500 without a traceback for the visitor.
 
@@ -92,23 +207,24 @@ async def guard(request: web.Request, handler):
     """
     reason = csrf_refusal(request)
     if reason is not None:
-        raise web.HTTPForbidden(text=f"403: {reason}\n")
+        return error_response(request, 403, reason)
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        response = http_error_response(request, exc)
+        if response is None:
+            raise
+        return response
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
-        from ahcore.appkeys import get_site
-
-        return internal_error_response(exc, request, get_site(request.app).debug)
+        return internal_error_response(exc, request, request.app[SITE_KEY].debug)
 
 
 error_middleware = web.middleware(guard)
 
 
-def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+def guarded(handler: Handler) -> Handler:
     """``handler`` behind :func:`guard`, for a route of an app without middleware."""
 
     async def guarded_handler(request: web.Request) -> web.StreamResponse:

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from ahcore.appkeys import get_site
 from ahcore.context import RequestContext
-from ahcore.csrf import csrf_refusal
-from ahcore.errors import internal_error_response, not_found
+from ahcore.csrf import cross_site_fetch, csrf_refusal
+from ahcore.errors import error_response, http_error_response, internal_error_response, not_found
 from ahcore.forwarded import apply_forwarded
 from ahcore.plugins import await_me_maybe
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
@@ -24,6 +24,23 @@ from ahcore.session import current_user, request_state
 from ahcore.site import Site
 
 STATIC_METHODS = ("GET", "HEAD")
+
+#: The methods anything on a site may answer; TRACE, TRACK, CONNECT and
+#: WebDAV methods are refused everywhere, before any lookup (SPEC §14).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_not_allowed(method: str, allowed: tuple[str, ...]) -> web.HTTPMethodNotAllowed:
+    """405 naming what the resource answers (``OPTIONS`` always included)."""
+    allow = (*allowed, "OPTIONS")
+    return web.HTTPMethodNotAllowed(
+        method, allow, text=f"405: {method} is not allowed here; use {', '.join(allow)}\n"
+    )
+
+
+def options_response(allowed: tuple[str, ...]) -> web.Response:
+    """The kernel's own answer to ``OPTIONS``: what the resource allows, nothing run."""
+    return web.Response(status=204, headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -49,11 +66,14 @@ def site_handler(site: Site, *, guarded: bool) -> Callable[[web.Request], Awaita
         # The same steps as ahcore.errors.guard, inlined.
         reason = csrf_refusal(request)
         if reason is not None:
-            raise web.HTTPForbidden(text=f"403: {reason}\n")
+            return error_response(request, 403, reason)
         try:
             return await serve(site, request)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:
+            response = http_error_response(request, exc)
+            if response is None:
+                raise
+            return response
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:
@@ -68,6 +88,10 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
         state = request_state(request)  # shared with the clone: see RequestSessionState
         request = apply_forwarded(request, site.trusted_proxies)
         state.secure = request.secure
+
+    method = request.method
+    if method not in KNOWN_METHODS:
+        raise method_not_allowed(method, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
 
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)
@@ -86,13 +110,28 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
         raise not_found()
     if resolved.is_dir:
         return directory_listing(request, resolved)
-    if resolved.spec is None:
+    spec = resolved.spec
+    if spec is None:
         return static_file(request, resolved)
 
     # The processor, in this coroutine: every layer costs every request.
     processor = site.processor_cache.fresh(resolved.path, resolved.stat)
     if processor is None:
-        processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
+        processor = await site.processor_cache.get(spec, resolved.path, resolved.stat, site)
+    allowed = processor.methods or spec.methods
+    if method not in allowed:
+        if method == "OPTIONS":
+            return options_response(allowed)
+        raise method_not_allowed(method, allowed)
+    if (
+        not spec.cross_site
+        and cross_site_fetch(request)
+        and resolved.url not in site.config.website.cross_site_paths
+    ):
+        raise web.HTTPForbidden(
+            text="403: Forbidden: another site's page may not make your browser run this "
+            "(cross-site request refused by its Sec-Fetch headers)\n"
+        )
     context = RequestContext(request, site, resolved)
     token = context.activate()
     try:
@@ -139,14 +178,18 @@ async def explicit_allow(site: Site, request: web.Request, path: str) -> bool:
 def static_file(request: web.Request, resolved: Resolved) -> web.StreamResponse:
     """aiohttp's FileResponse: sendfile, ETag, Last-Modified, 304 and Range."""
     if request.method not in STATIC_METHODS:
-        raise web.HTTPMethodNotAllowed(request.method, STATIC_METHODS)
+        if request.method == "OPTIONS":
+            return options_response(STATIC_METHODS)
+        raise method_not_allowed(request.method, STATIC_METHODS)
     return web.FileResponse(resolved.path)
 
 
 def directory_listing(request: web.Request, resolved: Resolved) -> web.Response:
     """A plain HTML index (only when ``website.allowListFolder`` is true)."""
     if request.method not in STATIC_METHODS:
-        raise web.HTTPMethodNotAllowed(request.method, STATIC_METHODS)
+        if request.method == "OPTIONS":
+            return options_response(STATIC_METHODS)
+        raise method_not_allowed(request.method, STATIC_METHODS)
     entries = []
     with os.scandir(resolved.path) as it:
         for entry in sorted(it, key=lambda e: (not e.is_dir(), e.name)):

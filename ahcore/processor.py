@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from aiohttp import web
 from ahcore.jsonutil import json_response
 
 if TYPE_CHECKING:
+    from ahcore.api import SiteView
     from ahcore.context import RequestContext
     from ahcore.site import Site
 
@@ -35,7 +36,12 @@ class Processor:
     value into a response and may be overridden for full control.
     """
 
-    def __init__(self, path: Path, site: Site) -> None:
+    #: The methods this file answers, when it narrows its processor's
+    #: (:attr:`ProcessorSpec.methods`); e.g. a script's own declaration.
+    #: Set in :meth:`load`; ``None`` keeps the processor's.
+    methods: tuple[str, ...] | None = None
+
+    def __init__(self, path: Path, site: SiteView) -> None:
         self.path = path
         self.site = site
 
@@ -51,7 +57,10 @@ class Processor:
         return to_response(await self.produce(context))
 
 
-ProcessorFactory = Callable[[Path, "Site"], Processor]
+ProcessorFactory = Callable[[Path, "SiteView"], Processor]
+
+#: What a processor answers unless its spec says otherwise (SPEC §14).
+DEFAULT_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST")
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,23 @@ class ProcessorSpec:
     ``name`` is what ``website.processors`` refers to; ``suffixes`` are used
     when the site config does not list processors; ``factory(path, site)``
     builds the processor object for one file.
+
+    ``methods`` are the HTTP methods its files answer: any other gets 405
+    with ``Allow`` before the file runs, and the kernel answers ``OPTIONS``
+    itself. ``cross_site`` says other sites' pages may make a visitor's
+    browser fetch these files (``<img>``, ``fetch()``, frames); when false
+    (the default, for anything that runs code) such a request is refused
+    with 403 before the file runs, by its ``Sec-Fetch-*`` headers.
+    ``data`` marks data endpoints, whose errors are always JSON.
     """
 
     name: str
     suffixes: tuple[str, ...]
     factory: ProcessorFactory
     plugin: str = field(default="", compare=False)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    cross_site: bool = False
+    data: bool = False
 
 
 def to_response(value: Any) -> web.StreamResponse:
@@ -107,7 +127,7 @@ class ProcessorRegistry:
                 return suffix, spec
         return None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, ProcessorSpec]]:
         return iter(self._pairs)
 
 

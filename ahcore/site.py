@@ -7,6 +7,7 @@ caches, events — reachable with :func:`get_site`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from ahcore.db.driver import DriverSpec
 from ahcore.db.pools import DBPOOLS_KEY, DBPools
 from ahcore.events import EventDispatcher
 from ahcore.forwarded import parse_networks
+from ahcore.headers import header_set
 from ahcore.i18n import Translations
 from ahcore.plugins import (
     PluginError,
@@ -74,6 +76,8 @@ class Site:
             allow_listing=w.allowListFolder,
         )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
+        self.response_headers = header_set(w.security_headers)
+        self.server_header = w.server_header
         self.uploads = self._uploads()
         self.translations = Translations(
             workdir / "i18n", config.langMapping, config.language
@@ -101,8 +105,8 @@ class Site:
                         f"{specs[spec.name].plugin!r} and {plugin!r}"
                     )
                     continue
-                specs[spec.name] = ProcessorSpec(
-                    spec.name, tuple(spec.suffixes), spec.factory, plugin
+                specs[spec.name] = dataclasses.replace(
+                    spec, suffixes=tuple(spec.suffixes), methods=tuple(spec.methods), plugin=plugin
                 )
         if problems:
             raise PluginError(problems)
@@ -238,6 +242,8 @@ class Site:
             allow_listing=w.allowListFolder,
         )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
+        self.response_headers = header_set(w.security_headers)
+        self.server_header = w.server_header
         self.translations.mapping = {k.lower(): v for k, v in new.langMapping.items()}
         self.translations.default = new.language
         return restart

@@ -429,7 +429,7 @@ async def _tables(sor: Any) -> list[str]:
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     """Each test using it runs on sqlite, postgres and mysql."""
-    return request.param
+    return str(request.param)
 
 
 @pytest.fixture

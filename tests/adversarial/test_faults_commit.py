@@ -302,7 +302,8 @@ async def test_failed_commit_is_a_409_conflict(engine, kind, start):
     """A constraint the data breaks is the visitor's conflict, not a server error."""
     site = await start(engine)
     status, body = await site.request("POST", "/write.dspy", bad_params(kind, 0))
-    assert (status, body) == (409, CONFLICT_MESSAGE.encode() + b"\n")
+    # every error body is "STATUS: message" (ahcore.errors.error_response)
+    assert (status, body) == (409, b"409: " + CONFLICT_MESSAGE.encode() + b"\n")
     assert await site.state() == SEED
 
 

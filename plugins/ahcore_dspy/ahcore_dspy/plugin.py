@@ -9,14 +9,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
-from ahcore_dspy.processor import PLUGIN_NAME, RUNTIME, DspyProcessor, Runtime, time_limit
+from ahcore_dspy.processor import (
+    PLUGIN_NAME,
+    RUNTIME,
+    SCRIPT_METHODS,
+    DspyProcessor,
+    Runtime,
+    time_limit,
+)
 from ahcore_dspy.watchdog import Watchdog
 
 
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.dspy`` files are run by :class:`DspyProcessor`."""
-    return ProcessorSpec(PLUGIN_NAME, (".dspy",), DspyProcessor)
+    return ProcessorSpec(PLUGIN_NAME, (".dspy",), DspyProcessor, methods=SCRIPT_METHODS)
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,42 @@ log = logging.getLogger(__name__)
 
 #: The entry-point name, which is also the key of this plugin's settings.
 PLUGIN_NAME = "dspy"
+
+#: What a script answers unless it declares its own (SPEC §14).
+SCRIPT_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+#: ``# methods: GET, POST`` among a script's leading comment lines.
+_METHODS_LINE = re.compile(r"#\s*methods\s*:\s*(.*)$", re.IGNORECASE)
+
+
+def declared_methods(source: str, path: Path) -> tuple[str, ...] | None:
+    """The methods a script declares in its leading comments, if any.
+
+    ``# methods: GET, POST`` (any case, commas or spaces) before the first
+    line of code. HEAD comes with GET. A name that is not one of
+    :data:`SCRIPT_METHODS` is an error: a typo must not open a method.
+    """
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            return None
+        match = _METHODS_LINE.match(stripped)
+        if match is None:
+            continue
+        names = [m.upper() for m in re.split(r"[\s,]+", match.group(1)) if m]
+        unknown = [m for m in names if m not in SCRIPT_METHODS]
+        if unknown or not names:
+            raise ValueError(
+                f"{path}: '# methods:' names {', '.join(unknown) or 'nothing'}; "
+                f"use some of {', '.join(SCRIPT_METHODS)}"
+            )
+        if "GET" in names and "HEAD" not in names:
+            names.append("HEAD")
+        return tuple(m for m in SCRIPT_METHODS if m in names)
+    return None
+
 
 #: Seconds a script may run when ``plugins.dspy.time_limit`` is not set.
 DEFAULT_TIME_LIMIT = 30.0
@@ -99,6 +136,7 @@ class DspyProcessor(Processor):
             raw = self.path.read_bytes()
             # ahserver read scripts in the site's coding; a BOM is editor noise.
             source = raw.decode(self.site.config.website.coding).removeprefix("\ufeff")
+            self.methods = declared_methods(source, self.path)
             self.code = compiler.compile_script(source, str(self.path))
         except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
             line = getattr(exc, "lineno", None)

@@ -33,7 +33,14 @@ log = logging.getLogger(__name__)
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.md`` files are markdown pages."""
-    return ProcessorSpec(name=PROCESSOR_NAME, suffixes=SUFFIXES, factory=MarkdownProcessor)
+    # Pages, not code: GET/HEAD, and other sites may link or fetch them.
+    return ProcessorSpec(
+        name=PROCESSOR_NAME,
+        suffixes=SUFFIXES,
+        factory=MarkdownProcessor,
+        methods=("GET", "HEAD"),
+        cross_site=True,
+    )
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from ahcore_sqlds.settings import PLUGIN_NAME, SqldsSettings
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.sqlds`` files are served by :class:`SqldsProcessor`."""
-    return ProcessorSpec(PLUGIN_NAME, (".sqlds",), SqldsProcessor)
+    return ProcessorSpec(PLUGIN_NAME, (".sqlds",), SqldsProcessor, data=True)
 
 
 @hookimpl

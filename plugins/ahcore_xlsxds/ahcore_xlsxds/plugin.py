@@ -20,7 +20,9 @@ from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.xlsxds`` → :class:`XlsxdsProcessor`."""
-    return ProcessorSpec(name=PLUGIN_NAME, suffixes=(".xlsxds",), factory=XlsxdsProcessor)
+    return ProcessorSpec(
+        name=PLUGIN_NAME, suffixes=(".xlsxds",), factory=XlsxdsProcessor, data=True
+    )
 
 
 @hookimpl
