@@ -89,7 +89,7 @@ def bench(session: nox.Session) -> None:
     1.2.0 and Datasette columns (their venvs are built once). The chart is
     drawn by ``bench_chart``, queued here, in a venv of its own.
     """
-    install_all(session)
+    install_all(session, "aiosqlite")  # the plain server's hand-written SQLite handler
     session.notify("bench_chart", posargs=[])
     session.run("python", "bench/run.py", *session.posargs)
 

@@ -1,10 +1,11 @@
-"""The embedded SQLite driver (aiosqlite), registered like any driver plugin.
+"""The embedded SQLite driver, registered like any driver plugin.
 
 ``kwargs.dbname`` (or ``dbname``) is the database file, relative to the site
 folder. Connections are opened on demand up to ``maxconn`` and reused; the
 database is put in WAL mode so readers never wait for a writer.
 
-Each statement runs as one job on the connection's aiosqlite thread
+Each statement runs as one job on the connection's own thread
+(:class:`~ahcore.db.sqlitethread.ConnectionThread`)
 (execute, describe and fetch together), and ``BEGIN`` (with the
 ``query_only`` pragma of a read-only transaction) rides along with the
 first statement of a transaction. The ``COMMIT`` of a read-only
@@ -35,15 +36,14 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import aiosqlite
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import declared_or_value, from_sql_name, from_value
+from ahcore.db.sqlitethread import ConnectionClosed, ConnectionThread
 from ahcore.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from ahcore.site import Site
 
 log = logging.getLogger("ahcore.db.sqlite")
+
+T = TypeVar("T")
 
 SQLITE = Dialect("sqlite", "qmark", '"', lazy_fetch=True)
 _PROGRESS_STEPS = 1000
@@ -76,11 +78,11 @@ _CONVERTED = (datetime.date, datetime.time, decimal.Decimal, uuid.UUID)
 
 
 class SqliteConnection:
-    """One aiosqlite connection behind the driver-neutral interface."""
+    """One sqlite3 connection (on its own thread) behind the driver-neutral interface."""
 
     dialect = SQLITE
 
-    def __init__(self, raw: aiosqlite.Connection, name: str) -> None:
+    def __init__(self, raw: ConnectionThread, name: str) -> None:
         self.raw = raw
         self.name = name
         self.broken = False
@@ -95,12 +97,12 @@ class SqliteConnection:
         self._limit_s: float | None = None
         self._deadline: float | None = None
 
-    # Runs on the aiosqlite thread, every _PROGRESS_STEPS virtual-machine steps.
+    # Runs on the connection's thread, every _PROGRESS_STEPS virtual-machine steps.
     def _past_deadline(self) -> bool:
         deadline = self._deadline
         return deadline is not None and time.monotonic() > deadline
 
-    # Runs on the aiosqlite thread, before each statement.
+    # Runs on the connection's thread, before each statement.
     def _start(self, db: sqlite3.Connection, standalone: bool) -> None:
         if self._read_only != self._query_only:
             db.execute(f"PRAGMA query_only = {int(self._read_only)}")
@@ -115,7 +117,7 @@ class SqliteConnection:
     def _run(
         self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
     ) -> FetchResult:
-        db: sqlite3.Connection = self.raw._conn
+        db: sqlite3.Connection = self.raw.db
         self._start(db, standalone)
         if self._limit_s is not None:
             self._deadline = time.monotonic() + self._limit_s
@@ -142,15 +144,15 @@ class SqliteConnection:
             f"the query ran longer than the time limit of {limit * 1000:.0f} ms"
         )
 
-    async def _job(self, fn: Any, *args: Any) -> Any:
+    async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the connection's thread, translating sqlite's errors."""
         try:
-            return await self.raw._execute(fn, *args)
+            return await self.raw.run(fn, *args)
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted" and self._limit_s is not None:
                 raise self.timeout_error() from None
             raise
-        except ValueError as exc:  # aiosqlite: "Connection closed"
+        except ConnectionClosed as exc:
             self.broken = True
             raise DatabaseUnavailable(f"database {self.name!r}: connection lost") from exc
 
@@ -177,24 +179,24 @@ class SqliteConnection:
                 # fail in a way the caller could act on: queue it and go on
                 # (the connection's thread runs it before any later job on
                 # this connection), saving a thread round trip.
-                self.raw._tx.put_nowait((None, self._end_read))
+                self.raw.submit(self._end_read)
             else:
                 # SQLite keeps the transaction open when COMMIT fails (a
                 # deferred constraint, SQLITE_BUSY): the flag drops only on
                 # success, so the caller's rollback — and the pool's release
                 # — still end it instead of returning a connection that
                 # holds the write lock.
-                await self.raw._execute(self.raw._conn.execute, "COMMIT")
+                await self.raw.run(self.raw.db.execute, "COMMIT")
                 self._in_tx = False
 
-    # Runs on the aiosqlite thread.
+    # Runs on the connection's thread.
     def _end_read(self) -> None:
         try:
-            self.raw._conn.execute("COMMIT")
+            self.raw.db.execute("COMMIT")
         except Exception as exc:
             log.warning("ending a read transaction on %r failed: %s", self.name, exc)
             with contextlib.suppress(Exception):
-                self.raw._conn.execute("ROLLBACK")
+                self.raw.db.execute("ROLLBACK")
 
     async def rollback(self) -> None:
         self._pending_begin = False
@@ -202,7 +204,7 @@ class SqliteConnection:
         if self._in_tx:
             self._in_tx = False
             try:
-                await self.raw._execute(self.raw._conn.execute, "ROLLBACK")
+                await self.raw.run(self.raw.db.execute, "ROLLBACK")
             except Exception:
                 self.broken = True
                 log.warning("rollback failed on %r; the connection is discarded", self.name)
@@ -225,7 +227,7 @@ class SqliteConnection:
     # ------------------------------------------------------------ streaming
 
     def _open_cursor(self, sql: str, params: Sequence[Any], deadline: float | None) -> Any:
-        db: sqlite3.Connection = self.raw._conn
+        db: sqlite3.Connection = self.raw.db
         self._start(db, False)
         self._dirty = True  # streamed statements are not inspected: assume a write
         self._deadline = deadline
@@ -254,7 +256,7 @@ class SqliteConnection:
             yield SqliteRowStream(self, cur, columns, max(1, batch_rows), deadline)
         finally:
             try:
-                await self.raw._execute(cur.close)
+                await self.raw.run(cur.close)
             except Exception:
                 self.broken = True
 
@@ -309,7 +311,7 @@ class SqliteRowStream(BatchedRowStream):
     """The batches of one open sqlite cursor, each read by one job on the connection's thread."""
 
     async def fetch_batch(self) -> list[Any]:
-        conn = self.conn
+        conn: SqliteConnection = self.conn
         return await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)
 
 
@@ -329,17 +331,18 @@ class SqlitePool:
 
     async def _open(self) -> SqliteConnection:
         uri = self.path.startswith("file:")
-        raw = aiosqlite.connect(self.path, isolation_level=None, uri=uri)
+        raw = ConnectionThread(self.name)
         try:
-            await raw
+            await raw.open(self.path, uri=uri)
         except sqlite3.Error as exc:
+            await raw.close()
             log.error("cannot open sqlite database %r (%s): %s", self.name, self.path, exc)
             raise DatabaseUnavailable(f"database {self.name!r} cannot be opened") from None
         conn = SqliteConnection(raw, self.name)
         busy_ms = int(self.acquire_timeout * 1000)
 
         def setup() -> None:
-            db = raw._conn
+            db = raw.db
             # The busy timeout first: switching a new database to WAL takes a
             # lock, and two connections opening it at once must wait, not fail.
             db.execute(f"PRAGMA busy_timeout = {busy_ms}")
@@ -348,7 +351,7 @@ class SqlitePool:
                 db.execute("PRAGMA synchronous = NORMAL")
             db.set_progress_handler(conn._past_deadline, _PROGRESS_STEPS)
 
-        await raw._execute(setup)
+        await raw.run(setup)
         return conn
 
     @contextlib.asynccontextmanager

@@ -150,7 +150,7 @@ class Site:
             for _ in range(MAXCONN):
                 conn = await stack.enter_async_context(pool.acquire())  # else 503 in 1 s
                 if setup is not None:
-                    await conn.raw.execute(setup)
+                    await conn.raw.run(conn.raw.db.execute, setup)
                 await conn.begin()
                 await conn.fetch("SELECT 1", [])
                 await conn.rollback()
@@ -347,7 +347,7 @@ async def test_integrity_errors_of_every_driver_map_to_409_or_400(
     pools = get_pools((await serve(workdir)).app)
     if engine == "sqlite":
         async with (await pools.database("db").pool()).acquire() as conn:
-            await conn.raw.execute("PRAGMA foreign_keys = ON")
+            await conn.raw.run(conn.raw.db.execute, "PRAGMA foreign_keys = ON")
     async with pools.sqlorContext("db") as sor:
         await sor.sqlExe(PARENT.format(tag=tag), {})
         await sor.sqlExe(CHECKED.format(tag=tag), {})
