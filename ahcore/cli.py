@@ -77,9 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "new-plugin":
             return cmd_new_plugin(args)
     except (ConfigError, PluginError) as exc:
-        print(f"ahcore: cannot start:\n{_problems(exc)}", file=sys.stderr)
+        print(cannot_start(exc.problems), file=sys.stderr)
         return 2
     return 1
+
+
+def cannot_start(problems: list[str], head: str = "ahcore: cannot start") -> str:
+    """One line for one problem (``head: problem``), else the head and a list."""
+    if len(problems) == 1:
+        return f"{head}: {problems[0]}"
+    return f"{head}:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
 def _plugin_commands() -> dict[str, EntryPoint]:
@@ -89,10 +96,6 @@ def _plugin_commands() -> dict[str, EntryPoint]:
     ``main(ARGS)``; its return value is the exit code.
     """
     return {ep.name: ep for ep in entry_points(group="ahcore.commands")}
-
-
-def _problems(exc: ConfigError | PluginError) -> str:
-    return "\n".join(f"  - {p}" for p in exc.problems)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -135,9 +138,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             errors.extend(exc.problems)
         else:
             site = get_site(app)
-            for root in site.roots:
-                if not root.folder.is_dir():
-                    errors.append(f"website.paths: content root {root.folder} does not exist")
             errors.extend(asyncio.run(_check_files(site)))
     for w in warnings:
         print(f"warning: {w}")

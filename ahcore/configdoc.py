@@ -34,7 +34,7 @@ DESCRIPTIONS: dict[str, str] = {
     "hot_reload": "`true`/`false`, or an object of hot-reload settings (see below)",
     "plugins": "plugin name → `true`, `false` or that plugin's settings object; absent: enable what the config uses",
     "debug": "show exception details in 500 pages (as `ahcore serve --debug`); never in production",
-    "website.paths": "content roots `[folder, url_prefix]`, searched in order; empty: `wwwroot` of the site folder",
+    "website.paths": "content roots `[folder, url_prefix]`, searched in order; each folder must exist",
     "website.host": "address to bind (`ahcore serve --host` wins)",
     "website.port": "TCP port (`ahcore serve -p` wins)",
     "website.coding": "encoding of `.dspy`, `.tmpl` and `.md` source files",
@@ -113,12 +113,22 @@ ahcore: cannot start:
   - databases.main.driver: required key is missing
 ```
 
-Beyond types, values are checked: `website.port` must be a TCP port,
-`website.client_max_size`, `website.header_timeout` and
+A file that is not valid JSON is named with the line and column (counted
+in characters, as an editor shows them):
+
+```
+ahcore: cannot start: /srv/mysite/conf/config.json, line 3, column 26: not valid JSON (trailing comma in object)
+```
+
+Beyond types, values are checked: `website.paths` is required and must list
+at least one root, and each root folder must exist; `website.port` must be a
+TCP port, `website.client_max_size`, `website.header_timeout` and
 `website.request_timeout` positive, a `website.paths` prefix must start with
 `/` (or be empty), a `website.processors` suffix must start with `.`,
-`databases.*.maxconn` at least 1. A hot reload that reads an invalid file
-logs the problems and keeps the old config.
+`databases.*.maxconn` at least 1. `ahcore check` and `ahcore serve` refuse a
+broken config with the same lines. A hot reload that reads an invalid file
+(or one naming a root that does not exist) logs the problems and keeps the
+old config.
 
 ## Unknown keys
 

@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 from aiohttp import web
 
-from ahcore.config import SiteConfig
+from ahcore.config import ConfigError, SiteConfig
 from ahcore.db.driver import DriverSpec
 from ahcore.db.pools import DBPOOLS_KEY, DBPools
 from ahcore.events import EventDispatcher
@@ -66,7 +66,7 @@ class Site:
         self.specs = self._collect_processors()
         self.processors = self._processor_table()
         self.drivers = self._collect_drivers()
-        self.roots = self._roots()
+        self.roots = self._roots(config)
         w = config.website
         self.resolver = Resolver(
             self.roots,
@@ -158,14 +158,21 @@ class Site:
         p = Path(value)
         return p if p.is_absolute() else self.workdir / p
 
-    def _roots(self) -> list[Root]:
-        paths = self.config.website.paths or [("wwwroot", "")]
+    def _roots(self, config: SiteConfig) -> list[Root]:
+        """The content roots; a missing one stops start-up (and ``ahcore check``)."""
         roots = []
-        for folder, prefix in paths:
+        problems = []
+        for i, (folder, prefix) in enumerate(config.website.paths):
             path = self._path(folder)
             if not path.is_dir():
-                log.warning("content root %s does not exist", path)
+                what = "is not a folder" if path.exists() else "does not exist"
+                problems.append(
+                    f"website.paths[{i}]: the content root {path} {what}; create it or "
+                    "correct the path"
+                )
             roots.append(Root.make(path, prefix))
+        if problems:
+            raise ConfigError(problems)
         return roots
 
     def _uploads(self) -> UploadStore | None:
@@ -213,6 +220,8 @@ class Site:
         for the life of the process.
         """
         old = self.config
+        roots = self._roots(new)  # a missing root refuses the new config: ConfigError
+        self.config = new
         restart = [
             name
             for name, a, b in (
@@ -227,12 +236,11 @@ class Site:
             )
             if a != b
         ]
-        self.config = new
         if new.website.paths != old.website.paths:
             # A file's URL (and so a template's relative includes or a page's
             # links) depends on the roots: build every processor afresh.
             self.processor_cache.clear()
-        self.roots = self._roots()
+        self.roots = roots
         w = new.website
         self.resolver = Resolver(
             self.roots,

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfg(**raw) -> SiteConfig:
+    raw.setdefault("website", {})
+    raw["website"].setdefault("paths", [["wwwroot", ""]])  # relative to the workdir
     return validate(raw)
 
 

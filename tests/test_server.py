@@ -226,7 +226,10 @@ def test_bad_config_stops_startup_with_every_problem(tmp_path):
 
 def test_check_lists_problems_and_plugins_lists_plugins(tmp_path):
     (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "config.json").write_text(json.dumps({"plugins": {"nosuchplugin": True}}))
+    (tmp_path / "wwwroot").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(
+        json.dumps({"website": {"paths": [["wwwroot", ""]]}, "plugins": {"nosuchplugin": True}})
+    )
     out = subprocess.run([sys.executable, "-m", "ahcore", "check", "-w", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 1
     assert "nosuchplugin" in out.stdout and "cookie_secret" in out.stdout
