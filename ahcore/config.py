@@ -84,6 +84,10 @@ class WebsiteConfig(_Base):
     session_reissue_time: int = 600
     session_redis: SessionRedisConfig | None = None
     allowListFolder: bool = False
+    # Links the owner placed in a root may lead out of it (module folders
+    # mounted as symlinks, as in ahserver and nginx); false confines every
+    # served file's real path to its root.
+    follow_symlinks: bool = True
     trusted_proxies: list[str] = []
     # URLs of scripts and data sources meant for other sites (public APIs):
     # exempt from the fetch-metadata refusal of cross-site subresource requests.

@@ -49,6 +49,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.session_reissue_time": "a ticket older than this many seconds is reissued on the next response",
     "website.session_redis": "keep sessions in Redis instead of the cookie (shared by workers and machines)",
     "website.allowListFolder": "list a folder that has no index file (otherwise 404)",
+    "website.follow_symlinks": "follow links placed in a root out of it (module folders mounted as symlinks); `false`: every served file's real path must stay inside its root",
     "website.trusted_proxies": "IPs/CIDRs whose `X-Forwarded-*` headers are honoured; empty trusts none, not even loopback",
     "website.cross_site_paths": "URLs of scripts and data sources meant for other sites (public APIs): exempt from the refusal of cross-site subresource requests by their `Sec-Fetch-*` headers",
     "website.security_headers": "headers added to every answer, over the defaults `X-Content-Type-Options: nosniff`, `Referrer-Policy: strict-origin-when-cross-origin`, `X-Frame-Options: SAMEORIGIN`; `null` removes a default",

@@ -67,14 +67,8 @@ class Site:
         self.processors = self._processor_table()
         self.drivers = self._collect_drivers()
         self.roots = self._roots(config)
+        self.resolver = self._resolver()
         w = config.website
-        self.resolver = Resolver(
-            self.roots,
-            list(w.indexes),
-            self.processors,
-            forbidden_dirs=[str(workdir / "conf")],
-            allow_listing=w.allowListFolder,
-        )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
         self.response_headers = header_set(w.security_headers)
         self.server_header = w.server_header
@@ -175,6 +169,17 @@ class Site:
             raise ConfigError(problems)
         return roots
 
+    def _resolver(self) -> Resolver:
+        w = self.config.website
+        return Resolver(
+            self.roots,
+            list(w.indexes),
+            self.processors,
+            forbidden_dirs=[str(self.workdir / "conf")],
+            allow_listing=w.allowListFolder,
+            follow_symlinks=w.follow_symlinks,
+        )
+
     def _uploads(self) -> UploadStore | None:
         if not self.config.filesroot:
             return None
@@ -241,14 +246,8 @@ class Site:
             # links) depends on the roots: build every processor afresh.
             self.processor_cache.clear()
         self.roots = roots
+        self.resolver = self._resolver()
         w = new.website
-        self.resolver = Resolver(
-            self.roots,
-            list(w.indexes),
-            self.processors,
-            forbidden_dirs=[str(self.workdir / "conf")],
-            allow_listing=w.allowListFolder,
-        )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
         self.response_headers = header_set(w.security_headers)
         self.server_header = w.server_header

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+
+import pytest
+
+from ahcore import get_site, hookimpl
 
 
 async def test_roots_are_searched_in_order_and_prefixes_apply(site_dir, ahcore_client, echo_plugin):
@@ -95,7 +100,7 @@ async def test_sources_dotfiles_and_conf_are_never_served(site_dir, ahcore_clien
     client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
     for url in ("/script.dspy", "/.secret", "/conf/secret.txt", "/conf/config.json"):
         r = await client.get(url)
-        assert r.status in (400, 404), url
+        assert r.status == 404, url
         assert "return 1" not in await r.text()
 
 
@@ -139,15 +144,18 @@ async def test_concurrent_first_requests_share_one_build(site_dir, ahcore_client
     assert processor_class.loads - before == 1
 
 
-async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_client, tmp_path):
+@pytest.mark.parametrize("follow", [True, False], ids=["follow_symlinks", "confined"])
+async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_client, tmp_path, follow):
     """The resolver remembers where a URL led; the next request still sees
     a file added to an earlier root or index, a removed file, a replaced
-    file and a re-pointed symlink — and never follows a link out of the root."""
+    file and a re-pointed symlink — followed out of the root by default, at
+    once refused there with ``follow_symlinks: false``."""
     site = make_site(
         config={
             "website": {
                 "paths": [["$[workdir]$/first", ""], ["$[workdir]$/wwwroot", ""]],
                 "indexes": ["index.html", "index.txt"],
+                "follow_symlinks": follow,
             }
         },
         files={
@@ -191,4 +199,107 @@ async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_cli
     outside.write_text("secret outside the root")
     (root / "link.txt").unlink()
     (root / "link.txt").symlink_to(outside)
-    assert (await body("/link.txt"))[0] == 404
+    if follow:
+        assert await body("/link.txt") == (200, "secret outside the root")
+    else:
+        assert (await body("/link.txt"))[0] == 404
+    (root / "link.txt").unlink()
+    (root / "link.txt").symlink_to(root / "a.txt")
+    assert await body("/link.txt") == (200, "A")
+
+
+# ---------------------------------------------------------------- symlinked module folders
+
+
+def module_site(make_site, tmp_path, *, follow: bool = True):
+    """An ahserver module-based layout: wwwroot/shop is a link to the module's own folder."""
+    module = tmp_path / "modules" / "shop" / "wwwroot"
+    module.mkdir(parents=True)
+    (module / "index.echo").write_text("shop index {url}")
+    (module / "price.txt").write_text("42 EUR")
+    (module / "deep").mkdir()
+    (module / "deep" / "page.echo").write_text("deep {url}")
+    site = make_site(
+        config={
+            "website": {
+                "processors": [[".echo", "echo"]],
+                "indexes": ["index.html", "index.echo"],
+                "follow_symlinks": follow,
+            },
+            "plugins": {"echo": True},
+        },
+        files={"wwwroot/index.html": "home"},
+    )
+    (site / "wwwroot" / "shop").symlink_to(module, target_is_directory=True)
+    return site, module
+
+
+async def test_a_module_folder_linked_into_the_root_is_served(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    site, module = module_site(make_site, tmp_path)
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    for _ in range(2):  # the second time from the resolver's remembered trail
+        assert await (await client.get("/shop/price.txt")).text() == "42 EUR"
+        # the processor sees the URL the file is served under, not its place on disk
+        assert await (await client.get("/shop/")).text() == "shop index /shop/index.echo"
+        assert await (await client.get("/shop/deep/page.echo")).text() == "deep /shop/deep/page.echo"
+    resolver = get_site(client.app).resolver
+    assert resolver.file_url(module / "deep" / "page.echo") == "/shop/deep/page.echo"
+    assert resolver.file_url(site / "wwwroot" / "shop" / "price.txt") == "/shop/price.txt"
+    # a changed file in the module is seen at once (re-validated by inode)
+    (module / "price.tmp").write_text("43 EUR")
+    os.replace(module / "price.tmp", module / "price.txt")
+    assert await (await client.get("/shop/price.txt")).text() == "43 EUR"
+
+
+async def test_follow_symlinks_false_confines_every_path_to_its_root(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    site, module = module_site(make_site, tmp_path, follow=False)
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    for url in ("/shop/price.txt", "/shop/", "/shop/deep/page.echo"):
+        r = await client.get(url, allow_redirects=False)
+        assert r.status == 404, url
+        assert "42 EUR" not in await r.text()
+    assert await (await client.get("/")).text() == "home"
+    assert get_site(client.app).resolver.file_url(module / "price.txt") is None
+
+
+async def test_access_control_sees_the_url_a_linked_module_is_served_under(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    seen: list[str] = []
+
+    class NoPrices:
+        @hookimpl
+        def auth_check(self, request, user, path):
+            seen.append(path)
+            return False if path.startswith("/shop/price") else None
+
+    site, _ = module_site(make_site, tmp_path)
+    cfg_path = site / "conf" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["plugins"]["noprices"] = True
+    cfg_path.write_text(json.dumps(cfg))
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin, "noprices": NoPrices()})
+    r = await client.get("/shop/price.txt")
+    assert r.status == 401 and "42 EUR" not in await r.text()
+    assert seen[-1] == "/shop/price.txt"
+    assert (await client.get("/shop/deep/page.echo")).status == 200
+
+
+async def test_a_template_in_a_linked_module_includes_its_neighbours(make_site, ahcore_client, tmp_path):
+    pytest.importorskip("ahcore_tmpl")
+    module = tmp_path / "mod"
+    module.mkdir()
+    (module / "page.tmpl").write_text('[{% include "part.tmpl" %}|{% include "/top.tmpl" %}]')
+    (module / "part.tmpl").write_text("module part")
+    site = make_site(
+        config={"website": {"processors": [[".tmpl", "tmpl"]]}},
+        files={"wwwroot/top.tmpl": "site top", "wwwroot/part.tmpl": "WRONG: the root's part"},
+    )
+    (site / "wwwroot" / "mod").symlink_to(module, target_is_directory=True)
+    client = await ahcore_client(site)
+    r = await client.get("/mod/page.tmpl")
+    assert r.status == 200 and await r.text() == "[module part|site top]"
