@@ -36,7 +36,8 @@ from ahcore.errors import not_found
 from ahcore.processor import ProcessorRegistry, ProcessorSpec
 
 # Suffixes whose files carry code, SQL or credentials: never sent raw, even
-# when no processor for them is enabled on this site.
+# when no plugin for them is installed. The site adds every suffix an
+# installed processor claims (ahcore.site.Site._never_raw).
 NEVER_RAW_SUFFIXES = (".dspy", ".sqlds", ".xlsxds", ".py", ".pyc")
 
 

@@ -208,6 +208,97 @@ async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_cli
     assert await body("/link.txt") == (200, "A")
 
 
+# ---------------------------------------------------------------- source never sent raw
+
+
+async def test_files_of_an_installed_but_not_enabled_processor_answer_404(
+    make_site, ahcore_client, echo_plugin
+):
+    """The echo plugin is installed (in-process) but the site does not enable it:
+    its suffixes answer 404, case variants included, never the source."""
+    site = make_site(
+        config={"plugins": {}},
+        files={
+            "wwwroot/page.echo": "ECHO-SOURCE {who}",
+            "wwwroot/a.echo.js": "ECHO-SOURCE js",
+            "wwwroot/shout.ECHO": "ECHO-SOURCE upper",
+            "wwwroot/d/index.echo": "ECHO-SOURCE index",
+            "wwwroot/fine.txt": "served",
+        },
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in site.rglob("*"))
+    for url in ("/page.echo", "/a.echo.js", "/shout.ECHO", "/d/", "/d/index.echo"):
+        for method in ("GET", "HEAD", "POST"):
+            r = await client.request(method, url)
+            assert r.status == 404, (method, url, r.status)
+            assert "ECHO-SOURCE" not in await r.text()
+    assert await (await client.get("/fine.txt")).text() == "served"
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in site.rglob("*")) == before
+
+
+async def test_an_index_tmpl_without_the_tmpl_plugin_is_not_sent_as_source(make_site, ahcore_client):
+    """The reported bug: tmpl installed but not enabled, GET / sent the template source."""
+    pytest.importorskip("ahcore_tmpl")
+    site = make_site(
+        config={"plugins": {"dspy": True}},
+        files={"wwwroot/index.tmpl": "{{ 'TEMPLATE-SOURCE' }}", "wwwroot/app.tmpl.js": "{{ 1 }}"},
+    )
+    client = await ahcore_client(site)
+    for url in ("/", "/index.tmpl", "/app.tmpl.js"):
+        r = await client.get(url)
+        assert r.status == 404, url
+        assert "TEMPLATE-SOURCE" not in await r.text() and "{{" not in await r.text()
+
+
+async def test_a_processor_no_installed_plugin_provides_answers_501(make_site, ahcore_client, caplog):
+    site = make_site(
+        config={
+            "website": {
+                "indexes": ["index.html", "index.xterm"],
+                "processors": [[".xterm", "xterm"], [".llm", "llm"]],
+            }
+        },
+        files={
+            "wwwroot/shell.xterm": "XTERM-SOURCE",
+            "wwwroot/term/index.xterm": "XTERM-SOURCE",
+            "wwwroot/ask.LLM": "LLM-SOURCE",
+            "wwwroot/hello.txt": "the rest still works",
+        },
+    )
+    client = await ahcore_client(site)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        g.message for g in get_site(client.app).gaps.values()
+    ]
+    for method, url in (("GET", "/shell.xterm"), ("POST", "/shell.xterm"), ("GET", "/term/")):
+        r = await client.request(method, url)
+        body = await r.text()
+        assert r.status == 501, (method, url)
+        assert "'xterm'" in body and "ahcore-xterm" in body and "XTERM-SOURCE" not in body
+        assert "Traceback" not in body
+    r = await client.get("/ask.LLM")  # not the configured case: no processor, still never raw
+    assert r.status == 404 and "LLM-SOURCE" not in await r.text()
+    assert await (await client.get("/hello.txt")).text() == "the rest still works"
+
+
+async def test_a_named_processor_whose_plugin_is_switched_off_answers_404(
+    make_site, ahcore_client, echo_plugin, caplog
+):
+    site = make_site(
+        config={
+            "website": {"processors": [[".echo", "echo"]]},
+            "plugins": {"echo": False},
+        },
+        files={"wwwroot/page.echo": "ECHO-SOURCE"},
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/page.echo")
+    assert r.status == 404 and "ECHO-SOURCE" not in await r.text()
+    gap = get_site(client.app).gaps[".echo"]
+    assert gap.deliberate and gap.status == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 # ---------------------------------------------------------------- symlinked module folders
 
 
