@@ -42,6 +42,11 @@ class Processor:
     #: Set in :meth:`load`; ``None`` keeps the processor's.
     methods: tuple[str, ...] | None = None
 
+    #: Set by :meth:`load` when the file cannot be used (a syntax error) and
+    #: the processor answers every request with an error instead of raising
+    #: at load: ``ahcore check`` reports ``str(error)`` for the file.
+    error: Any = None
+
     def __init__(self, path: Path, site: SiteView) -> None:
         self.path = path
         self.site = site

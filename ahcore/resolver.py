@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -335,6 +336,46 @@ class Resolver:
             return Resolved(self._path(real), url, root, st)
         suffix, spec = match
         return Resolved(self._path(real), url, root, st, spec=spec, suffix=suffix)
+
+    def walk(self, root: Root) -> Iterator[tuple[tuple[str, ...], str]]:
+        """``(URL segments, real path)`` of every regular file a URL could reach in ``root``.
+
+        Follows links as lookups do (``follow_symlinks``), skips what a URL
+        can never name (dotfiles, ``conf/``, FIFOs, sockets, devices: only
+        ``stat``-ed) and visits each real folder once, so a link loop ends.
+        For ``ahcore check``; whether a file is *served* is still up to
+        :meth:`resolve` (indexes, processors, source never sent raw).
+        """
+        try:
+            top = os.stat(root.real)
+        except OSError:
+            return
+        seen = {(top.st_dev, top.st_ino)}
+
+        def visit(folder: str, segments: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+            try:
+                names = sorted(entry.name for entry in os.scandir(folder))
+            except OSError:
+                return
+            for name in names:
+                if name.startswith(".") or "\\" in name:
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    st = os.stat(path)
+                except OSError:  # dangling link, link loop
+                    continue
+                real = os.path.realpath(path)
+                if not self._allowed(real + os.sep, root):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        yield from visit(path, (*segments, name))
+                elif stat.S_ISREG(st.st_mode):
+                    yield (*segments, name), real
+
+        yield from visit(root.real.rstrip(os.sep) or os.sep, root.prefix)
 
     def file_url(self, path: str | Path) -> str | None:
         """The URL under which a filesystem path is served (ahserver's ``webpath``).
