@@ -19,7 +19,7 @@ from ahcore.errors import error_middleware, guarded
 from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
-from ahcore.plugins import await_me_maybe, call_each, create_plugin_manager
+from ahcore.plugins import await_me_maybe, call_each, load_plugins
 from ahcore.site import Site
 from ahcore.uploads import janitor
 
@@ -54,8 +54,11 @@ def create_app(
     workdir = Path(workdir).resolve()
     if config is None:
         config = load_config(workdir, program_path=program_path)
-    pm = create_plugin_manager(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
-    site = Site(workdir, config, pm, debug=debug)
+    loaded = load_plugins(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
+    pm = loaded.pm
+    site = Site(
+        workdir, config, pm, debug=debug, offers=loaded.offers, plugin_warnings=loaded.warnings
+    )
 
     app = web.Application(
         client_max_size=config.website.client_max_size,
@@ -89,6 +92,7 @@ def create_app(
 
 async def _startup(app: web.Application) -> None:
     site = app[SITE_KEY]
+    site.log_problems()
     await session.setup_sessions(app, site)
     await site.build_namespace(app)
     # One pluggy call (wrappers wrap it once); async implementations return

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ahcore.config import ConfigError, load_config
 from ahcore.plugins import PluginError
+
+if TYPE_CHECKING:
+    from ahcore.resolver import Resolved
+    from ahcore.site import Site
 
 COMMANDS = ("serve", "check", "plugins", "init", "new-plugin")
 
@@ -37,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--debug", action="store_true", help="tracebacks in 500 pages")
     serve.add_argument(
         "--shutdown-timeout", type=float, default=30.0, help="seconds to finish in-flight requests"
+    )
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start when a processor named in website.processors is missing or "
+        "not enabled, or an installed plugin is broken (otherwise logged, and those files "
+        "answer 501 or 404)",
     )
 
     check = sub.add_parser("check", help="validate a site's config and files")
@@ -77,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "new-plugin":
             return cmd_new_plugin(args)
     except (ConfigError, PluginError) as exc:
-        print(f"ahcore: cannot start:\n{_problems(exc)}", file=sys.stderr)
+        print(cannot_start(exc.problems), file=sys.stderr)
         return 2
     return 1
+
+
+def cannot_start(problems: list[str], head: str = "ahcore: cannot start") -> str:
+    """One line for one problem (``head: problem``), else the head and a list."""
+    if len(problems) == 1:
+        return f"{head}: {problems[0]}"
+    return f"{head}:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
 def _plugin_commands() -> dict[str, EntryPoint]:
@@ -91,13 +111,14 @@ def _plugin_commands() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group="ahcore.commands")}
 
 
-def _problems(exc: ConfigError | PluginError) -> str:
-    return "\n".join(f"  - {p}" for p in exc.problems)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from ahcore.server import ServeOptions, serve
 
+    if args.strict:
+        refusals = strict_problems(Path(args.workdir).resolve())
+        if refusals:
+            print(cannot_start(refusals, "ahcore: --strict: refusing to start"), file=sys.stderr)
+            return 2
     return serve(
         ServeOptions(
             Path(args.workdir).resolve(),
@@ -108,6 +129,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             shutdown_timeout=args.shutdown_timeout,
         )
     )
+
+
+def strict_problems(workdir: Path) -> list[str]:
+    """What ``serve --strict`` refuses and a plain ``serve`` only logs.
+
+    Raises :class:`ConfigError`/:class:`PluginError` for what stops any start.
+    """
+    from ahcore.app import create_app
+    from ahcore.appkeys import get_site
+
+    site = get_site(create_app(workdir))
+    gaps = [gap.message for gap in site.gaps.values() if not gap.deliberate]
+    return gaps + site.plugin_warnings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -135,10 +169,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             errors.extend(exc.problems)
         else:
             site = get_site(app)
-            for root in site.roots:
-                if not root.folder.is_dir():
-                    errors.append(f"website.paths: content root {root.folder} does not exist")
-            errors.extend(asyncio.run(_check_files(site)))
+            errors.extend(site.plugin_warnings)  # the site could serve a processor's source
+            file_errors, file_warnings = _check_files(site)
+            errors.extend(file_errors)
+            warnings.extend(file_warnings)
     for w in warnings:
         print(f"warning: {w}")
     for e in errors:
@@ -150,25 +184,118 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check_files(site) -> list[str]:
-    """Build every processor file once (compiles scripts and templates, parses data sources)."""
-    problems = []
+def _check_files(site: Site) -> tuple[list[str], list[str]]:
+    """Look up every file as a request would; build each processor file once.
+
+    Compiles scripts and templates and parses data sources, and reports,
+    one line per suffix, files that answer 404 or 501 because their
+    processor is missing or not enabled (never their source).
+    """
+    from ahcore.resolver import RedirectToSlash
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    unserved: dict[str, list[str]] = {}  # suffix -> files that answer 404 or 501
+    to_load: list[tuple[str, Resolved]] = []
     for root in site.roots:
-        if not root.folder.is_dir():
+        for segments, real in site.resolver.walk(root):
+            try:
+                resolved = site.resolver.resolve(segments, False)
+            except RedirectToSlash:
+                continue
+            shown = os.path.relpath(
+                os.path.join(root.folder, *segments[len(root.prefix) :]), site.workdir
+            )
+            if resolved is not None and os.fspath(resolved.path) != real:
+                continue  # shadowed by a file of an earlier root
+            if resolved is None:
+                suffix = _claimed_suffix(site, os.path.basename(real))
+                if suffix is not None:
+                    unserved.setdefault(suffix, []).append(shown)
+            elif resolved.suffix in site.gaps:
+                unserved.setdefault(resolved.suffix, []).append(shown)
+            elif resolved.spec is not None:
+                to_load.append((shown, resolved))
+    errors.extend(asyncio.run(_load_processors(site, to_load)))
+    for gap in site.gaps.values():
+        line = gap.message + _files_note(unserved.pop(gap.suffix, []))
+        (warnings if gap.deliberate else errors).append(line)
+    for suffix, paths in sorted(unserved.items()):
+        is_error, text = _unserved_advice(site, suffix)
+        if text:
+            (errors if is_error else warnings).append(text + _files_note(paths))
+    return errors, warnings
+
+
+async def _load_processors(site: Site, found: list[tuple[str, Resolved]]) -> list[str]:
+    problems = []
+    for shown, resolved in found:
+        assert resolved.spec is not None
+        try:
+            processor = resolved.spec.factory(resolved.path, site)
+            await processor.load()
+        except Exception as exc:
+            problems.append(f"{shown}: {type(exc).__name__}: {exc}")
             continue
-        for dirpath, dirnames, filenames in os.walk(root.folder):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                match = site.processors.match(name)
-                if match is None:
-                    continue
-                path = Path(dirpath) / name
-                try:
-                    processor = match[1].factory(path, site)
-                    await processor.load()
-                except Exception as exc:
-                    problems.append(f"{path}: {type(exc).__name__}: {exc}")
+        if processor.error is not None:  # loaded, but every request would fail
+            problems.append(f"{shown}: {processor.error}")
     return problems
+
+
+def _files_note(paths: list[str]) -> str:
+    if not paths:
+        return ""
+    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+    return f" [{paths[0]}{more}]"
+
+
+def _claimed_suffix(site: Site, name: str) -> str | None:
+    """The longest never-raw suffix of ``name`` (lower case): why the file is not served."""
+    lower = name.lower()
+    found = [s for s in site.never_raw if lower.endswith(s) and len(lower) > len(s)]
+    return max(found, key=len) if found else None
+
+
+def _unserved_advice(site: Site, suffix: str) -> tuple[bool, str]:
+    """(is it an error, what to tell the owner) for files not served because of ``suffix``."""
+    from ahcore.plugins import disabled_plugins, install_advice
+
+    config = site.config
+    quoted = json.dumps(suffix)
+    for spec in site.specs.values():
+        if suffix in (s.lower() for s in spec.suffixes):
+            pair = json.dumps([suffix, spec.name])
+            return True, (
+                f"{quoted} files answer 404: the processor {json.dumps(spec.name)} is enabled "
+                f"but website.processors does not map {quoted}; add {pair} to website.processors"
+            )
+    for offer in site.offers:
+        if suffix not in (s.lower() for s in offer.suffixes):
+            continue
+        plugin = json.dumps(offer.plugin)
+        if offer.plugin in disabled_plugins(config):
+            return False, (
+                f"{quoted} files answer 404: their plugin is switched off ({plugin}: false "
+                "in the plugins section)"
+            )
+        pair = json.dumps([suffix, offer.processor])
+        if config.plugins is None:
+            how = f"add {pair} to website.processors"
+        else:
+            how = f"add {plugin}: true to the plugins section"
+            if config.website.processors is not None:
+                how += f" and {pair} to website.processors"
+        return True, (
+            f"{quoted} files answer 404: they need the processor {json.dumps(offer.processor)} "
+            f"of the plugin {plugin} ({offer.distribution}), which is installed but not "
+            f"enabled; {how}"
+        )
+    if suffix in (".py", ".pyc"):
+        return False, ""  # Python modules beside the pages: never served, nothing to do
+    return False, (
+        f"{quoted} files are never served (their source is not sent raw) and no installed "
+        f"plugin processes them; to run them, {install_advice(suffix.lstrip('.'))}"
+    )
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -61,7 +61,9 @@ class SessionRedisConfig(_Base):
 
 
 class WebsiteConfig(_Base):
-    paths: list[tuple[str, str]] = []
+    # Required (as in every ahserver config): a site without content roots
+    # serves nothing, and guessing a folder hides a typo in the key.
+    paths: list[tuple[str, str]]
     host: str = "0.0.0.0"
     port: int = 8080
     coding: str = "utf-8"
@@ -82,6 +84,10 @@ class WebsiteConfig(_Base):
     session_reissue_time: int = 600
     session_redis: SessionRedisConfig | None = None
     allowListFolder: bool = False
+    # Links the owner placed in a root may lead out of it (module folders
+    # mounted as symlinks, as in ahserver and nginx); false confines every
+    # served file's real path to its root.
+    follow_symlinks: bool = True
     trusted_proxies: list[str] = []
     # URLs of scripts and data sources meant for other sites (public APIs):
     # exempt from the fetch-metadata refusal of cross-site subresource requests.
@@ -110,7 +116,7 @@ class HotReloadConfig(_Base):
 
 
 class SiteConfig(_Base):
-    website: WebsiteConfig = msgspec.field(default_factory=WebsiteConfig)
+    website: WebsiteConfig
     databases: dict[str, DatabaseConfig] = {}
     filesroot: str | None = None
     langMapping: dict[str, str] = {}
@@ -225,6 +231,19 @@ def _type_name(tp: Any) -> str:
     return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+#: What to write when a required key is missing, by its path.
+REQUIRED_HINTS = {
+    "website": 'add "website": {"paths": [["$[workdir]$/wwwroot", ""]]}',
+    "website.paths": 'list the content roots, e.g. "paths": [["$[workdir]$/wwwroot", ""]]',
+}
+
+
+def _missing(path: str) -> str:
+    path = path.lstrip(".")
+    hint = REQUIRED_HINTS.get(path)
+    return f"{path}: required key is missing" + (f"; {hint}" if hint else "")
+
+
 def _collect(value: Any, tp: Any, path: str, problems: list[str]) -> None:
     """Append a ``path: expected X, got Y`` line for each invalid leaf."""
     try:
@@ -240,7 +259,7 @@ def _collect(value: Any, tp: Any, path: str, problems: list[str]) -> None:
             if f.encode_name in value:
                 _collect(value[f.encode_name], f.type, f"{path}.{f.encode_name}", problems)
             elif f.required:
-                problems.append(f"{path}.{f.encode_name}: required key is missing")
+                problems.append(_missing(f"{path}.{f.encode_name}"))
         return
     if get_origin(tp) is dict and isinstance(value, dict):
         _, vtype = get_args(tp)
@@ -271,7 +290,9 @@ def validate(raw: dict[str, Any], source: Path | None = None) -> SiteConfig:
     """Validate a decoded, substituted document; raise ConfigError listing all problems."""
     problems: list[str] = []
     if not isinstance(raw, dict):
-        raise ConfigError([f"$: expected object, got {_json_type(raw)}"], source)
+        raise ConfigError(
+            [f"the config must be one JSON object ({{...}}), not {_json_type(raw)}"], source
+        )
     body = {k: v for k, v in raw.items() if k != "raw"}
     try:
         cfg = msgspec.convert(body, SiteConfig, strict=True)
@@ -289,20 +310,27 @@ def validate(raw: dict[str, Any], source: Path | None = None) -> SiteConfig:
 def _semantic_problems(cfg: SiteConfig) -> list[str]:
     problems = []
     w = cfg.website
+    if not w.paths:
+        problems.append("website.paths: is empty; " + REQUIRED_HINTS["website.paths"])
     if not 0 <= w.port <= 65535:
-        problems.append(f"website.port: {w.port} is not a TCP port")
+        problems.append(f"website.port: {w.port} is not a TCP port (0 to 65535)")
     if w.client_max_size <= 0:
-        problems.append("website.client_max_size: must be positive")
+        problems.append("website.client_max_size: must be a positive number of bytes")
     for name in ("header_timeout", "request_timeout"):
         seconds = getattr(w, name)
         if not 0 < seconds < float("inf"):
             problems.append(f"website.{name}: must be a positive number of seconds")
     for i, (_, prefix) in enumerate(w.paths):
         if prefix and not prefix.startswith("/"):
-            problems.append(f"website.paths[{i}][1]: URL prefix must start with '/' or be empty")
+            problems.append(
+                f"website.paths[{i}][1]: URL prefix {prefix!r} must start with '/' "
+                "(\"/antd\") or be empty"
+            )
     for i, (suffix, _) in enumerate(w.processors or []):
         if not suffix.startswith("."):
-            problems.append(f"website.processors[{i}][0]: suffix must start with '.'")
+            problems.append(
+                f"website.processors[{i}][0]: suffix {suffix!r} must start with '.' (\".{suffix}\")"
+            )
     for name, db in cfg.databases.items():
         if db.maxconn < 1:
             problems.append(f"databases.{name}.maxconn: must be at least 1")
@@ -320,11 +348,21 @@ def load_config(
     try:
         data = source.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([f"{CONFIG_RELPATH}: file not found in {workdir}"], source) from None
+        raise ConfigError(
+            [
+                f"{source}: file not found; is {workdir} the site folder? "
+                "(ahcore init DIR writes a starter site)"
+            ],
+            source,
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot be read ({exc.strerror})"], source) from None
+    # A byte-order mark (Windows editors) is not JSON, but not worth refusing a site over.
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        raise ConfigError([f"$: not valid JSON ({exc})"], source) from None
+        raise ConfigError([json_error(source, data, exc)], source) from None
     subs = Substitutions(
         workdir=str(workdir),
         program_path=str(program_path or workdir),
@@ -335,6 +373,42 @@ def load_config(
     if problems:
         raise ConfigError([p.removeprefix("$.") for p in problems], source)
     return validate(raw, source)
+
+
+_AT_BYTE = re.compile(r"\s*\(byte (\d+)\)$")
+
+
+def json_error(source: Path, data: bytes, exc: msgspec.DecodeError) -> str:
+    """``FILE, line L, column C: not valid JSON (reason)`` for a decode error.
+
+    msgspec reports a byte offset; a site owner looks for a line and column
+    (counted in characters) in an editor.
+    """
+    reason = str(exc).removeprefix("JSON is malformed: ")
+    offset: int | None = None
+    match = _AT_BYTE.search(reason)
+    if match:
+        offset = int(match.group(1))
+        reason = reason[: match.start()]
+    elif "truncated" in reason:
+        offset = len(data)
+        reason = (
+            "the file is empty"
+            if not data.strip()
+            else "the file ends too early: an unclosed { or [, or a missing value"
+        )
+    else:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            offset = bad.start
+            reason = "not UTF-8 text; save the file as UTF-8"
+    if offset is None:
+        return f"{source}: not valid JSON ({reason})"
+    line = data.count(b"\n", 0, offset) + 1
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return f"{source}, line {line}, column {column}: not valid JSON ({reason})"
 
 
 def config_value(raw: Mapping[str, Any], path: str, default: Any = None) -> Any:

@@ -34,13 +34,13 @@ DESCRIPTIONS: dict[str, str] = {
     "hot_reload": "`true`/`false`, or an object of hot-reload settings (see below)",
     "plugins": "plugin name → `true`, `false` or that plugin's settings object; absent: enable what the config uses",
     "debug": "show exception details in 500 pages (as `ahcore serve --debug`); never in production",
-    "website.paths": "content roots `[folder, url_prefix]`, searched in order; empty: `wwwroot` of the site folder",
+    "website.paths": "content roots `[folder, url_prefix]`, searched in order; each folder must exist",
     "website.host": "address to bind (`ahcore serve --host` wins)",
     "website.port": "TCP port (`ahcore serve -p` wins)",
     "website.coding": "encoding of `.dspy`, `.tmpl` and `.md` source files",
     "website.ssl": "serve HTTPS with this certificate and key",
     "website.indexes": "file names tried, in order, when a URL names a folder",
-    "website.processors": "`[suffix, processor]` pairs; the longest matching suffix wins; absent: each enabled processor's own suffixes",
+    "website.processors": "`[suffix, processor]` pairs; the longest matching suffix wins; absent: each enabled processor's own suffixes. A processor no installed plugin provides: its files answer 501",
     "website.client_max_size": "largest request body in bytes (413 beyond); also the default per-upload cap",
     "website.header_timeout": "seconds for a request's head (request line and headers), from its first byte (from connect for the first request); then 408 and the connection is closed. An idle keep-alive connection is closed after 75 s",
     "website.request_timeout": "seconds for reading a request body (form, JSON, upload) once the kernel starts reading it; then 408 and a partial upload is deleted",
@@ -49,6 +49,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.session_reissue_time": "a ticket older than this many seconds is reissued on the next response",
     "website.session_redis": "keep sessions in Redis instead of the cookie (shared by workers and machines)",
     "website.allowListFolder": "list a folder that has no index file (otherwise 404)",
+    "website.follow_symlinks": "follow links placed in a root out of it (module folders mounted as symlinks); `false`: every served file's real path must stay inside its root",
     "website.trusted_proxies": "IPs/CIDRs whose `X-Forwarded-*` headers are honoured; empty trusts none, not even loopback",
     "website.cross_site_paths": "URLs of scripts and data sources meant for other sites (public APIs): exempt from the refusal of cross-site subresource requests by their `Sec-Fetch-*` headers",
     "website.security_headers": "headers added to every answer, over the defaults `X-Content-Type-Options: nosniff`, `Referrer-Policy: strict-origin-when-cross-origin`, `X-Frame-Options: SAMEORIGIN`; `null` removes a default",
@@ -113,12 +114,22 @@ ahcore: cannot start:
   - databases.main.driver: required key is missing
 ```
 
-Beyond types, values are checked: `website.port` must be a TCP port,
-`website.client_max_size`, `website.header_timeout` and
+A file that is not valid JSON is named with the line and column (counted
+in characters, as an editor shows them):
+
+```
+ahcore: cannot start: /srv/mysite/conf/config.json, line 3, column 26: not valid JSON (trailing comma in object)
+```
+
+Beyond types, values are checked: `website.paths` is required and must list
+at least one root, and each root folder must exist; `website.port` must be a
+TCP port, `website.client_max_size`, `website.header_timeout` and
 `website.request_timeout` positive, a `website.paths` prefix must start with
 `/` (or be empty), a `website.processors` suffix must start with `.`,
-`databases.*.maxconn` at least 1. A hot reload that reads an invalid file
-logs the problems and keeps the old config.
+`databases.*.maxconn` at least 1. `ahcore check` and `ahcore serve` refuse a
+broken config with the same lines. A hot reload that reads an invalid file
+(or one naming a root that does not exist) logs the problems and keeps the
+old config.
 
 ## Unknown keys
 
@@ -146,13 +157,33 @@ point name): `true` or an object of settings enables it, `false` disables it.
 ```
 
 When the section is **absent** (every ahserver config) ahcore enables what
-the config uses: the processors named in `website.processors` and the
-drivers of `databases`. When it is **present** it is the whole list, so a
-site with a SQLite database names `"sqlite": true` too. An enabled plugin
-that is not installed, one that fails to import, or a `website.processors`
-entry naming a processor no enabled plugin provides stops start-up, naming
-the distribution to install. Each plugin documents its settings in its
-README; see [plugins.md](plugins.md).
+the config uses: the processors named in `website.processors` (by the
+plugin of that name, or the installed plugin that declares a processor of
+that name). When it is **present** it lists the processors and other
+plugins to enable. Either way, the driver a `databases` entry names is
+enabled when it is installed, and the kernel's SQLite driver is always
+there, unless the section sets it to `false`: a site that lists only its
+processors in `plugins` still reaches its databases.
+
+What stops start-up, naming the distribution to install or the key to
+change: a plugin named in `plugins` that is not installed, an enabled plugin
+that fails to import, a database whose driver is not installed or is
+switched off.
+
+What does **not** stop start-up: a `website.processors` entry whose
+processor no installed plugin provides (real ahserver sites name processors
+of their own era: `xterm`, `llm` …). Its files answer **501** naming the
+processor and what to install, one error is logged per suffix at start,
+`ahcore check` lists it as an error, and `ahcore serve --strict` refuses to
+start. A processor whose plugin is installed but not enabled (with a
+`plugins` section that leaves it out) is treated alike, with **404**.
+
+A processor's source is never sent as a static file: a file whose suffix
+any installed processor claims (enabled or not, compared without regard to
+case), or that `website.processors` names, answers 404 (501 as above) when
+no enabled processor handles it, and `ahcore check` says which plugin to
+enable. Each plugin documents its settings in its README; see
+[plugins.md](plugins.md).
 
 ## Database drivers and `kwargs`
 

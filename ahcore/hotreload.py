@@ -130,10 +130,10 @@ class HotReloader:
     def reload_config(self) -> None:
         try:
             new = load_config(self.site.workdir)
+            restart = self.site.apply_config(new)  # a missing content root: ConfigError
         except ConfigError as exc:
             log.error("[hot_reload] new config refused, keeping the old one:\n%s", exc)
             return
-        restart = self.site.apply_config(new)
         if restart:
             log.warning(
                 "[hot_reload] config changes to %s take effect after a restart", ", ".join(restart)

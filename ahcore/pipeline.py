@@ -195,6 +195,8 @@ def directory_listing(request: web.Request, resolved: Resolved) -> web.Response:
         for entry in sorted(it, key=lambda e: (not e.is_dir(), e.name)):
             if entry.name.startswith("."):
                 continue
+            if not (entry.is_dir() or entry.is_file()):
+                continue  # a FIFO, socket, device or dangling link: never served
             name = entry.name + ("/" if entry.is_dir() else "")
             href = html.escape(resolved.url.rstrip("/") + "/" + name, quote=True)
             entries.append(f'<li><a href="{href}">{html.escape(name)}</a></li>')

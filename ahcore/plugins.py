@@ -4,10 +4,27 @@ Plugins are modules registered in the ``ahcore`` entry-point group; the entry
 name is the name used in config. Installed is not enabled: the site's
 ``plugins`` section enables and configures them. When that section is absent
 (every ahserver config), the plugins the config *uses* are enabled: the
-processors named in ``website.processors`` and the drivers of ``databases``.
+processors named in ``website.processors``. Whether or not the section is
+there, the driver a ``databases`` entry names is enabled when installed, and
+the kernel's SQLite driver is always on (unless set to ``false``): a site
+that lists only its processors in ``plugins`` still reaches its database.
+
+A processor that ``website.processors`` names but no installed plugin
+provides does not stop start-up (real ahserver sites name processors of
+their own era): its files answer 501 instead (see :mod:`ahcore.site`).
 
 Plugins load when an application is built, never at import time, and each
 application gets its own :class:`pluggy.PluginManager`.
+
+**Suffix discovery.** Source files are never sent raw, so the kernel must know
+the suffixes of every *installed* processor, enabled or not. It learns them
+by importing each installed plugin's entry point and calling its
+``register_processor`` hook through a throw-away plugin manager that no
+other hook is ever called on (:func:`discover_processors`). Entry-point
+metadata cannot carry suffixes without a change to every plugin's
+packaging, and a kernel list of known suffixes would miss third-party
+plugins; the price is importing plugins a site does not enable (a few MB
+per worker for a database driver it does not use), paid once at start.
 """
 
 from __future__ import annotations
@@ -17,13 +34,16 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
 from ahcore import hookspecs
 from ahcore.config import SiteConfig
+
+if TYPE_CHECKING:
+    from ahcore.processor import ProcessorSpec
 
 ENTRY_POINT_GROUP = "ahcore"
 log = logging.getLogger("ahcore.plugins")
@@ -106,12 +126,59 @@ async def call_each(
 
 
 def canonical_driver(name: str) -> str:
+    """The plugin (entry name) that serves a ``databases.*.driver`` value, aliases resolved."""
     return DRIVER_ALIASES.get(name.lower(), name.lower())
 
 
+#: Plugins shipped inside the kernel distribution.
+KERNEL_PLUGINS = frozenset({"sqlite"})
+
+#: The plugins shipped in the ahcore sources (``plugins/ahcore_NAME``): only
+#: used to word install advice, never to decide what is enabled.
+SOURCE_TREE_PLUGINS = frozenset(
+    {"dspy", "tmpl", "md", "xlsxds", "sqlds", "rbac", "mysql", "postgres", "compat"}
+)
+
+
 def distribution_hint(plugin: str) -> str:
-    """The distribution to install for a missing plugin (ours follow ahcore-NAME)."""
-    return "ahcore (the kernel)" if plugin == "sqlite" else f"ahcore-{plugin}"
+    """The distribution that provides ``plugin`` (ahcore's own are named ``ahcore-NAME``)."""
+    return "ahcore" if plugin in KERNEL_PLUGINS else f"ahcore-{plugin}"
+
+
+def install_advice(plugin: str) -> str:
+    """What to install for a missing ``plugin`` or processor, in a site owner's words.
+
+    The kernel and its plugins are installed from local paths in one command
+    (an unrelated project called ``ahcore`` is on the public package index),
+    so the advice for ahcore's own plugins names the folder, not ``pip
+    install NAME``; for other names it can only say what the distribution
+    would be called under ahcore's naming.
+    """
+    dist = distribution_hint(plugin)
+    if plugin in KERNEL_PLUGINS:
+        return "reinstall ahcore: the kernel distribution includes it"
+    if plugin in SOURCE_TREE_PLUGINS:
+        return (
+            f"install the distribution {dist!r} (pip install ./plugins/{dist.replace('-', '_')} "
+            "from the ahcore sources, in the same command as the kernel)"
+        )
+    return f"install the distribution that provides it ({dist!r} under ahcore's naming)"
+
+
+def _kernel_version() -> str:
+    try:
+        return version("ahcore")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "?"
+
+
+def as_list(value: Any) -> list[Any]:
+    """A hook result as a list: ``None`` → ``[]``, one item → ``[item]``."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
 
 
 @dataclass(frozen=True)
@@ -138,41 +205,143 @@ def installed_plugins() -> dict[str, InstalledPlugin]:
     return found
 
 
-def wanted_plugins(config: SiteConfig) -> dict[str, dict[str, Any]]:
-    """Plugin name → settings for the plugins this site enables.
+# ---------------------------------------------------------------- enablement
+
+#: Why a plugin is enabled; it decides what a missing install means. Named in
+#: ``plugins``: a start-up error. Named in ``website.processors``: the
+#: processor's files answer 501. A database's driver: a start-up error
+#: (reported by the site, which knows the database). The kernel's SQLite
+#: driver, wanted by default: nothing.
+Reason = Literal["plugins", "website.processors", "databases", "kernel"]
+
+
+@dataclass(frozen=True)
+class Enablement:
+    """One plugin a site enables: its settings, and the config key that asked for it."""
+
+    settings: dict[str, Any]
+    reason: Reason
+    where: str  # config path for messages: "plugins.dspy", "databases.main.driver"
+
+
+def disabled_plugins(config: SiteConfig) -> frozenset[str]:
+    """Plugins the ``plugins`` section switches off with ``false``."""
+    return frozenset(name for name, value in (config.plugins or {}).items() if value is False)
+
+
+def enablements(config: SiteConfig) -> dict[str, Enablement]:
+    """Plugin name → why and with which settings this site enables it.
 
     With a ``plugins`` section: each key whose value is ``true`` or an object.
-    Without one: the processors named in ``website.processors`` and the
-    drivers the databases use.
+    Without one: the processors named in ``website.processors``. Either way:
+    the driver of every database, and the kernel's SQLite driver, unless the
+    section sets them to ``false``.
     """
+    wanted: dict[str, Enablement] = {}
     if config.plugins is not None:
-        return {
-            name: (value if isinstance(value, dict) else {})
-            for name, value in config.plugins.items()
-            if value is not False
-        }
-    wanted: dict[str, dict[str, Any]] = {}
-    for _, processor in config.website.processors or []:
-        wanted.setdefault(processor, {})
-    for db in config.databases.values():
-        wanted.setdefault(canonical_driver(db.driver), {})
+        for name, value in config.plugins.items():
+            if value is not False:
+                settings = value if isinstance(value, dict) else {}
+                wanted[name] = Enablement(settings, "plugins", f"plugins.{name}")
+    else:
+        for i, (_, processor) in enumerate(config.website.processors or []):
+            wanted.setdefault(
+                processor, Enablement({}, "website.processors", f"website.processors[{i}]")
+            )
+    off = disabled_plugins(config)
+    for db_name, db in config.databases.items():
+        driver = canonical_driver(db.driver)
+        if driver not in off:
+            wanted.setdefault(driver, Enablement({}, "databases", f"databases.{db_name}.driver"))
+    if "sqlite" not in off:
+        wanted.setdefault("sqlite", Enablement({}, "kernel", "the kernel's SQLite driver"))
     return wanted
 
 
-def create_plugin_manager(
+def wanted_plugins(config: SiteConfig) -> dict[str, dict[str, Any]]:
+    """Plugin name → settings for the plugins this site enables (see :func:`enablements`)."""
+    return {name: e.settings for name, e in enablements(config).items()}
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class ProcessorOffer:
+    """A processor that an installed plugin provides but this site does not enable.
+
+    Known so that its files are never sent raw and so that ``ahcore check``
+    can say which plugin to enable.
+    """
+
+    processor: str
+    suffixes: tuple[str, ...]
+    plugin: str
+    distribution: str
+
+
+def offered_processors(name: str, plugin: object) -> list[ProcessorSpec]:
+    """The processor specs ``plugin`` declares, without enabling it.
+
+    The plugin is registered in a throw-away manager on which only
+    ``register_processor`` is ever called: none of its other hooks run and
+    the site's own manager never sees it.
+    """
+    probe = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    probe.add_hookspecs(hookspecs)
+    probe.register(plugin, name=name)
+    specs: list[ProcessorSpec] = []
+    for result in probe.hook.register_processor():
+        if inspect.iscoroutine(result):
+            result.close()
+            raise TypeError("register_processor must be synchronous")
+        specs.extend(as_list(result))
+    return specs
+
+
+def _distribution_of(
+    name: str, installed: Mapping[str, InstalledPlugin], extra: Mapping[str, object]
+) -> str:
+    if name in extra:
+        return "in-process plugin"
+    if name in installed:
+        return installed[name].distribution
+    return distribution_hint(name)
+
+
+def _plugin_named(name: str, dist: str) -> str:
+    """``the plugin 'tmpl' (ahcore-tmpl)``; without the distribution when it is unknown."""
+    return f"the plugin {name!r}" + (f" ({dist})" if dist != "?" else "")
+
+
+@dataclass
+class LoadedPlugins:
+    """What :func:`load_plugins` made for one application."""
+
+    pm: pluggy.PluginManager
+    #: processors of installed plugins this site does not enable
+    offers: list[ProcessorOffer]
+    #: problems that do not stop start-up (logged, listed by ``ahcore check``,
+    #: refused by ``ahcore serve --strict``)
+    warnings: list[str]
+
+
+def load_plugins(
     config: SiteConfig,
     *,
     builtins: Iterable[tuple[str, object]] = (),
     extra: Mapping[str, object] | None = None,
     available: Mapping[str, InstalledPlugin] | None = None,
-) -> pluggy.PluginManager:
-    """Build the plugin manager for one application.
+) -> LoadedPlugins:
+    """Build the plugin manager for one application and learn every installed processor.
 
     ``builtins`` are kernel plugins that are always on. ``extra`` maps names to
     plugin objects supplied in-process (tests, embedding) — they are treated
     as installed but, like any plugin, only registered when the config
-    enables them. Raises :class:`PluginError` listing every missing or broken
-    plugin, so the server never starts with a half-loaded set.
+    enables them. ``available`` replaces the installed set (tests).
+
+    Raises :class:`PluginError` listing every missing or broken plugin the
+    site enables, so the server never starts with a half-loaded set.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -186,35 +355,114 @@ def create_plugin_manager(
 
     installed = installed_plugins() if available is None else dict(available)
     extra = dict(extra or {})
-    problems: list[str] = []
-    for name in wanted_plugins(config):
-        if name in extra:
-            plugin: object = extra[name]
-        elif name in installed:
-            try:
-                plugin = installed[name].entry_point.load()
-            except Exception as exc:  # the plugin's own import error
-                problems.append(
-                    f"plugin {name!r} ({installed[name].distribution}) failed to import: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-                continue
-        else:
-            problems.append(
-                f"plugin {name!r} is enabled in the config but not installed; "
-                f"install the distribution {distribution_hint(name)!r}"
-            )
+
+    # Every installed plugin is imported, enabled or not: see "Suffix
+    # discovery" in the module docstring.
+    objects: dict[str, object] = dict(extra)
+    import_errors: dict[str, str] = {}
+    for name, plugin in installed.items():
+        if name in objects:
             continue
         try:
-            pm.register(plugin, name=name)
+            objects[name] = plugin.entry_point.load()
+        except Exception as exc:  # the plugin's own import error
+            import_errors[name] = f"{type(exc).__name__}: {exc}"
+
+    wanted = enablements(config)
+    offers: dict[str, list[ProcessorOffer]] = {}
+    warnings: list[str] = []
+    for name, obj in objects.items():
+        if name in wanted:
+            continue
+        dist = _distribution_of(name, installed, extra)
+        try:
+            specs = offered_processors(name, obj)
+        except Exception as exc:
+            warnings.append(
+                f"{_plugin_named(name, dist)} is installed but its register_processor hook "
+                f"fails ({type(exc).__name__}: {exc}); ahcore cannot tell which files it "
+                "processes, so it cannot keep their source from being served: repair or "
+                "uninstall it"
+            )
+            continue
+        offers[name] = [
+            ProcessorOffer(spec.name, tuple(spec.suffixes), name, dist) for spec in specs
+        ]
+    for name, error in import_errors.items():
+        if name not in wanted:
+            dist = installed[name].distribution
+            warnings.append(
+                f"{_plugin_named(name, dist)} is installed but cannot be imported ({error}); "
+                "this site does not enable it, but ahcore cannot tell which files it "
+                "processes, so it cannot keep their source from being served: repair or "
+                "uninstall it"
+            )
+
+    # A processor named in website.processors (no plugins section) is
+    # usually provided by the plugin of the same name; else by whichever
+    # installed plugin declares a processor of that name.
+    for name, why in list(wanted.items()):
+        if why.reason != "website.processors" or name in objects or name in import_errors:
+            continue
+        del wanted[name]
+        provider = next(
+            (o.plugin for found in offers.values() for o in found if o.processor == name), None
+        )
+        if provider is not None:
+            wanted.setdefault(provider, why)
+
+    problems: list[str] = []
+    for name, why in wanted.items():
+        if name in import_errors:
+            dist = installed[name].distribution
+            off = (
+                f'switch it off with "{name}": false in the plugins section'
+                if why.reason != "website.processors"
+                else "remove its suffixes from website.processors"
+            )
+            problems.append(
+                f"{why.where}: {_plugin_named(name, dist)} cannot be imported: "
+                f"{import_errors[name]}; reinstall it, or {off}"
+            )
+            continue
+        if name not in objects:
+            if why.reason == "plugins":
+                problems.append(
+                    f"{why.where}: no plugin {name!r} is installed; {install_advice(name)}, "
+                    f'or remove "{name}" from the plugins section'
+                )
+            # website.processors: the site answers 501 for those files;
+            # databases: the site names the database; kernel: nothing to do.
+            continue
+        try:
+            pm.register(objects[name], name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
-            problems.append(f"plugin {name!r} is invalid: {exc}")
+            dist = _distribution_of(name, installed, extra)
+            problems.append(
+                f"{why.where}: {_plugin_named(name, dist)} does not fit this ahcore "
+                f"({_kernel_version()}): {exc}; install the release of it made for this ahcore"
+            )
+        offers.pop(name, None)
     if problems:
         raise PluginError(problems)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError([f"unknown hook implementation: {exc}"]) from None
-    return pm
+        raise PluginError(
+            [
+                f"{exc}: a plugin implements a hook ahcore does not know (a misspelt hook name, "
+                "or a plugin written for another ahcore version)"
+            ]
+        ) from None
+    return LoadedPlugins(pm, [o for found in offers.values() for o in found], warnings)
 
 
+def create_plugin_manager(
+    config: SiteConfig,
+    *,
+    builtins: Iterable[tuple[str, object]] = (),
+    extra: Mapping[str, object] | None = None,
+    available: Mapping[str, InstalledPlugin] | None = None,
+) -> pluggy.PluginManager:
+    """The plugin manager of :func:`load_plugins` alone (for tools that serve no files)."""
+    return load_plugins(config, builtins=builtins, extra=extra, available=available).pm

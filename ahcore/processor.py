@@ -12,6 +12,7 @@ to :meth:`Processor.respond`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ class Processor:
     #: (:attr:`ProcessorSpec.methods`); e.g. a script's own declaration.
     #: Set in :meth:`load`; ``None`` keeps the processor's.
     methods: tuple[str, ...] | None = None
+
+    #: Set by :meth:`load` when the file cannot be used (a syntax error) and
+    #: the processor answers every request with an error instead of raising
+    #: at load: ``ahcore check`` reports ``str(error)`` for the file.
+    error: Any = None
 
     def __init__(self, path: Path, site: SiteView) -> None:
         self.path = path
@@ -87,6 +93,38 @@ class ProcessorSpec:
     methods: tuple[str, ...] = DEFAULT_METHODS
     cross_site: bool = False
     data: bool = False
+
+
+class UnavailableProcessor(Processor):
+    """Stands in for a processor that ``website.processors`` names but no
+    installed plugin provides: every request gets 501, never the file's source.
+
+    Real ahserver sites name processors of their own era (``xterm``, ``llm``
+    …); the site still starts and serves everything else (SPEC section 3).
+    """
+
+    def __init__(self, path: Path, site: SiteView, *, message: str) -> None:
+        super().__init__(path, site)
+        self.message = message
+
+    async def produce(self, context: RequestContext) -> Any:
+        raise web.HTTPNotImplemented(text=f"501: Not Implemented: {self.message}\n")
+
+
+def unavailable_spec(name: str, suffix: str, advice: str) -> ProcessorSpec:
+    """The spec the kernel puts in place of missing processor ``name`` for ``suffix``."""
+    message = (
+        f"{suffix!r} files need the processor {name!r}, which is not installed on this "
+        f"server; {advice}"
+    )
+    # Whatever methods the missing processor would answer, the honest answer
+    # to each is 501, not a 405 guessed from a default.
+    return ProcessorSpec(
+        name,
+        (suffix,),
+        functools.partial(UnavailableProcessor, message=message),
+        methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
+    )
 
 
 def to_response(value: Any) -> web.StreamResponse:

@@ -1,31 +1,44 @@
 """URL → file: the only place a request path touches the filesystem.
 
 The raw request path is split into segments and each segment is
-percent-decoded exactly once. A segment that decodes to ``..``, or holds a
-slash, a backslash or a NUL, is refused; dot-segments (``.``) and empty
-segments (``//``) are dropped; a segment starting with a dot (a dotfile) is
-never served. The remaining segments are looked up in each content root in
-order, and the *real* path (symlinks resolved) must stay inside the root's
-real path. Files under the site's ``conf/`` folder are never served.
+percent-decoded exactly once. A segment that decodes to ``..``, that holds a
+slash, a backslash or a NUL, that is not valid UTF-8 or that starts with a
+dot (a dotfile) names no file: 404, the same answer as a missing file, so a
+refused path tells a prober nothing. Dot-segments (``.``) and empty segments
+(``//``) are dropped. These lexical checks come first, before any lookup.
+
+The remaining segments are looked up in each content root in order.
+Symlinks the site's owner placed in a root are followed, as ahserver and
+nginx do: module-based ahserver sites mount ``wwwroot/<module>`` as a link to
+the module's own folder elsewhere on disk. With ``website.follow_symlinks:
+false`` the *real* path (symlinks resolved) must stay inside the root's real
+path. Either way, nothing under the site's ``conf/`` folder, no dotfile and
+nothing but regular files and folders (no FIFO, socket or device: they are
+``stat``-ed, never opened) is ever served, and the source of a processor's
+file is never sent raw.
 
 The result carries the canonical URL of what is served, which is what access
-control decides on.
+control decides on: the URL of the real file when it lies inside the root
+(a link inside the root is checked as its target), else the URL the visitor
+used (a followed link out of the root is checked where it was placed).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from ahcore.errors import bad_request, not_found
+from ahcore.errors import not_found
 from ahcore.processor import ProcessorRegistry, ProcessorSpec
 
 # Suffixes whose files carry code, SQL or credentials: never sent raw, even
-# when no processor for them is enabled on this site.
+# when no plugin for them is installed. The site adds every suffix an
+# installed processor claims (ahcore.site.Site._never_raw).
 NEVER_RAW_SUFFIXES = (".dspy", ".sqlds", ".xlsxds", ".py", ".pyc")
 
 
@@ -79,10 +92,11 @@ class RedirectToSlash(Exception):
 
 
 def split_segments(raw_path: str) -> tuple[str, ...]:
-    """Decode a raw URL path into safe segments, or raise a 4xx.
+    """Decode a raw URL path into safe segments, or raise 404.
 
-    Raises 400 for malformed encodings and traversal attempts, 404 for
-    dotfiles. Query strings and fragments are ignored.
+    A path that cannot name a servable file — traversal (``..``, encoded
+    ``/`` or ``\\``, NUL) in any encoding, invalid UTF-8, a dotfile — is
+    answered like a missing file. Query strings and fragments are ignored.
     """
     path = raw_path.split("?", 1)[0].split("#", 1)[0]
     out: list[str] = []
@@ -92,12 +106,10 @@ def split_segments(raw_path: str) -> tuple[str, ...]:
         try:
             seg = unquote(part, errors="strict") if "%" in part else part
         except UnicodeDecodeError:
-            raise bad_request("bad URL: path is not valid percent-encoded UTF-8") from None
+            raise not_found() from None
         if seg == ".":
             continue
-        if seg == ".." or "/" in seg or "\\" in seg or "\x00" in seg:
-            raise bad_request("bad URL: path traversal is not allowed")
-        if seg.startswith("."):
+        if seg == ".." or "/" in seg or "\\" in seg or "\x00" in seg or seg.startswith("."):
             raise not_found()
         out.append(seg)
     return tuple(out)
@@ -115,16 +127,26 @@ class Resolver:
         processors: ProcessorRegistry,
         forbidden_dirs: list[str],
         allow_listing: bool,
+        never_raw: tuple[str, ...] = NEVER_RAW_SUFFIXES,
+        follow_symlinks: bool = True,
     ) -> None:
+        """``never_raw``: lower-case suffixes whose files are never sent as
+        static files; ``follow_symlinks``: whether links in a root may lead
+        out of it (``website.follow_symlinks``)."""
         self.roots = roots
         self.indexes = indexes
         self.processors = processors
         # Real paths (with trailing separator) that are never served.
         self.forbidden = tuple(os.path.realpath(d).rstrip(os.sep) + os.sep for d in forbidden_dirs)
         self.allow_listing = allow_listing
+        self.never_raw = tuple(s.lower() for s in never_raw)
+        self.follow_symlinks = follow_symlinks
         # candidate path -> (real path, (st_dev, st_ino)); see _real_stat.
         self._real_cache: dict[str, tuple[str, tuple[int, int]]] = {}
         self._paths: dict[str, Path] = {}  # real path -> Path, built once
+        # real path outside its root (a followed link) -> the URL it was
+        # found under, for file_url; cleared together with _found.
+        self._urls: dict[str, str] = {}
         # (segments, want_slash) -> how a file was found; see _revalidate.
         self._found: dict[tuple[tuple[str, ...], bool], _Trail] = {}
 
@@ -156,6 +178,7 @@ class Resolver:
                 if not found.is_dir:
                     if len(self._found) >= self.REAL_CACHE_SIZE:
                         self._found.clear()
+                        self._urls.clear()
                     trail.found = found
                     self._found[key] = trail
                 return found
@@ -217,7 +240,7 @@ class Resolver:
             real = cached[0]
         else:
             real = os.path.realpath(candidate)
-            if not self._inside(real + os.sep, root):
+            if not self._allowed(real + os.sep, root):
                 if trail is not None:
                     trail.missing.append(candidate)  # exists: never revalidates
                 return None
@@ -246,23 +269,32 @@ class Resolver:
             for index in self.indexes:
                 indexed = self._real_stat(os.path.join(real, index), root, trail)
                 if indexed is not None and stat.S_ISREG(indexed[1].st_mode):
-                    return self._file(root, *indexed)
+                    return self._file(root, *indexed, (*segments, index))
                 if indexed is not None and trail is not None:
                     # An index name that is not a regular file: never cache.
                     trail.missing.append(os.path.join(real, index))
             if self.allow_listing:
-                return Resolved(
-                    Path(real), self._url_of(root, real + os.sep), root, st, is_dir=True
+                url = (
+                    self._url_of(root, real + os.sep)
+                    if self._in_root(real, root)
+                    else self.canonical(segments, True)
                 )
+                return Resolved(Path(real), url, root, st, is_dir=True)
             return None
         if not stat.S_ISREG(st.st_mode):
-            return None
-        return self._file(root, real, st)
+            return None  # a FIFO, socket or device: stat-ed, never opened
+        return self._file(root, real, st, segments)
 
-    def _inside(self, real_with_sep: str, root: Root) -> bool:
-        if not real_with_sep.startswith(root.real):
+    def _allowed(self, real_with_sep: str, root: Root) -> bool:
+        """Whether a real path may be served from ``root``: never under ``conf/``;
+        outside the root only through a followed link."""
+        if any(real_with_sep.startswith(f) for f in self.forbidden):
             return False
-        return not any(real_with_sep.startswith(f) for f in self.forbidden)
+        return self.follow_symlinks or real_with_sep.startswith(root.real)
+
+    @staticmethod
+    def _in_root(real: str, root: Root) -> bool:
+        return (real + os.sep).startswith(root.real)
 
     def _url_of(self, root: Root, real: str) -> str:
         rel = real[len(root.real) :].replace(os.sep, "/")
@@ -280,24 +312,92 @@ class Resolver:
             path = self._paths[real] = Path(real)
         return path
 
-    def _file(self, root: Root, real: str, st: os.stat_result) -> Resolved | None:
+    def _file(
+        self, root: Root, real: str, st: os.stat_result, segments: tuple[str, ...]
+    ) -> Resolved | None:
+        """The answer for a regular file; ``segments`` is the URL it was asked by.
+
+        The real file's name picks the processor (a link named ``x.txt`` to a
+        script is still a script) and decides what is never sent raw.
+        """
         name = os.path.basename(real)
         if name.startswith("."):
             return None
         match = self.processors.match(name)
-        url = self._url_of(root, real)
+        if self._in_root(real, root):
+            url = self._url_of(root, real)
+        else:  # reached through a followed link
+            url = self.canonical(segments)
+            self._urls[real] = url
         if match is None:
-            if name.endswith(NEVER_RAW_SUFFIXES):
+            # Case-insensitive: on macOS or Windows /x.DSPY opens x.dspy.
+            if name.lower().endswith(self.never_raw):
                 return None
             return Resolved(self._path(real), url, root, st)
         suffix, spec = match
         return Resolved(self._path(real), url, root, st, spec=spec, suffix=suffix)
 
-    def file_url(self, path: str | Path) -> str | None:
-        """The URL under which a filesystem path is served (ahserver's ``webpath``)."""
-        real = os.path.realpath(path)
-        for root in self.roots:
-            if (real + os.sep).startswith(root.real):
-                return self._url_of(root, real)
-        return None
+    def walk(self, root: Root) -> Iterator[tuple[tuple[str, ...], str]]:
+        """``(URL segments, real path)`` of every regular file a URL could reach in ``root``.
 
+        Follows links as lookups do (``follow_symlinks``), skips what a URL
+        can never name (dotfiles, ``conf/``, FIFOs, sockets, devices: only
+        ``stat``-ed) and visits each real folder once, so a link loop ends.
+        For ``ahcore check``; whether a file is *served* is still up to
+        :meth:`resolve` (indexes, processors, source never sent raw).
+        """
+        try:
+            top = os.stat(root.real)
+        except OSError:
+            return
+        seen = {(top.st_dev, top.st_ino)}
+
+        def visit(folder: str, segments: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+            try:
+                names = sorted(entry.name for entry in os.scandir(folder))
+            except OSError:
+                return
+            for name in names:
+                if name.startswith(".") or "\\" in name:
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    st = os.stat(path)
+                except OSError:  # dangling link, link loop
+                    continue
+                real = os.path.realpath(path)
+                if not self._allowed(real + os.sep, root):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        yield from visit(path, (*segments, name))
+                elif stat.S_ISREG(st.st_mode):
+                    yield (*segments, name), real
+
+        yield from visit(root.real.rstrip(os.sep) or os.sep, root.prefix)
+
+    def file_url(self, path: str | Path) -> str | None:
+        """The URL under which a filesystem path is served (ahserver's ``webpath``).
+
+        A file inside a root's real folder has its URL there. A file reached
+        through a followed link (a module folder linked into the root) has
+        the URL a lookup found it under, or, for a path written through the
+        link (``wwwroot/module/page.tmpl``), the URL that path spells.
+        """
+        real = os.path.realpath(path)
+        url = self._urls.get(real)
+        if url is not None:
+            return url
+        for root in self.roots:
+            if self._in_root(real, root):
+                return self._url_of(root, real)
+        if not self.follow_symlinks:
+            return None
+        lexical = os.path.abspath(path)
+        for root in self.roots:
+            folder = os.path.abspath(root.folder).rstrip(os.sep) + os.sep
+            if lexical.startswith(folder):
+                rel = tuple(p for p in lexical[len(folder) :].split(os.sep) if p)
+                return self.canonical((*root.prefix, *rel))
+        return None

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pluggy
 from aiohttp import web
 
-from ahcore.config import SiteConfig
+from ahcore.config import ConfigError, SiteConfig
 from ahcore.db.driver import DriverSpec
 from ahcore.db.pools import DBPOOLS_KEY, DBPools
 from ahcore.events import EventDispatcher
@@ -24,25 +26,48 @@ from ahcore.forwarded import parse_networks
 from ahcore.headers import header_set
 from ahcore.i18n import Translations
 from ahcore.plugins import (
+    KERNEL_PLUGINS,
+    SOURCE_TREE_PLUGINS,
     PluginError,
+    ProcessorOffer,
+    as_list,
     await_me_maybe,
     call_each,
     canonical_driver,
-    distribution_hint,
+    disabled_plugins,
     hook_callers,
+    install_advice,
 )
-from ahcore.processor import ProcessorCache, ProcessorRegistry, ProcessorSpec
-from ahcore.resolver import RedirectToSlash, Resolved, Resolver, Root, split_segments
+from ahcore.processor import ProcessorCache, ProcessorRegistry, ProcessorSpec, unavailable_spec
+from ahcore.resolver import (
+    NEVER_RAW_SUFFIXES,
+    RedirectToSlash,
+    Resolved,
+    Resolver,
+    Root,
+    split_segments,
+)
 from ahcore.uploads import UploadStore
 
 log = logging.getLogger("ahcore.site")
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
+@dataclass(frozen=True)
+class ProcessorGap:
+    """A ``website.processors`` suffix this site cannot process.
+
+    Its files are never sent raw: they answer ``status`` instead — 501 when
+    no installed plugin provides the processor (a processor of ahserver's
+    era, or a plugin not installed here), 404 when an installed plugin does
+    but the site does not enable it. Neither stops start-up; each is logged
+    at start, ``ahcore check`` lists it and ``ahcore serve --strict`` refuses
+    to start.
+    """
+
+    suffix: str
+    processor: str
+    status: int
+    message: str  # for the site owner: what happens and what to do
+    deliberate: bool = False  # its plugin is switched off with false: a warning only
 
 
 class Site:
@@ -55,7 +80,13 @@ class Site:
         pm: pluggy.PluginManager,
         *,
         debug: bool = False,
+        offers: Sequence[ProcessorOffer] = (),
+        plugin_warnings: Sequence[str] = (),
     ) -> None:
+        """``offers`` are the processors of installed plugins the site does not
+        enable (from :func:`ahcore.plugins.load_plugins`): their files are
+        never sent raw. ``plugin_warnings`` are plugin problems that did not
+        stop start-up."""
         self.workdir = workdir
         self.config = config
         self.pm = pm
@@ -63,18 +94,16 @@ class Site:
         self.events = EventDispatcher()
         self._uses_auth = bool(pm.hook.auth_check.get_hookimpls())
         self.processor_cache = ProcessorCache()
+        self.offers = list(offers)
+        self.plugin_warnings = list(plugin_warnings)
         self.specs = self._collect_processors()
+        self.gaps: dict[str, ProcessorGap] = {}
         self.processors = self._processor_table()
+        self.never_raw = self._never_raw()
         self.drivers = self._collect_drivers()
-        self.roots = self._roots()
+        self.roots = self._roots(config)
+        self.resolver = self._resolver()
         w = config.website
-        self.resolver = Resolver(
-            self.roots,
-            list(w.indexes),
-            self.processors,
-            forbidden_dirs=[str(workdir / "conf")],
-            allow_listing=w.allowListFolder,
-        )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
         self.response_headers = header_set(w.security_headers)
         self.server_header = w.server_header
@@ -98,11 +127,12 @@ class Site:
         specs: dict[str, ProcessorSpec] = {}
         problems = []
         for plugin, caller in hook_callers(self.pm, "register_processor"):
-            for spec in (s for result in caller() for s in _as_list(result)):
+            for spec in (s for result in caller() for s in as_list(result)):
                 if spec.name in specs:
                     problems.append(
                         f"processor {spec.name!r} is declared by both "
-                        f"{specs[spec.name].plugin!r} and {plugin!r}"
+                        f"{specs[spec.name].plugin!r} and {plugin!r}; switch one of these "
+                        f'plugins off ("{plugin}": false in the plugins section)'
                     )
                     continue
                 specs[spec.name] = dataclasses.replace(
@@ -117,36 +147,98 @@ class Site:
         if configured is None:
             pairs = [(s, spec) for spec in self.specs.values() for s in spec.suffixes]
             return ProcessorRegistry(pairs)
-        problems = []
+        offered = {offer.processor: offer for offer in self.offers}
+        off = disabled_plugins(self.config)
         pairs = []
         for suffix, name in configured:
             spec = self.specs.get(name)
-            if spec is None:
-                problems.append(
-                    f"website.processors: suffix {suffix!r} uses processor {name!r}, "
-                    f"which no enabled plugin provides; install {distribution_hint(name)!r} "
-                    f"and enable it in the 'plugins' section"
-                )
+            if spec is not None:
+                pairs.append((suffix, spec))
                 continue
-            pairs.append((suffix, spec))
-        if problems:
-            raise PluginError(problems)
+            offer = offered.get(name)
+            if offer is None:
+                advice = install_advice(name)
+                self.gaps[suffix] = ProcessorGap(
+                    suffix,
+                    name,
+                    501,
+                    f"website.processors: {suffix!r} files need the processor {name!r}, which "
+                    f"no installed plugin provides; they answer 501 until you {advice}, "
+                    f"or remove {suffix!r} from website.processors",
+                )
+                pairs.append((suffix, unavailable_spec(name, suffix, advice)))
+            elif offer.plugin in off:
+                self.gaps[suffix] = ProcessorGap(
+                    suffix,
+                    name,
+                    404,
+                    f"website.processors: {suffix!r} files need the processor {name!r}, whose "
+                    f'plugin {offer.plugin!r} the plugins section switches off ("{offer.plugin}": '
+                    "false); they answer 404",
+                    deliberate=True,
+                )
+            else:
+                self.gaps[suffix] = ProcessorGap(
+                    suffix,
+                    name,
+                    404,
+                    f"website.processors: {suffix!r} files need the processor {name!r} of the "
+                    f"plugin {offer.plugin!r} ({offer.distribution}), which is installed but not "
+                    f'enabled; they answer 404 until you add "{offer.plugin}": true to the '
+                    "plugins section",
+                )
         return ProcessorRegistry(pairs)
+
+    def _never_raw(self) -> tuple[str, ...]:
+        """Suffixes never sent as static files (lower case): processor source.
+
+        The kernel's list, every suffix an installed processor claims
+        (enabled or not) and every suffix ``website.processors`` names. A
+        file with a processor is matched before this list is consulted.
+        """
+        claimed = set(NEVER_RAW_SUFFIXES)
+        claimed.update(s for spec in self.specs.values() for s in spec.suffixes)
+        claimed.update(s for offer in self.offers for s in offer.suffixes)
+        claimed.update(suffix for suffix, _ in self.config.website.processors or [])
+        return tuple(sorted({s.lower() for s in claimed}))
+
+    def log_problems(self) -> None:
+        """One log line per processor gap and per plugin warning (at start-up)."""
+        for gap in self.gaps.values():
+            level = logging.WARNING if gap.deliberate or gap.status == 404 else logging.ERROR
+            log.log(level, "%s", gap.message)
+        for warning in self.plugin_warnings:
+            log.warning("%s", warning)
 
     def _collect_drivers(self) -> dict[str, DriverSpec]:
         drivers: dict[str, DriverSpec] = {}
         for result in self.pm.hook.register_db_driver():
-            for spec in _as_list(result):
+            for spec in as_list(result):
                 drivers[spec.name] = spec
                 for alias in spec.aliases:
                     drivers.setdefault(alias, spec)
         problems = []
+        off = disabled_plugins(self.config)
         for name, db in self.config.databases.items():
             driver = canonical_driver(db.driver)
-            if driver not in drivers:
+            if driver in drivers:
+                continue
+            where = f"databases.{name}.driver: {db.driver!r}"
+            if driver in off:
                 problems.append(
-                    f"databases.{name}.driver: {db.driver!r} needs the driver plugin "
-                    f"{driver!r}; install {distribution_hint(driver)!r} and enable it"
+                    f"{where} is served by the plugin {driver!r}, which the plugins section "
+                    f'switches off; remove "{driver}": false from plugins, or the database '
+                    "from databases"
+                )
+            elif driver in KERNEL_PLUGINS or driver in SOURCE_TREE_PLUGINS:
+                problems.append(
+                    f"{where} needs the driver plugin {driver!r}, which is not installed; "
+                    f"{install_advice(driver)}"
+                )
+            else:
+                problems.append(
+                    f"{where} is not a driver ahcore knows (sqlite, mysql, postgres or one of "
+                    f"their ahserver names); for another database, {install_advice(driver)}"
                 )
         if problems:
             raise PluginError(problems)
@@ -158,15 +250,34 @@ class Site:
         p = Path(value)
         return p if p.is_absolute() else self.workdir / p
 
-    def _roots(self) -> list[Root]:
-        paths = self.config.website.paths or [("wwwroot", "")]
+    def _roots(self, config: SiteConfig) -> list[Root]:
+        """The content roots; a missing one stops start-up (and ``ahcore check``)."""
         roots = []
-        for folder, prefix in paths:
+        problems = []
+        for i, (folder, prefix) in enumerate(config.website.paths):
             path = self._path(folder)
             if not path.is_dir():
-                log.warning("content root %s does not exist", path)
+                what = "is not a folder" if path.exists() else "does not exist"
+                problems.append(
+                    f"website.paths[{i}]: the content root {path} {what}; create it or "
+                    "correct the path"
+                )
             roots.append(Root.make(path, prefix))
+        if problems:
+            raise ConfigError(problems)
         return roots
+
+    def _resolver(self) -> Resolver:
+        w = self.config.website
+        return Resolver(
+            self.roots,
+            list(w.indexes),
+            self.processors,
+            forbidden_dirs=[str(self.workdir / "conf")],
+            allow_listing=w.allowListFolder,
+            never_raw=self.never_raw,
+            follow_symlinks=w.follow_symlinks,
+        )
 
     def _uploads(self) -> UploadStore | None:
         if not self.config.filesroot:
@@ -213,6 +324,8 @@ class Site:
         for the life of the process.
         """
         old = self.config
+        roots = self._roots(new)  # a missing root refuses the new config: ConfigError
+        self.config = new
         restart = [
             name
             for name, a, b in (
@@ -227,20 +340,13 @@ class Site:
             )
             if a != b
         ]
-        self.config = new
         if new.website.paths != old.website.paths:
             # A file's URL (and so a template's relative includes or a page's
             # links) depends on the roots: build every processor afresh.
             self.processor_cache.clear()
-        self.roots = self._roots()
+        self.roots = roots
+        self.resolver = self._resolver()
         w = new.website
-        self.resolver = Resolver(
-            self.roots,
-            list(w.indexes),
-            self.processors,
-            forbidden_dirs=[str(self.workdir / "conf")],
-            allow_listing=w.allowListFolder,
-        )
         self.trusted_proxies = parse_networks(w.trusted_proxies)
         self.response_headers = header_set(w.security_headers)
         self.server_header = w.server_header

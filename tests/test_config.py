@@ -70,11 +70,59 @@ def test_every_problem_is_listed_with_its_path_and_type(tmp_path):
 
 
 def test_malformed_json_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="file not found"):
+    with pytest.raises(ConfigError, match="file not found; is .* the site folder"):
         load_config(tmp_path)
     write_config(tmp_path, '{"website": {"port": 80,}')
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, where, reason",
+    [
+        ('{"website": {"port": 80,}}', "line 1, column 25", "trailing comma in object"),
+        ('{\n  "website": {\n    "paths": [["a", ""]],,\n  }\n}', "line 3, column 26", "object keys must be strings"),
+        ('{\n  "name": "Café",\n  oops: 1\n}', "line 3, column 3", "object keys must be strings"),
+        ('{"website": {"paths": [', "line 1, column 24", "the file ends too early"),
+        ("", "line 1, column 1", "the file is empty"),
+    ],
+)
+def test_invalid_json_names_the_file_line_and_column(tmp_path, text, where, reason):
+    write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{tmp_path / 'conf' / 'config.json'}, {where}: not valid JSON (")
+    assert reason in problem
+
+
+def test_a_config_that_is_not_utf8_says_so_where(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.json").write_bytes(b'{\n "a": "\xe9t\xe9"}')
+    with pytest.raises(ConfigError, match=r"line 2, column 8: not valid JSON \(not UTF-8 text"):
+        load_config(tmp_path)
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path):
+    (tmp_path / "conf").mkdir()
+    body = json.dumps({"website": {"paths": [["wwwroot", ""]]}}).encode()
+    (tmp_path / "conf" / "config.json").write_bytes(b"\xef\xbb\xbf" + body)
+    assert load_config(tmp_path).website.paths == [("wwwroot", "")]
+
+
+@pytest.mark.parametrize(
+    "cfg, problem",
+    [
+        ({}, 'website: required key is missing; add "website": {"paths": '),
+        ({"website": {"port": 80}}, "website.paths: required key is missing; list the content roots"),
+        ({"website": {"paths": []}}, "website.paths: is empty; list the content roots"),
+    ],
+)
+def test_a_config_without_content_roots_is_an_error(tmp_path, cfg, problem):
+    write_config(tmp_path, cfg)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.problems[0].startswith(problem), info.value.problems
 
 
 def test_substitutions_come_from_a_fixed_table(tmp_path):
@@ -104,7 +152,7 @@ def test_substitutions_come_from_a_fixed_table(tmp_path):
     ],
 )
 def test_hostile_or_unknown_substitutions_are_never_evaluated(tmp_path, value, message):
-    write_config(tmp_path, {"website": {"cookie_secret": value}})
+    write_config(tmp_path, {"website": {"cookie_secret": value, "paths": [["w", ""]]}})
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, environ={})
     assert any(message in p for p in info.value.problems)

@@ -36,7 +36,8 @@ def test_every_top_level_field_is_in_the_tables() -> None:
 def test_types_and_defaults_come_from_the_schema() -> None:
     text = configdoc.render_tables()
     assert "| `port` | integer | `8080` |" in text
-    assert "| `paths` | array of [string, string] | `[]` |" in text
+    assert "| `paths` | array of [string, string] | **required** |" in text
+    assert "| `website` | object | **required** |" in text
     assert "| `driver` | string | **required** |" in text
     assert "| `hot_reload` | boolean or object | `false` |" in text
     assert "### `databases.*`" in text

@@ -11,21 +11,81 @@ from pathlib import Path
 import pytest
 
 from ahcore import hookimpl
-from ahcore.app import create_app
+from ahcore.app import BUILTIN_PLUGINS, create_app
 from ahcore.appkeys import get_site
 from ahcore.config import SiteConfig, validate
-from ahcore.plugins import InstalledPlugin, PluginError, create_plugin_manager, wanted_plugins
+from ahcore.db.pools import get_pools
+from ahcore.plugins import (
+    InstalledPlugin,
+    PluginError,
+    create_plugin_manager,
+    installed_plugins,
+    load_plugins,
+    wanted_plugins,
+)
+from ahcore.site import Site
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfg(**raw) -> SiteConfig:
+    raw.setdefault("website", {})
+    raw["website"].setdefault("paths", [["wwwroot", ""]])  # relative to the workdir
     return validate(raw)
 
 
 def test_plugins_section_enables_exactly_what_it_names():
     c = cfg(plugins={"dspy": True, "sqlds": {"time_limit_ms": 1000}, "md": False})
-    assert wanted_plugins(c) == {"dspy": {}, "sqlds": {"time_limit_ms": 1000}}
+    # ... and the kernel's SQLite driver, which is always there
+    assert wanted_plugins(c) == {"dspy": {}, "sqlds": {"time_limit_ms": 1000}, "sqlite": {}}
+    assert "sqlite" not in wanted_plugins(cfg(plugins={"sqlite": False}))
+
+
+def test_the_driver_of_every_database_is_enabled_with_or_without_a_plugins_section():
+    dbs = {"a": {"driver": "aiomysql"}, "b": {"driver": "aiosqlite"}}
+    assert set(wanted_plugins(cfg(databases=dbs, plugins={"dspy": True}))) == {
+        "dspy",
+        "mysql",
+        "sqlite",
+    }
+    # false still wins: the site then fails to start naming the database (below)
+    assert set(wanted_plugins(cfg(databases=dbs, plugins={"mysql": False}))) == {"sqlite"}
+
+
+async def test_a_plugins_section_that_forgets_the_driver_still_reaches_the_database(
+    make_site, ahcore_client, echo_plugin
+):
+    """The reported bug: processors listed in plugins, the SQLite driver not."""
+    site = make_site(
+        config={
+            "databases": {"testdb": {"driver": "aiosqlite", "kwargs": {"dbname": "$[workdir]$/t.db"}}},
+            "plugins": {"echo": True},
+        },
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    assert "sqlite" in get_site(client.app).drivers
+    pools = get_pools(client.app)
+    async with pools.sqlorContext("testdb") as sor:
+        assert await sor.sqlExe("select 41 + 1 as n", {}) == [{"n": 42}]
+
+
+def test_a_database_whose_driver_is_switched_off_or_missing_names_what_to_do(site_dir):
+    off = cfg(databases={"main": {"driver": "aiosqlite"}}, plugins={"sqlite": False})
+    with pytest.raises(PluginError) as info:
+        create_app(site_dir, config=off)
+    assert "databases.main.driver: 'aiosqlite'" in str(info.value)
+    assert '"sqlite": false' in str(info.value)
+    missing = cfg(databases={"main": {"driver": "aiomysql"}})
+    only_the_kernel = {"sqlite": installed_plugins()["sqlite"]}
+    pm = create_plugin_manager(missing, builtins=BUILTIN_PLUGINS, available=only_the_kernel)
+    with pytest.raises(PluginError) as info:
+        Site(site_dir, missing, pm)
+    text = str(info.value)
+    assert "databases.main.driver: 'aiomysql' needs the driver plugin 'mysql'" in text
+    assert "pip install ./plugins/ahcore_mysql" in text
+    unknown = cfg(databases={"main": {"driver": "cx_Oracle"}})
+    with pytest.raises(PluginError, match="not a driver ahcore knows"):
+        create_app(site_dir, config=unknown)
 
 
 def test_without_plugins_section_the_config_uses_decide():
@@ -53,12 +113,77 @@ def test_missing_plugin_names_the_distribution():
     assert "install the distribution 'ahcore-dspy'" in str(info.value)
 
 
-def test_processor_suffix_without_enabled_plugin_is_a_startup_error(site_dir, echo_plugin):
-    c = cfg(website={"processors": [[".echo", "echo"], [".tmpl", "tmpl"]]}, plugins={"echo": True})
-    with pytest.raises(PluginError) as info:
-        create_app(site_dir, config=c, extra_plugins={"echo": echo_plugin})
-    assert "suffix '.tmpl' uses processor 'tmpl'" in str(info.value)
-    assert "ahcore-tmpl" in str(info.value)
+def test_a_named_processor_that_is_installed_but_not_enabled_does_not_stop_start_up(
+    site_dir, echo_plugin
+):
+    c = cfg(website={"processors": [[".echo", "echo"], [".params", "params"]]}, plugins={})
+    site = get_site(create_app(site_dir, config=c, extra_plugins={"echo": echo_plugin}))
+    gap = site.gaps[".echo"]
+    assert gap.status == 404 and not gap.deliberate
+    assert "installed but not enabled" in gap.message
+    assert 'add "echo": true to the plugins section' in gap.message
+    assert {".echo", ".params"} <= set(site.never_raw)
+
+
+def test_a_processor_no_installed_plugin_provides_does_not_stop_start_up(site_dir, caplog):
+    c = cfg(website={"processors": [[".xterm", "xterm"], [".llm", "llm"]]})
+    site = get_site(create_app(site_dir, config=c))
+    assert {s: g.status for s, g in site.gaps.items()} == {".xterm": 501, ".llm": 501}
+    assert "'ahcore-xterm'" in site.gaps[".xterm"].message
+    site.log_problems()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "'xterm'" in errors[0].getMessage()
+
+
+def test_a_processor_is_found_in_the_plugin_that_declares_it(site_dir, echo_plugin):
+    """Without a plugins section, website.processors names processors, not plugins:
+    'echojs' is enabled through the 'echo' plugin that declares it."""
+    c = cfg(website={"processors": [[".echo.js", "echojs"]]})
+    site = get_site(create_app(site_dir, config=c, extra_plugins={"echo": echo_plugin}))
+    assert site.pm.is_registered(echo_plugin)
+    assert site.gaps == {}
+
+
+def test_installed_processors_that_are_not_enabled_are_known_by_their_suffixes(site_dir, echo_plugin):
+    c = cfg(plugins={})
+    site = get_site(create_app(site_dir, config=c, extra_plugins={"echo": echo_plugin}))
+    assert not site.pm.is_registered(echo_plugin)
+    offered = {o.processor: o for o in site.offers}
+    assert offered["echojs"].suffixes == (".echo.js",) and offered["echojs"].plugin == "echo"
+    assert {".echo", ".echo.js", ".params", ".dspy", ".sqlds", ".py"} <= set(site.never_raw)
+
+
+def test_discovery_runs_no_hook_but_register_processor(site_dir):
+    calls: list[str] = []
+
+    class Noisy:
+        @hookimpl
+        def register_processor(self):
+            calls.append("register_processor")
+            return []
+
+        @hookimpl
+        def env_globals(self, app):
+            calls.append("env_globals")
+            return {}
+
+        @hookimpl
+        def on_startup(self, app):
+            calls.append("on_startup")
+
+    site = get_site(create_app(site_dir, config=cfg(plugins={}), extra_plugins={"noisy": Noisy()}))
+    assert calls == ["register_processor"]
+    assert not site.pm.has_plugin("noisy")
+
+
+def test_an_installed_plugin_that_cannot_be_imported_is_a_warning_unless_enabled(site_dir):
+    broken = InstalledPlugin(
+        "broken", EntryPoint("broken", "ahcore_no_such_module_xyz.plugin", "ahcore")
+    )
+    loaded = load_plugins(cfg(plugins={}), available={"broken": broken})
+    assert len(loaded.warnings) == 1
+    assert "cannot tell which files it processes" in loaded.warnings[0]
+    assert "ModuleNotFoundError" in loaded.warnings[0]
 
 
 def test_broken_plugin_is_named_with_its_error():
@@ -70,8 +195,8 @@ def test_broken_plugin_is_named_with_its_error():
         create_plugin_manager(missing_too, available={"broken": broken})
     text = str(info.value)
     # every problem is listed, not just the first
-    assert "plugin 'broken'" in text and "failed to import: ModuleNotFoundError" in text
-    assert "plugin 'absent'" in text
+    assert "plugins.broken: the plugin 'broken' cannot be imported: ModuleNotFoundError" in text
+    assert "plugins.absent: no plugin 'absent' is installed" in text
 
 
 def test_unknown_hook_implementation_is_an_error():
@@ -80,7 +205,7 @@ def test_unknown_hook_implementation_is_an_error():
         def register_procesor(self):  # typo: not a hook
             return []
 
-    with pytest.raises(PluginError, match="unknown hook implementation"):
+    with pytest.raises(PluginError, match="register_procesor.*a hook ahcore does not know"):
         create_plugin_manager(
             cfg(plugins={"typo": True}), available={}, extra={"typo": Misspelled()}
         )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+
+import pytest
+
+from ahcore import get_site, hookimpl
 
 
 async def test_roots_are_searched_in_order_and_prefixes_apply(site_dir, ahcore_client, echo_plugin):
@@ -95,7 +100,7 @@ async def test_sources_dotfiles_and_conf_are_never_served(site_dir, ahcore_clien
     client = await ahcore_client(site_dir, extra_plugins={"echo": echo_plugin})
     for url in ("/script.dspy", "/.secret", "/conf/secret.txt", "/conf/config.json"):
         r = await client.get(url)
-        assert r.status in (400, 404), url
+        assert r.status == 404, url
         assert "return 1" not in await r.text()
 
 
@@ -139,15 +144,18 @@ async def test_concurrent_first_requests_share_one_build(site_dir, ahcore_client
     assert processor_class.loads - before == 1
 
 
-async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_client, tmp_path):
+@pytest.mark.parametrize("follow", [True, False], ids=["follow_symlinks", "confined"])
+async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_client, tmp_path, follow):
     """The resolver remembers where a URL led; the next request still sees
     a file added to an earlier root or index, a removed file, a replaced
-    file and a re-pointed symlink — and never follows a link out of the root."""
+    file and a re-pointed symlink — followed out of the root by default, at
+    once refused there with ``follow_symlinks: false``."""
     site = make_site(
         config={
             "website": {
                 "paths": [["$[workdir]$/first", ""], ["$[workdir]$/wwwroot", ""]],
                 "indexes": ["index.html", "index.txt"],
+                "follow_symlinks": follow,
             }
         },
         files={
@@ -191,4 +199,198 @@ async def test_remembered_lookups_see_every_change_on_disk(make_site, ahcore_cli
     outside.write_text("secret outside the root")
     (root / "link.txt").unlink()
     (root / "link.txt").symlink_to(outside)
-    assert (await body("/link.txt"))[0] == 404
+    if follow:
+        assert await body("/link.txt") == (200, "secret outside the root")
+    else:
+        assert (await body("/link.txt"))[0] == 404
+    (root / "link.txt").unlink()
+    (root / "link.txt").symlink_to(root / "a.txt")
+    assert await body("/link.txt") == (200, "A")
+
+
+# ---------------------------------------------------------------- source never sent raw
+
+
+async def test_files_of_an_installed_but_not_enabled_processor_answer_404(
+    make_site, ahcore_client, echo_plugin
+):
+    """The echo plugin is installed (in-process) but the site does not enable it:
+    its suffixes answer 404, case variants included, never the source."""
+    site = make_site(
+        config={"plugins": {}},
+        files={
+            "wwwroot/page.echo": "ECHO-SOURCE {who}",
+            "wwwroot/a.echo.js": "ECHO-SOURCE js",
+            "wwwroot/shout.ECHO": "ECHO-SOURCE upper",
+            "wwwroot/d/index.echo": "ECHO-SOURCE index",
+            "wwwroot/fine.txt": "served",
+        },
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in site.rglob("*"))
+    for url in ("/page.echo", "/a.echo.js", "/shout.ECHO", "/d/", "/d/index.echo"):
+        for method in ("GET", "HEAD", "POST"):
+            r = await client.request(method, url)
+            assert r.status == 404, (method, url, r.status)
+            assert "ECHO-SOURCE" not in await r.text()
+    assert await (await client.get("/fine.txt")).text() == "served"
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in site.rglob("*")) == before
+
+
+async def test_an_index_tmpl_without_the_tmpl_plugin_is_not_sent_as_source(make_site, ahcore_client):
+    """The reported bug: tmpl installed but not enabled, GET / sent the template source."""
+    pytest.importorskip("ahcore_tmpl")
+    site = make_site(
+        config={"plugins": {"dspy": True}},
+        files={"wwwroot/index.tmpl": "{{ 'TEMPLATE-SOURCE' }}", "wwwroot/app.tmpl.js": "{{ 1 }}"},
+    )
+    client = await ahcore_client(site)
+    for url in ("/", "/index.tmpl", "/app.tmpl.js"):
+        r = await client.get(url)
+        assert r.status == 404, url
+        assert "TEMPLATE-SOURCE" not in await r.text() and "{{" not in await r.text()
+
+
+async def test_a_processor_no_installed_plugin_provides_answers_501(make_site, ahcore_client, caplog):
+    site = make_site(
+        config={
+            "website": {
+                "indexes": ["index.html", "index.xterm"],
+                "processors": [[".xterm", "xterm"], [".llm", "llm"]],
+            }
+        },
+        files={
+            "wwwroot/shell.xterm": "XTERM-SOURCE",
+            "wwwroot/term/index.xterm": "XTERM-SOURCE",
+            "wwwroot/ask.LLM": "LLM-SOURCE",
+            "wwwroot/hello.txt": "the rest still works",
+        },
+    )
+    client = await ahcore_client(site)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        g.message for g in get_site(client.app).gaps.values()
+    ]
+    for method, url in (("GET", "/shell.xterm"), ("POST", "/shell.xterm"), ("GET", "/term/")):
+        r = await client.request(method, url)
+        body = await r.text()
+        assert r.status == 501, (method, url)
+        assert "'xterm'" in body and "ahcore-xterm" in body and "XTERM-SOURCE" not in body
+        assert "Traceback" not in body
+    r = await client.get("/ask.LLM")  # not the configured case: no processor, still never raw
+    assert r.status == 404 and "LLM-SOURCE" not in await r.text()
+    assert await (await client.get("/hello.txt")).text() == "the rest still works"
+
+
+async def test_a_named_processor_whose_plugin_is_switched_off_answers_404(
+    make_site, ahcore_client, echo_plugin, caplog
+):
+    site = make_site(
+        config={
+            "website": {"processors": [[".echo", "echo"]]},
+            "plugins": {"echo": False},
+        },
+        files={"wwwroot/page.echo": "ECHO-SOURCE"},
+    )
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    r = await client.get("/page.echo")
+    assert r.status == 404 and "ECHO-SOURCE" not in await r.text()
+    gap = get_site(client.app).gaps[".echo"]
+    assert gap.deliberate and gap.status == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+# ---------------------------------------------------------------- symlinked module folders
+
+
+def module_site(make_site, tmp_path, *, follow: bool = True):
+    """An ahserver module-based layout: wwwroot/shop is a link to the module's own folder."""
+    module = tmp_path / "modules" / "shop" / "wwwroot"
+    module.mkdir(parents=True)
+    (module / "index.echo").write_text("shop index {url}")
+    (module / "price.txt").write_text("42 EUR")
+    (module / "deep").mkdir()
+    (module / "deep" / "page.echo").write_text("deep {url}")
+    site = make_site(
+        config={
+            "website": {
+                "processors": [[".echo", "echo"]],
+                "indexes": ["index.html", "index.echo"],
+                "follow_symlinks": follow,
+            },
+            "plugins": {"echo": True},
+        },
+        files={"wwwroot/index.html": "home"},
+    )
+    (site / "wwwroot" / "shop").symlink_to(module, target_is_directory=True)
+    return site, module
+
+
+async def test_a_module_folder_linked_into_the_root_is_served(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    site, module = module_site(make_site, tmp_path)
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    for _ in range(2):  # the second time from the resolver's remembered trail
+        assert await (await client.get("/shop/price.txt")).text() == "42 EUR"
+        # the processor sees the URL the file is served under, not its place on disk
+        assert await (await client.get("/shop/")).text() == "shop index /shop/index.echo"
+        assert await (await client.get("/shop/deep/page.echo")).text() == "deep /shop/deep/page.echo"
+    resolver = get_site(client.app).resolver
+    assert resolver.file_url(module / "deep" / "page.echo") == "/shop/deep/page.echo"
+    assert resolver.file_url(site / "wwwroot" / "shop" / "price.txt") == "/shop/price.txt"
+    # a changed file in the module is seen at once (re-validated by inode)
+    (module / "price.tmp").write_text("43 EUR")
+    os.replace(module / "price.tmp", module / "price.txt")
+    assert await (await client.get("/shop/price.txt")).text() == "43 EUR"
+
+
+async def test_follow_symlinks_false_confines_every_path_to_its_root(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    site, module = module_site(make_site, tmp_path, follow=False)
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin})
+    for url in ("/shop/price.txt", "/shop/", "/shop/deep/page.echo"):
+        r = await client.get(url, allow_redirects=False)
+        assert r.status == 404, url
+        assert "42 EUR" not in await r.text()
+    assert await (await client.get("/")).text() == "home"
+    assert get_site(client.app).resolver.file_url(module / "price.txt") is None
+
+
+async def test_access_control_sees_the_url_a_linked_module_is_served_under(
+    make_site, ahcore_client, echo_plugin, tmp_path
+):
+    seen: list[str] = []
+
+    class NoPrices:
+        @hookimpl
+        def auth_check(self, request, user, path):
+            seen.append(path)
+            return False if path.startswith("/shop/price") else None
+
+    site, _ = module_site(make_site, tmp_path)
+    cfg_path = site / "conf" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["plugins"]["noprices"] = True
+    cfg_path.write_text(json.dumps(cfg))
+    client = await ahcore_client(site, extra_plugins={"echo": echo_plugin, "noprices": NoPrices()})
+    r = await client.get("/shop/price.txt")
+    assert r.status == 401 and "42 EUR" not in await r.text()
+    assert seen[-1] == "/shop/price.txt"
+    assert (await client.get("/shop/deep/page.echo")).status == 200
+
+
+async def test_a_template_in_a_linked_module_includes_its_neighbours(make_site, ahcore_client, tmp_path):
+    pytest.importorskip("ahcore_tmpl")
+    module = tmp_path / "mod"
+    module.mkdir()
+    (module / "page.tmpl").write_text('[{% include "part.tmpl" %}|{% include "/top.tmpl" %}]')
+    (module / "part.tmpl").write_text("module part")
+    site = make_site(
+        config={"website": {"processors": [[".tmpl", "tmpl"]]}},
+        files={"wwwroot/top.tmpl": "site top", "wwwroot/part.tmpl": "WRONG: the root's part"},
+    )
+    (site / "wwwroot" / "mod").symlink_to(module, target_is_directory=True)
+    client = await ahcore_client(site)
+    r = await client.get("/mod/page.tmpl")
+    assert r.status == 200 and await r.text() == "[module part|site top]"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -73,13 +74,31 @@ def site(tmp_path: Path) -> Path:
 
 def start(site: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(site))
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(site / "run.py"), "-w", str(site), "-p", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
     )
+    # Read the output as it comes: a test making hundreds of requests fills
+    # the pipe with access-log lines, and a worker blocked writing to a full
+    # pipe stops serving (and cannot even handle SIGTERM).
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    proc.drained = (reader, lines)  # type: ignore[attr-defined]
+    return proc
+
+
+def output(proc: subprocess.Popen[str]) -> str:
+    """Everything an exited server printed."""
+    drained = getattr(proc, "drained", None)
+    if drained is None:
+        return proc.communicate()[0]
+    reader, lines = drained
+    reader.join(timeout=10)
+    return "".join(lines)
 
 
 async def wait_ready(port: int, timeout: float = 20, proc: subprocess.Popen[str] | None = None) -> None:
@@ -93,7 +112,7 @@ async def wait_ready(port: int, timeout: float = 20, proc: subprocess.Popen[str]
             except aiohttp.ClientError:
                 pass
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.communicate()[0]}")
+                raise RuntimeError(f"server exited: {output(proc)}")
             await asyncio.sleep(0.1)
     raise TimeoutError("server did not start")
 
@@ -101,12 +120,19 @@ async def wait_ready(port: int, timeout: float = 20, proc: subprocess.Popen[str]
 def stop(proc: subprocess.Popen[str]) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
+    if getattr(proc, "drained", None) is None:
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        return out
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out
+        proc.wait()
+    return output(proc)
 
 
 def child_pids(pid: int) -> list[int]:
@@ -226,7 +252,10 @@ def test_bad_config_stops_startup_with_every_problem(tmp_path):
 
 def test_check_lists_problems_and_plugins_lists_plugins(tmp_path):
     (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "config.json").write_text(json.dumps({"plugins": {"nosuchplugin": True}}))
+    (tmp_path / "wwwroot").mkdir()
+    (tmp_path / "conf" / "config.json").write_text(
+        json.dumps({"website": {"paths": [["wwwroot", ""]]}, "plugins": {"nosuchplugin": True}})
+    )
     out = subprocess.run([sys.executable, "-m", "ahcore", "check", "-w", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 1
     assert "nosuchplugin" in out.stdout and "cookie_secret" in out.stdout

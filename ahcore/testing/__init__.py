@@ -19,7 +19,8 @@ aiohttp's plain ``TestServer``.
 
 ``make_site``
     A factory writing a site folder: ``make_site(config={...}, files={"wwwroot/a.txt": "hi"})``
-    returns its path (under ``tmp_path``).
+    returns its path (under ``tmp_path``); a config without ``website.paths``
+    gets ``wwwroot`` as its root (see :func:`write_site`).
 
 Needs ``pytest-aiohttp`` (``pip install ahcore[testing]``).
 """
@@ -50,9 +51,26 @@ def write_site(
     config: Mapping[str, Any] | None = None,
     files: Mapping[str, str | bytes] | None = None,
 ) -> Path:
-    """Write ``conf/config.json`` and ``files`` (relative path → content) under ``root``."""
+    """Write ``conf/config.json`` and ``files`` (relative path → content) under ``root``.
+
+    ``website.paths`` is required in a real config; when ``config`` leaves it
+    out, the site's ``wwwroot`` (always created) is filled in, so a test
+    writes only the keys it is about. Every content root the config lists
+    inside the site folder is created too (a missing root stops start-up).
+    To test a config without ``paths`` or with a missing root, write
+    ``conf/config.json`` yourself.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    cfg = {"website": {"paths": [["$[workdir]$/wwwroot", ""]]}} if config is None else config
+    cfg: Any = dict(config) if config is not None else {}
+    website = cfg.get("website", {})
+    if isinstance(website, Mapping) and "paths" not in website:
+        cfg["website"] = website = {"paths": [["$[workdir]$/wwwroot", ""]], **website}
+    if isinstance(website, Mapping) and isinstance(website.get("paths"), list):
+        for entry in website["paths"]:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str):
+                folder = (root / entry[0].replace("$[workdir]$", str(root))).resolve()
+                if folder.is_relative_to(root.resolve()):
+                    folder.mkdir(parents=True, exist_ok=True)
     (root / "conf").mkdir(exist_ok=True)
     (root / "conf" / "config.json").write_text(json.dumps(cfg, indent=2))
     (root / "wwwroot").mkdir(exist_ok=True)
