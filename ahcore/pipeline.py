@@ -21,7 +21,7 @@ from ahcore.forwarded import apply_forwarded
 from ahcore.plugins import await_me_maybe
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
 from ahcore.session import current_user, request_state
-from ahcore.site import Site
+from ahcore.site import Site, Snapshot
 
 STATIC_METHODS = ("GET", "HEAD")
 
@@ -83,10 +83,23 @@ def site_handler(site: Site, *, guarded: bool) -> Callable[[web.Request], Awaita
 
 
 async def serve(site: Site, request: web.Request) -> web.StreamResponse:
-    """Forwarded headers → URL → access → processor or static file, for ``site``."""
-    if site.trusted_proxies:
+    """Forwarded headers → URL → access → processor or static file, for ``site``.
+
+    The request runs on the snapshot of the config it started with (see
+    :class:`ahcore.site.Snapshot`): a reload landing meanwhile changes
+    nothing it sees.
+    """
+    snapshot, pin = site.pin()
+    try:
+        return await _serve(site, snapshot, request)
+    finally:
+        site.unpin(pin)
+
+
+async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.StreamResponse:
+    if snapshot.trusted_proxies:
         state = request_state(request)  # shared with the clone: see RequestSessionState
-        request = apply_forwarded(request, site.trusted_proxies)
+        request = apply_forwarded(request, snapshot.trusted_proxies)
         state.secure = request.secure
 
     method = request.method
@@ -96,7 +109,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)
     try:
-        resolved = site.resolver.resolve(segments, raw_path.endswith("/"))
+        resolved = snapshot.resolver.resolve(segments, raw_path.endswith("/"))
     except RedirectToSlash as redirect:
         await check_access(site, request, redirect.url)
         location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
@@ -104,7 +117,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
 
     if site.uses_auth():
         await check_access(
-            site, request, resolved.url if resolved else site.resolver.canonical(segments)
+            site, request, resolved.url if resolved else snapshot.resolver.canonical(segments)
         )
     if resolved is None:
         raise not_found()
@@ -126,7 +139,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     if (
         not spec.cross_site
         and cross_site_fetch(request)
-        and resolved.url not in site.config.website.cross_site_paths
+        and resolved.url not in snapshot.config.website.cross_site_paths
     ):
         raise web.HTTPForbidden(
             text="403: Forbidden: another site's page may not make your browser run this "

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ahcore.config import ConfigError, SiteConfig
 from ahcore.db.driver import DriverSpec
 from ahcore.db.pools import DBPOOLS_KEY, DBPools
 from ahcore.events import EventDispatcher
-from ahcore.forwarded import parse_networks
+from ahcore.forwarded import Network, parse_networks
 from ahcore.headers import header_set
 from ahcore.i18n import Translations
 from ahcore.plugins import (
@@ -70,6 +71,32 @@ class ProcessorGap:
     deliberate: bool = False  # its plugin is switched off with false: a warning only
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What one config decides for a site, built whole and swapped in one step.
+
+    A hot reload builds a new snapshot beside the old one and replaces it
+    with a single assignment. A request pins the snapshot it started with
+    (:meth:`Site.pin`), so everything it reads through the site — config,
+    roots, resolver, trusted proxies, headers — comes from one config, even
+    when a reload lands while it runs. Caches keyed to a config (a
+    template's ``uptodate``) compare ``snapshot.config`` by identity.
+    """
+
+    owner: int  # id() of the Site: a pin never leaks into another app's site
+    config: SiteConfig
+    roots: tuple[Root, ...]
+    resolver: Resolver
+    trusted_proxies: tuple[Network, ...]
+    response_headers: tuple[tuple[str, str], ...]
+    server_header: str
+
+
+# The snapshot a request pinned. A ContextVar is a key, not state: each
+# request's task holds its own value (like ahcore.context's current context).
+_PINNED: ContextVar[Snapshot] = ContextVar("ahcore.site_snapshot")
+
+
 class Site:
     """Config, plugins, processors and caches of one application."""
 
@@ -88,7 +115,7 @@ class Site:
         never sent raw. ``plugin_warnings`` are plugin problems that did not
         stop start-up."""
         self.workdir = workdir
-        self.config = config
+        self._config = config  # only until the first snapshot exists
         self.pm = pm
         self.debug = debug or config.debug
         self.events = EventDispatcher()
@@ -101,12 +128,7 @@ class Site:
         self.processors = self._processor_table()
         self.never_raw = self._never_raw()
         self.drivers = self._collect_drivers()
-        self.roots = self._roots(config)
-        self.resolver = self._resolver()
-        w = config.website
-        self.trusted_proxies = parse_networks(w.trusted_proxies)
-        self.response_headers = header_set(w.security_headers)
-        self.server_header = w.server_header
+        self._snapshot = self._make_snapshot(config)
         self.uploads = self._uploads()
         self.translations = Translations(
             workdir / "i18n", config.langMapping, config.language
@@ -267,10 +289,12 @@ class Site:
             raise ConfigError(problems)
         return roots
 
-    def _resolver(self) -> Resolver:
-        w = self.config.website
-        return Resolver(
-            self.roots,
+    def _make_snapshot(self, config: SiteConfig) -> Snapshot:
+        """Everything ``config`` decides, built without touching the current snapshot."""
+        roots = self._roots(config)  # a missing root refuses the config: ConfigError
+        w = config.website
+        resolver = Resolver(
+            roots,
             list(w.indexes),
             self.processors,
             forbidden_dirs=[str(self.workdir / "conf")],
@@ -278,6 +302,64 @@ class Site:
             never_raw=self.never_raw,
             follow_symlinks=w.follow_symlinks,
         )
+        return Snapshot(
+            owner=id(self),
+            config=config,
+            roots=tuple(roots),
+            resolver=resolver,
+            trusted_proxies=parse_networks(w.trusted_proxies),
+            response_headers=header_set(w.security_headers),
+            server_header=w.server_header,
+        )
+
+    # ------------------------------------------------------------ the snapshot
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot this request pinned, else the current one."""
+        pinned = _PINNED.get(None)
+        if pinned is not None and pinned.owner == id(self):
+            return pinned
+        try:
+            return self._snapshot
+        except AttributeError:  # still building the first one
+            raise AttributeError("the site's config is not loaded yet") from None
+
+    def pin(self) -> tuple[Snapshot, Token[Snapshot]]:
+        """Pin the current snapshot for the running request; pass the token to :meth:`unpin`."""
+        snapshot = self._snapshot
+        return snapshot, _PINNED.set(snapshot)
+
+    @staticmethod
+    def unpin(token: Token[Snapshot]) -> None:
+        _PINNED.reset(token)
+
+    @property
+    def config(self) -> SiteConfig:
+        try:
+            return self.snapshot.config
+        except AttributeError:
+            return self._config
+
+    @property
+    def roots(self) -> tuple[Root, ...]:
+        return self.snapshot.roots
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.snapshot.resolver
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        return self.snapshot.trusted_proxies
+
+    @property
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        return self.snapshot.response_headers
+
+    @property
+    def server_header(self) -> str:
+        return self.snapshot.server_header
 
     def _uploads(self) -> UploadStore | None:
         if not self.config.filesroot:
@@ -323,9 +405,8 @@ class Site:
         processors, databases, sessions and the listening address are fixed
         for the life of the process.
         """
-        old = self.config
-        roots = self._roots(new)  # a missing root refuses the new config: ConfigError
-        self.config = new
+        old = self._snapshot.config
+        snapshot = self._make_snapshot(new)  # a missing root refuses it: ConfigError
         restart = [
             name
             for name, a, b in (
@@ -344,12 +425,7 @@ class Site:
             # A file's URL (and so a template's relative includes or a page's
             # links) depends on the roots: build every processor afresh.
             self.processor_cache.clear()
-        self.roots = roots
-        self.resolver = self._resolver()
-        w = new.website
-        self.trusted_proxies = parse_networks(w.trusted_proxies)
-        self.response_headers = header_set(w.security_headers)
-        self.server_header = w.server_header
+        self._snapshot = snapshot  # the one step a reload takes
         self.translations.mapping = {k.lower(): v for k, v in new.langMapping.items()}
         self.translations.default = new.language
         return restart
