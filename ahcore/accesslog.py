@@ -167,6 +167,8 @@ class AccessLog:
         self._lost = 0  # lines dropped since writing last failed
         self._second = -1
         self._stamp = ""
+        #: Batches written so far (each one ``write``): lines ÷ batches is the batching.
+        self.batches = 0
 
     # ---- per request
 
@@ -234,6 +236,7 @@ class AccessLog:
                 log.error("access log: cannot write to %s: %s", self._where(), exc)
             self._lost += count
             return
+        self.batches += 1
         if self._lost:
             log.warning("access log: writing to %s again; %d lines were lost",
                         self._where(), self._lost)
@@ -274,6 +277,7 @@ class AccessLog:
         old, self._fd = self._fd, fd
         if old is not None:
             os.close(old)
+        log.info("access log: reopened %s", self.path)
 
     def close(self) -> None:
         """Write everything buffered and close the file; a later line is written at once."""
