@@ -96,8 +96,10 @@ class BufferedAccessLogger(AbstractAccessLogger):
     ``REMOTE - - [START] "METHOD TARGET HTTP/x.y" STATUS BYTES "REFERER" "USER-AGENT" SECONDS``
 
     (the Combined Log Format that log analysers read, plus the time taken).
-    ``BYTES`` and the peer address are aiohttp's ``response.body_length``
-    and ``request.remote``, as in aiohttp's default format.
+    ``BYTES``, the peer address and ``SECONDS`` are what aiohttp's default
+    format shows: ``response.body_length``, ``request.remote`` (the proxy,
+    behind one) and the time aiohttp measured on the loop's clock, which
+    under uvloop has a resolution of a millisecond.
     """
 
     __slots__ = ()
