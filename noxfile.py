@@ -86,7 +86,7 @@ def bench(session: nox.Session) -> None:
     """ahcore against plain aiohttp doing the same work; prints ratios, then draws the chart.
 
     ``nox -s bench -- --quick`` is a smoke run; ``-- --compare`` adds ahserver
-    1.2.0 and Datasette columns (their venvs are built once). The chart is
+    1.2.0, Datasette and Starlette columns (their venvs are built once). The chart is
     drawn by ``bench_chart``, queued here, in a venv of its own.
     """
     install_all(session, "aiosqlite")  # the plain server's hand-written SQLite handler

@@ -4,7 +4,16 @@ With ``--workers N`` (N > 1) a supervisor starts N worker processes that all
 bind the same port with ``SO_REUSEPORT`` (the kernel balances connections),
 restarts a worker that dies, and on SIGINT/SIGTERM asks each worker to stop.
 Every worker shuts down gracefully: it stops accepting, lets in-flight
-requests finish (up to ``shutdown_timeout``), then runs the cleanup hooks.
+requests finish (up to ``shutdown_timeout``), runs the cleanup hooks, then
+writes the last access-log lines.
+
+Access log: every runner that :func:`start_site` makes writes its access
+lines through an :class:`ahcore.accesslog.AccessLog` (batched, to
+``logger.logfile`` or stderr; on when the level is ``info`` or more
+verbose). SIGHUP makes a serving process reopen that file (the supervisor
+passes the signal on to its workers), for logrotate; the site's other log
+records go through ``logging``, whose handler reopens a moved file by
+itself.
 
 Slow clients: every connection is served through :class:`SlowClientGuard`,
 which gives each request head ``website.header_timeout`` seconds (see its
@@ -17,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import signal
@@ -35,6 +45,8 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from yarl import URL
 
+from ahcore.accesslog import AccessLog
+from ahcore.appkeys import SITE_KEY
 from ahcore.background import initialising
 from ahcore.config import SiteConfig, load_config
 
@@ -72,14 +84,23 @@ class ServeOptions:
         return {name: importlib.import_module(mod) for name, mod in self.plugin_modules.items()}
 
 
+#: The logger whose level switches the access log on (INFO) or off.
+ACCESS_LOGGER = "ahcore.access"
+
+
 def configure_logging(config: SiteConfig, debug: bool = False) -> None:
-    """Logging from the site's ``logger`` section: level and optional log file."""
+    """Logging from the site's ``logger`` section: level and optional log file.
+
+    The file handler is a ``WatchedFileHandler``: when logrotate moves the
+    file it opens the path again at the next record, as the access log does
+    on SIGHUP. The level also decides whether access lines are made.
+    """
     level = logging.DEBUG if debug else LEVELS.get(config.logger.levelname.lower(), logging.INFO)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if config.logger.logfile:
         path = Path(config.logger.logfile)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handlers = [logging.FileHandler(path, encoding="utf-8")]
+        handlers = [logging.handlers.WatchedFileHandler(path, encoding="utf-8")]
     logging.basicConfig(
         level=level,
         handlers=handlers,
@@ -334,16 +355,44 @@ class GuardedSite(web.BaseSite):
         self._bound = server.sockets[0].getsockname()[:2]
 
 
+class SiteRunner(web.AppRunner):
+    """aiohttp's ``AppRunner`` that writes out its access log last, whatever happens in cleanup.
+
+    aiohttp's ``cleanup`` stops the sites, lets in-flight requests finish
+    (each logs its line as it ends), then runs the app's cleanup hooks; the
+    access log is flushed and closed after all of that, even when a hook
+    raises, so no line of a graceful stop is lost.
+    """
+
+    __slots__ = ("access",)
+
+    def __init__(self, app: web.Application, *, access: AccessLog, **kwargs: Any) -> None:
+        # ``access_log=`` stays aiohttp's: the logger whose level turns lines on.
+        super().__init__(app, **kwargs)
+        self.access = access
+
+    async def cleanup(self) -> None:
+        try:
+            await super().cleanup()
+        finally:
+            self.access.close()
+
+
 @dataclass
 class RunningSite:
     """A started site: ``host``/``port`` as bound; ``await close()`` shuts it down gracefully."""
 
-    runner: web.AppRunner
+    runner: SiteRunner
     site: GuardedSite
     guard: SlowClientGuard
     host: str
     port: int
     scheme: str
+
+    @property
+    def access_log(self) -> AccessLog:
+        """Where this site's access lines go (``reopen()`` it after a log rotation)."""
+        return self.runner.access
 
     @property
     def app(self) -> web.Application:
@@ -376,16 +425,27 @@ async def start_site(
     The one function that serves a site: ``ahcore serve`` and the test
     server of :mod:`ahcore.testing` both call it. ``header_timeout``
     defaults to the site's ``website.header_timeout``; ``runner_kwargs``
-    go to :class:`aiohttp.web.AppRunner` (``access_log=``,
-    ``handler_cancellation=``).
-    """
-    if header_timeout is None:
-        from ahcore.appkeys import SITE_KEY
+    go to :class:`aiohttp.web.AppRunner` (``handler_cancellation=``, ...).
 
-        site = app.get(SITE_KEY)
+    Access lines go through an :class:`~ahcore.accesslog.AccessLog` to the
+    site's ``logger.logfile`` (stderr without one) when the
+    ``ahcore.access`` logger lets INFO through, which
+    :func:`configure_logging` decides from ``logger.levelname``.
+    ``access_log=None`` switches them off; ``access_log_class=`` replaces
+    the batched logger with another (aiohttp's, say).
+    """
+    site = app.get(SITE_KEY)
+    if header_timeout is None:
         header_timeout = site.config.website.header_timeout if site is not None else 10.0
-    runner = web.AppRunner(
-        app, shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout, **runner_kwargs
+    access = AccessLog(site.config.logger.logfile if site is not None else None)
+    runner_kwargs.setdefault("access_log", logging.getLogger(ACCESS_LOGGER))
+    runner_kwargs.setdefault("access_log_class", access.logger_class)
+    runner = SiteRunner(
+        app,
+        access=access,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=keepalive_timeout,
+        **runner_kwargs,
     )
     await runner.setup()
     try:
@@ -437,25 +497,31 @@ def run_worker(opts: ServeOptions, reuse_port: bool) -> None:
             ssl_context=sslctx,
             reuse_port=reuse_port,
             shutdown_timeout=opts.shutdown_timeout,
-            access_log=logging.getLogger("ahcore.access"),
-        )
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        print(
-            f"ahcore: serving {opts.workdir} on {scheme}://{shown}:{running.port}/ (pid {os.getpid()})",
-            flush=True,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # logrotate: reopen the access-log file (only here, in the serving process).
+        loop.add_signal_handler(signal.SIGHUP, running.access_log.reopen)
+        # Printed once this process both answers and handles its signals.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        print(
+            f"ahcore: serving {opts.workdir} on {scheme}://{shown}:{running.port}/ (pid {os.getpid()})",
+            flush=True,
+        )
         try:
             await stop.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             # Stop accepting, close idle connections, let in-flight requests
-            # finish (up to shutdown_timeout), then run the cleanup hooks.
+            # finish (up to shutdown_timeout), run the cleanup hooks, then
+            # write the last access lines.
             await running.close()
+            # On the way out a SIGHUP has nothing to reopen; it must not kill us.
+            loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     asyncio.run(main())
 
@@ -479,12 +545,20 @@ class Supervisor:
 
     def spawn(self) -> multiprocessing.process.BaseProcess:
         proc = self.ctx.Process(target=_worker_entry, args=(self.opts,), daemon=False)
-        proc.start()
+        # The new interpreter inherits SIGHUP ignored (a handler would be reset
+        # to "terminate" by exec), so a SIGHUP passed on while it starts up
+        # cannot kill it; it installs its own handler once it serves.
+        previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            proc.start()
+        finally:
+            signal.signal(signal.SIGHUP, previous)
         return proc
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         self.workers = [self.spawn() for _ in range(self.opts.workers)]
         log.info("supervisor %s started %d workers", os.getpid(), len(self.workers))
         while not self.stopping:
@@ -504,6 +578,12 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping = True
+
+    def _on_hangup(self, signum: int, frame: Any) -> None:
+        """logrotate signals the supervisor; the workers hold the access-log files."""
+        for proc in self.workers:
+            if proc.is_alive() and proc.pid:
+                os.kill(proc.pid, signal.SIGHUP)
 
     def _stop_all(self) -> int:
         for proc in self.workers:

@@ -2,12 +2,16 @@
 
 ``build_site(root, with_sqlds)`` writes ``root/conf/config.json``,
 ``root/wwwroot/...`` and ``root/bench.db``; both servers read the files from
-there, so they serve byte-for-byte the same inputs.
+there, so they serve byte-for-byte the same inputs. That site is configured
+as real ahserver sites are, ``"logger": {"levelname": "info", "logfile": ...}``,
+so ahcore writes an access line per request (to ``root/logs/site.log``).
 
-``build_rbac_site`` adds a second ahcore site folder over the same
-``wwwroot`` with every plugin enabled, ahcore-rbac among them, and
-``/secure/**`` protected. ``build_ahserver_site`` and ``write_datasette_metadata``
-prepare the same content for the optional ``--compare`` servers.
+``build_quiet_site`` is the same site at ``warning`` (no access log), for
+the cost of the log. ``build_rbac_site`` adds an ahcore site folder over
+the same ``wwwroot`` with every plugin enabled, ahcore-rbac among them, and
+``/secure/**`` protected. ``build_ahserver_site``, ``build_datasette_site``
+and ``build_starlette_site`` prepare the same content for the optional
+``--compare`` servers.
 """
 
 from __future__ import annotations
@@ -126,12 +130,14 @@ def build_site(root: Path, with_sqlds: bool) -> Path:
         (www / "items.sqlds").write_text(
             json.dumps({"sqldesc": {"sql_string": SQL, "db": "db1"}}), encoding="utf-8"
         )
-    config = site_config(www, db, with_sqlds)
+    config = site_config(www, db, with_sqlds, logfile=root / "logs" / "site.log")
     (root / "conf" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return root
 
 
-def site_config(www: Path, db: Path, with_sqlds: bool) -> dict[str, object]:
+def site_config(www: Path, db: Path, with_sqlds: bool, level: str = "info",
+                logfile: Path | None = None) -> dict[str, object]:
+    """The site's config; ``level`` ``info`` (as real sites) logs every request."""
     processors = [[".dspy", "dspy"], [".tmpl", "tmpl"], [".md", "md"], [".xlsxds", "xlsxds"]]
     plugins: dict[str, object] = {
         "dspy": True, "tmpl": True, "md": True, "xlsxds": True, "sqlite": True,
@@ -146,14 +152,22 @@ def site_config(www: Path, db: Path, with_sqlds: bool) -> dict[str, object]:
             "cookie_secret": COOKIE_SECRET,
             "processors": processors,
         },
-        # The plain server has no access log (aiohttp's logger is not
-        # configured there); ahcore's is switched off the same way.
-        "logger": {"levelname": "warning"},
+        # The headline: an access line per request, as on a real ahserver
+        # site, while the plain server writes none (SPEC §12).
+        "logger": {"levelname": level, **({"logfile": str(logfile)} if logfile else {})},
         "plugins": plugins,
         "databases": {
             "db1": {"driver": "aiosqlite", "kwargs": {"dbname": str(db)}, "maxconn": 4}
         },
     }
+
+
+def build_quiet_site(root: Path, site: Path, with_sqlds: bool) -> Path:
+    """``site`` again (same wwwroot and database) at ``warning``: no access log."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds, level="warning")
+    (root / "conf" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return root
 
 
 def build_rbac_site(root: Path, site: Path, with_sqlds: bool) -> Path:
@@ -163,7 +177,8 @@ def build_rbac_site(root: Path, site: Path, with_sqlds: bool) -> Path:
     (``python -m ahcore_rbac -w ROOT ...``), as an operator would.
     """
     (root / "conf").mkdir(parents=True, exist_ok=True)
-    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds)
+    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds,
+                         logfile=root / "logs" / "site.log")
     plugins = config["plugins"]
     assert isinstance(plugins, dict)
     plugins["rbac"] = {"db": "rbac", "cache_ttl": 60}
@@ -213,7 +228,8 @@ if __name__ == "__main__":
 def build_ahserver_site(root: Path, site: Path, with_sqlds: bool) -> Path:
     """An ahserver 1.2.0 workdir over ``site``'s wwwroot and database (``python ah.py -w ROOT``)."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
-    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds)
+    # At warning, as its column has always been measured (no per-request log).
+    config = site_config(site / "wwwroot", site / "bench.db", with_sqlds, level="warning")
     config.pop("plugins")
     config["databases"] = {"db1": {"driver": "sqlite", "kwargs": {"path": str(site / "bench.db")}}}
     website = config["website"]
@@ -259,3 +275,42 @@ def build_datasette_site(root: Path, site: Path) -> tuple[Path, Path, Path]:
     launcher = root / "ds_serve.py"
     launcher.write_text(DATASETTE_LAUNCHER, encoding="utf-8")
     return launcher, db, metadata
+
+
+# A Starlette app on uvicorn (uvloop and httptools), what a user might write
+# for the same two things: the .dspy payload from a route (JSONResponse) and
+# the static file from StaticFiles over the same wwwroot. No access log, like
+# the plain server and Datasette.
+STARLETTE_LAUNCHER = """\
+import json
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+www, payload, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(payload, encoding="utf-8") as fh:
+    PAYLOAD = json.load(fh)
+
+
+async def data(request):
+    return JSONResponse(PAYLOAD)
+
+
+app = Starlette(routes=[Route("/data.dspy", data), Mount("/", StaticFiles(directory=www))])
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            lifespan="off", workers=1)
+"""
+
+
+def build_starlette_site(root: Path, site: Path) -> tuple[Path, Path, Path]:
+    """(launcher, wwwroot, payload file) for the Starlette app over ``site``'s wwwroot."""
+    root.mkdir(parents=True, exist_ok=True)
+    payload = root / "payload.json"
+    payload.write_text(json.dumps(PAYLOAD), encoding="utf-8")
+    launcher = root / "starlette_serve.py"
+    launcher.write_text(STARLETTE_LAUNCHER, encoding="utf-8")
+    return launcher, site / "wwwroot", payload

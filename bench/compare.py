@@ -7,7 +7,9 @@ reused afterwards:
 - ``ahserver-1.2.0``: ahserver 1.2.0, the server ahcore replaces, with the
   packages it imports but does not declare (``apppublic``, ``sqlor``);
 - ``datasette-0.65.5``: Datasette with uvloop and httptools (uvicorn's fast
-  path), serving the bench database's two queries as canned queries.
+  path), serving the bench database's two queries as canned queries;
+- ``starlette-1.10.0``: a Starlette app on uvicorn 0.54.0, also with uvloop and
+  httptools, for the JSON endpoint and the static file.
 
 Nothing here raises for a server that cannot be had: ``prepare_*`` return
 ``(python, None)`` or ``(None, reason)`` and the bench prints ``n/a`` with the
@@ -26,6 +28,10 @@ AHSERVER_REQS = ["ahserver==1.2.0", "apppublic==5.3.2", "sqlor==2.1.2"]
 AHSERVER_CHECK = "import ahserver.webapp, sqlor.ddl_template_sqlite3"
 DATASETTE_REQS = ["datasette==0.65.5", "uvloop", "httptools"]
 DATASETTE_CHECK = "import datasette.app, uvicorn"
+STARLETTE = "1.10.0"
+UVICORN = "0.54.0"
+STARLETTE_REQS = [f"starlette=={STARLETTE}", f"uvicorn=={UVICORN}", "uvloop", "httptools"]
+STARLETTE_CHECK = "import starlette.staticfiles, uvicorn, uvloop, httptools"
 
 
 def default_cache() -> Path:
@@ -85,3 +91,8 @@ def prepare_ahserver(cache: Path) -> tuple[Path | None, str | None]:
 def prepare_datasette(cache: Path) -> tuple[Path | None, str | None]:
     """The venv's python for Datasette, or None and why not."""
     return _prepare(cache, "datasette-0.65.5", DATASETTE_REQS, DATASETTE_CHECK)
+
+
+def prepare_starlette(cache: Path) -> tuple[Path | None, str | None]:
+    """The venv's python for Starlette on uvicorn, or None and why not."""
+    return _prepare(cache, f"starlette-{STARLETTE}", STARLETTE_REQS, STARLETTE_CHECK)

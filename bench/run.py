@@ -4,12 +4,15 @@
     python bench/run.py --quick         # smoke run: 1 s, 1 run each (≈ 1 min)
     python bench/run.py --only .md      # one endpoint (repeatable; also auth .dspy)
     python bench/run.py --no-workers --no-auth
-    python bench/run.py --compare       # + ahserver 1.2.0 and Datasette columns
+    python bench/run.py --compare       # + ahserver 1.2.0, Datasette and Starlette columns
 
 Builds the benchmark site in a temporary folder and starts, as subprocesses
-pinned to CPU 0: ``python -m ahcore serve`` (one worker), the same site with
-every plugin and ahcore-rbac (for the logged-in rows), and
-``bench/plain_server.py``. Each endpoint is loaded with wrk
+pinned to CPU 0: ``python -m ahcore serve`` (one worker) on the site
+configured as real ones are (``logger.levelname: "info"``, an access line
+per request), the same site at ``warning`` (no access log: the cost of the
+log is the ratio of the two), the same site with every plugin and
+ahcore-rbac (for the logged-in rows), and ``bench/plain_server.py`` (no
+access log). Each endpoint is loaded with wrk
 (``-t1 -c32 --latency``) pinned to CPU 1, the servers alternated. Then the
 same endpoints with 2 workers against 1. Prints req/s, p50, p99, the ratio
 against its target, the resident memory per worker, writes
@@ -50,6 +53,7 @@ LOAD_CPU = "1"
 P99_FACTOR = 1.2  # p99 of ahcore ≤ 1.2 × plain's, where the throughput target is parity-like
 RSS_LIMIT_MB = 60.0
 WORKERS_TARGET = 1.7
+LOG_COST_TARGET = 0.95  # ahcore with its access log ÷ without (bench-only, exit status unaffected)
 RESULTS = HERE / "results" / "latest.json"
 DEFAULT_CHART = HERE.parent / "docs" / "performance.png"
 COOKIE_NAME = "AHCORE_SESSION"  # ahcore.session.COOKIE_NAME
@@ -66,6 +70,7 @@ class Endpoint:
     needs_sqlds: bool = False
     workers: bool = False  # also in the 2-workers-against-1 section
     datasette: str | None = None  # the same query on Datasette (--compare)
+    starlette: str | None = None  # the same answer from the Starlette app (--compare)
     ahserver_note: str | None = None  # how ahserver's answer differs, when it answers
     ahserver_fails: str | None = None  # why ahserver 1.2.0 answers 500, when it does
 
@@ -75,8 +80,8 @@ AHSERVER_DS_BUG = ("ahserver 1.2.0's DataSourceProcessor.datahandle calls an und
 
 
 ENDPOINTS = [
-    Endpoint("static", "/static.html", 0.9, True, workers=True),
-    Endpoint(".dspy JSON", "/data.dspy", 0.85, True, workers=True),
+    Endpoint("static", "/static.html", 0.9, True, workers=True, starlette="/static.html"),
+    Endpoint(".dspy JSON", "/data.dspy", 0.85, True, workers=True, starlette="/data.dspy"),
     Endpoint(".tmpl", "/page.tmpl", 0.9, True, workers=True),
     Endpoint(".md", "/page.md", 2.0, False,
              ahserver_note="ahserver returns the markdown source (links rewritten), not HTML"),
@@ -502,7 +507,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--no-workers", action="store_true", help="skip 2 workers against 1")
     ap.add_argument("--workers-check", action="store_true", help=argparse.SUPPRESS)  # now the default
     ap.add_argument("--compare", action="store_true",
-                    help="also ahserver 1.2.0 and Datasette columns (venvs built once under --cache-dir)")
+                    help="also ahserver 1.2.0, Datasette and Starlette columns (venvs built once "
+                         "under --cache-dir)")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="where --compare keeps its venvs (default ~/.cache/ahcore-bench)")
     ap.add_argument("--chart", type=Path, default=None,
@@ -550,32 +556,40 @@ def main() -> int:  # noqa: C901 - one straight script
     auth_cost: dict[str, float] = {}
     notes: list[str] = []
     unmeasured: list[str] = []
-    extra_heads: list[str] = []
+    # The access log's cost: ahcore at info (the headline) ÷ the same site at warning.
+    log_cost: dict[str, float] = {}
+    extra_heads: list[str] = ["ahcore warning req/s", "info ÷ warning"]
     try:
         site = build_site(tmp / "site", with_sqlds)
+        qsite = benchsite.build_quiet_site(tmp / "site-warning", site, with_sqlds)
         rsite = setup_rbac(tmp, site, with_sqlds) if do_auth else None
 
-        # --compare: the old server and Datasette, each from its own venv.
-        ahserver_py = datasette_py = None
+        # --compare: the old server, Datasette and Starlette, each from its own venv.
+        ahserver_py = datasette_py = starlette_py = None
         if args.compare:
             import compare
 
             cache = args.cache_dir or compare.default_cache()
-            extra_heads = ["ahserver req/s", "datasette req/s"]
+            extra_heads += ["ahserver req/s", "datasette req/s", "starlette req/s"]
             ahserver_py, why = compare.prepare_ahserver(cache)
             if why:
                 notes.append(f"ahserver: n/a — {why}")
             datasette_py, why = compare.prepare_datasette(cache)
             if why:
                 notes.append(f"datasette: n/a — {why}")
+            starlette_py, why = compare.prepare_starlette(cache)
+            if why:
+                notes.append(f"starlette: n/a — {why}")
 
-        ah_port, pl_port = free_port(), free_port()
+        ah_port, q_port, pl_port = free_port(), free_port(), free_port()
         ahcore = start_ahcore(servers, site, ah_port)
+        quiet = start_ahcore(servers, qsite, q_port, name="ahcore-warning")
         plain = servers.start([sys.executable, str(HERE / "plain_server.py"), str(site), str(pl_port)],
                               SERVER_CPU, "plain")
         wait_ready(f"http://127.0.0.1:{pl_port}/static.html", plain)
-        bases = {"ahcore": f"http://127.0.0.1:{ah_port}", "plain": f"http://127.0.0.1:{pl_port}"}
-        procs = {"ahcore": ahcore, "plain": plain}
+        bases = {"ahcore": f"http://127.0.0.1:{ah_port}", "plain": f"http://127.0.0.1:{pl_port}",
+                 "ahcore warning": f"http://127.0.0.1:{q_port}"}
+        procs = {"ahcore": ahcore, "ahcore warning": quiet, "plain": plain}
         if rsite is not None:
             port = free_port()
             procs["ahcore+rbac"] = start_ahcore(servers, rsite, port, name="ahcore-rbac")
@@ -600,18 +614,30 @@ def main() -> int:  # noqa: C901 - one straight script
                 procs["datasette"], bases["datasette"] = proc, f"http://127.0.0.1:{port}"
             except RuntimeError as exc:
                 notes.append(f"datasette: n/a — did not start: {exc}")
+        if starlette_py is not None:
+            launcher, www, payload = benchsite.build_starlette_site(tmp / "site-starlette", site)
+            port = free_port()
+            proc = servers.start([str(starlette_py), str(launcher), str(www), str(payload), str(port)],
+                                 SERVER_CPU, "starlette")
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/static.html", proc)
+                procs["starlette"], bases["starlette"] = proc, f"http://127.0.0.1:{port}"
+            except RuntimeError as exc:
+                notes.append(f"starlette: n/a — did not start: {exc}")
         time.sleep(1.0)
         for who, proc in procs.items():
             memory[f"{who} idle"] = rss_mb(proc.pid)
 
         print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.repeat} run(s) "
               f"per server and endpoint after {args.warmup} s of warm-up, servers on CPU "
-              f"{SERVER_CPU}, wrk on CPU {LOAD_CPU}; sqlds "
+              f"{SERVER_CPU}, wrk on CPU {LOAD_CPU}; ahcore at logger level info (access log "
+              "on), ahcore warning without it, plain without; sqlds "
               f"{'included' if with_sqlds else 'skipped (ahcore_sqlds not importable)'}; auth rows "
               f"{'included' if do_auth else 'skipped'}", flush=True)
         loader = Loader(wrk, args)
         for ep in endpoints:
             a = Target("ahcore", bases["ahcore"] + ep.path)
+            q = Target("ahcore warning", bases["ahcore warning"] + ep.path)
             p = Target("plain", bases["plain"] + ep.path)
             more: dict[str, Target] = {}
             if args.compare:
@@ -619,11 +645,18 @@ def main() -> int:  # noqa: C901 - one straight script
                     more["ahserver req/s"] = Target("ahserver", bases["ahserver"] + ep.path)
                 if "datasette" in bases and ep.datasette:
                     more["datasette req/s"] = Target("datasette", bases["datasette"] + ep.datasette)
-            loader.measure([a, p, *more.values()])
+                if "starlette" in bases and ep.starlette:
+                    more["starlette req/s"] = Target("starlette", bases["starlette"] + ep.starlette)
+            loader.measure([a, q, p, *more.values()])
             row = make_row("main", ep.name, a, p, ep.target, ep.check_p99, ep.spec)
             if row is None:
                 unmeasured.append(ep.name)
                 continue
+            row.extra["ahcore warning req/s"] = extra_cell(q)
+            if a.best and q.best:
+                log_cost[ep.name] = a.best.rps / q.best.rps
+                row.extra["info ÷ warning"] = f"{log_cost[ep.name]:.2f}"
+                row.spread[q.label] = [round(r.rps) for r in q.runs]
             for head, t in more.items():
                 row.extra[head] = extra_cell(t)
                 if t.skipped:
@@ -722,7 +755,12 @@ def main() -> int:  # noqa: C901 - one straight script
     if worker_rows:
         print()
         print_table(worker_rows, "2 workers", "1 worker", [])
-    idle = [v for k, v in memory.items() if k in ("ahcore idle", "ahcore+rbac idle")
+    if log_cost:
+        print(f"\naccess-log cost (ahcore at info ÷ the same site at warning; target ≥ "
+              f"{LOG_COST_TARGET:g}, not in the exit status): "
+              + "; ".join(f"{name} {r:.2f} {'PASS' if r >= LOG_COST_TARGET else 'MISS'}"
+                          for name, r in log_cost.items()))
+    idle = [v for k, v in memory.items() if k in ("ahcore idle", "ahcore warning idle", "ahcore+rbac idle")
             or (k.startswith("2 workers") and k.endswith("idle"))]
     rss_ok = bool(idle) and max(idle) <= RSS_LIMIT_MB
     print("\nresident memory (VmRSS, MB): " + "; ".join(f"{k} {v:.1f}" for k, v in memory.items()))
@@ -736,6 +774,7 @@ def main() -> int:  # noqa: C901 - one straight script
     failed += [f"{name} (not measured)" for name in unmeasured]
     failed += [f"2 workers {r.name}" for r in worker_rows if r.judged and r.verdict != "PASS"]
     unjudged = [r.name for r in rows if not r.judged and r.verdict == "MISS"]
+    unjudged += [f"access-log cost {name}" for name, r in log_cost.items() if r < LOG_COST_TARGET]
     if not rss_ok:
         failed.append("idle RSS")
 
@@ -748,6 +787,9 @@ def main() -> int:  # noqa: C901 - one straight script
         bars.append({"label": "auth cost: plain with ÷ without", "ratio":
                      auth_cost["plain_auth"] / auth_cost["plain_no_auth"], "target": None,
                      "verdict": "info", "judged": False})
+    bars += [{"label": f"{name}  (access log: info ÷ warning)", "ratio": r, "target": LOG_COST_TARGET,
+              "verdict": "PASS" if r >= LOG_COST_TARGET else "MISS", "judged": True}
+             for name, r in log_cost.items()]
     bars += [{"label": f"{r.name}  (2 workers ÷ 1)", "ratio": r.ratio, "target": r.target,
               "verdict": r.verdict, "judged": r.judged} for r in worker_rows]
     elapsed = time.monotonic() - started
@@ -759,7 +801,8 @@ def main() -> int:  # noqa: C901 - one straight script
                   + (" (quick smoke run)" if args.quick else "")),
         "argv": sys.argv[1:], "machine": mach, "elapsed_s": round(elapsed),
         "rows": [asdict(r) | {"ratio": r.ratio} for r in rows + worker_rows],
-        "auth_cost": auth_cost, "memory_mb": memory, "notes": notes, "bars": bars,
+        "auth_cost": auth_cost, "log_cost": log_cost, "memory_mb": memory, "notes": notes,
+        "bars": bars,
     }
     chart = args.chart
     if chart is None and not (args.quick or args.only or args.no_chart):

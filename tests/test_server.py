@@ -60,6 +60,10 @@ def site(tmp_path: Path) -> Path:
                 "website": {"host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]]},
                 "plugins": {"slow": True},
                 "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0},
+                # No access lines: nobody reads the server's stdout pipe until
+                # it stops, and ~700 lines (64 kB) would fill it and stall the
+                # worker that writes (tests/test_accesslog.py covers the log).
+                "logger": {"levelname": "warning"},
             }
         )
     )
