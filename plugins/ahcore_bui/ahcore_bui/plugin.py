@@ -16,7 +16,12 @@ from ahcore_tmpl import environment_for
 from aiohttp import web
 
 from ahcore.api import Processor, ProcessorSpec, SiteView, get_site, hookimpl
-from ahcore_bui.processor import BricksAppProcessor, BricksUIProcessor, missing_layouts
+from ahcore_bui.processor import (
+    METHODS,
+    BricksAppProcessor,
+    BricksUIProcessor,
+    missing_layouts,
+)
 
 ProcessorFactory = Callable[[Path, SiteView], Processor]
 
@@ -41,7 +46,9 @@ class BricksPlugin:
     @hookimpl
     def register_processor(self) -> ProcessorSpec:
         """Declare the processor; ``website.processors`` decides its suffixes on real sites."""
-        return ProcessorSpec(name=self.name, suffixes=self.suffixes, factory=self.factory)
+        return ProcessorSpec(
+            name=self.name, suffixes=self.suffixes, factory=self.factory, methods=METHODS
+        )
 
     @hookimpl
     def on_startup(self, app: web.Application) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ahcore_tmpl import TmplProcessor
@@ -61,7 +60,8 @@ APP_LAYOUT = "/bricks/bricksapp.tmpl"
 #: Where ``/bricks/bricksapp.tmpl`` takes the page's output (ahserver's ArgsConvert marker).
 APP_MARKER = "${appdic}$"
 
-#: What a bricks page answers; anything else is 405 with ``Allow``.
+#: What a bricks page answers (its ProcessorSpec's methods): the kernel
+#: answers OPTIONS itself and anything else with 405 and ``Allow``.
 METHODS = ("GET", "HEAD", "POST")
 
 
@@ -108,13 +108,7 @@ class BricksPage(TmplProcessor):
     #: The layout files this kind of page needs, in the order they are rendered.
     layouts: tuple[str, ...] = ()
 
-    def __init__(self, path: Path, site: SiteView) -> None:
-        super().__init__(path, site)
-        self.content_type = "text/html"
-
     async def respond(self, context: RequestContext) -> web.StreamResponse:
-        if context.request.method not in METHODS:
-            raise web.HTTPMethodNotAllowed(context.request.method, METHODS)
         text = await self.produce(context)
         params = await context.params()
         if wants_bare(params.get("_webbricks_")):

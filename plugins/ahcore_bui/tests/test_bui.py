@@ -147,7 +147,10 @@ async def test_methods(site, ahcore_client):
     for method in ("PUT", "DELETE", "PATCH"):
         resp = await client.request(method, "/pages/hello.ui")
         assert resp.status == 405, method
-        assert set(resp.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "POST"}
+        allow = set(resp.headers["Allow"].replace(" ", "").split(","))
+        assert allow == {"GET", "HEAD", "POST", "OPTIONS"}
+    resp = await client.options("/pages/hello.ui")
+    assert resp.status == 204  # answered by the kernel, nothing rendered
     resp = await client.head("/pages/hello.ui")
     assert resp.status == 200 and await resp.read() == b""
 
