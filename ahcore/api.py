@@ -23,6 +23,8 @@ example):
 - **Users**: :func:`current_user`, :func:`current_ticket`,
   :func:`remember_user`, :func:`forget_user`.
 - **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
+- **Function routes** (``website.startswiths``): :func:`register_function`,
+  :func:`registered_function` — the application's own registry.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
   base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`
   …) and errors, and :func:`open_site` for a plugin's own command line.
@@ -60,6 +62,7 @@ from ahcore.db.streaming import JsonRowsWriter, encode_rows
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
+from ahcore.functions import register_function, registered_function
 from ahcore.jsonutil import dumps, json_response
 from ahcore.params import read_params
 from ahcore.pipeline import path_call
@@ -119,6 +122,8 @@ __all__ = [
     "path_call",
     "placeholder_names",
     "read_params",
+    "register_function",
+    "registered_function",
     "remember_user",
     "request_origin",
     "request_scheme",

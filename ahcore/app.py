@@ -16,6 +16,7 @@ from ahcore.background import start_background, stop_background
 from ahcore.config import SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
+from ahcore.functions import install_registry, report_unregistered
 from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
@@ -66,6 +67,7 @@ def create_app(
     )
     app[SITE_KEY] = site
     site.app = app
+    install_registry(app)  # before register_routes and init(app) may register functions
 
     for result in pm.hook.register_routes(app=app):
         if result is not None and hasattr(result, "__await__"):
@@ -86,6 +88,7 @@ def create_app(
     app.on_response_prepare.append(session.on_response_prepare)
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(_startup)
+    app.on_startup.append(report_unregistered)  # after every start-up hook and starter
     app.on_cleanup.append(_cleanup)
     return app
 

@@ -60,6 +60,13 @@ class SessionRedisConfig(_Base):
     url: str
 
 
+class StartswithConfig(_Base):
+    """One function route (ahserver's ``website.startswiths`` item): see ahcore/functions.py."""
+
+    leading: str
+    registerfunction: str
+
+
 class WebsiteConfig(_Base):
     # Required (as in every ahserver config): a site without content roots
     # serves nothing, and guessing a folder hides a typo in the key.
@@ -96,6 +103,8 @@ class WebsiteConfig(_Base):
     # null removes one of the defaults.
     security_headers: dict[str, str | None] = {}
     server_header: str = "ahcore"
+    # Function routes: a path starting with `leading` calls a registered function.
+    startswiths: list[StartswithConfig] = []
 
 
 class LoggerConfig(_Base):

@@ -9,7 +9,7 @@ import asyncio
 import html
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,10 +18,14 @@ from ahcore.context import RequestContext
 from ahcore.csrf import cross_site_fetch, csrf_refusal
 from ahcore.errors import error_response, http_error_response, internal_error_response, not_found
 from ahcore.forwarded import apply_forwarded
+from ahcore.functions import FUNCTION_METHODS, call_route, match_route
 from ahcore.plugins import await_me_maybe
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
 from ahcore.session import current_user, request_state
 from ahcore.site import Site, Snapshot
+
+if TYPE_CHECKING:
+    from ahcore.config import StartswithConfig
 
 STATIC_METHODS = ("GET", "HEAD")
 
@@ -83,7 +87,7 @@ def site_handler(site: Site, *, guarded: bool) -> Callable[[web.Request], Awaita
 
 
 async def serve(site: Site, request: web.Request) -> web.StreamResponse:
-    """Forwarded headers → URL → access → processor or static file, for ``site``.
+    """Forwarded headers → URL → (function route) → access → processor or static file.
 
     The request runs on the snapshot of the config it started with (see
     :class:`ahcore.site.Snapshot`): a reload landing meanwhile changes
@@ -108,6 +112,12 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
 
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)
+    routes = snapshot.config.website.startswiths
+    if routes:  # function routes win over files, as in ahserver (ahcore.functions)
+        path = snapshot.resolver.canonical(segments, raw_path.endswith("/"))
+        route = match_route(routes, path)
+        if route is not None:
+            return await function_route(site, snapshot, request, route, path)
     try:
         resolved = snapshot.resolver.resolve(segments, raw_path.endswith("/"))
     except RedirectToSlash as redirect:
@@ -151,6 +161,24 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
         return await processor.respond(context)
     finally:
         context.deactivate(token)
+
+
+async def function_route(
+    site: Site, snapshot: Snapshot, request: web.Request, route: StartswithConfig, path: str
+) -> web.StreamResponse:
+    """A ``website.startswiths`` route: access, methods and fetch metadata as for a script."""
+    await check_access(site, request, path)
+    if request.method not in FUNCTION_METHODS:
+        if request.method == "OPTIONS":
+            return options_response(FUNCTION_METHODS)
+        raise method_not_allowed(request.method, FUNCTION_METHODS)
+    exempt = snapshot.config.website.cross_site_paths
+    if cross_site_fetch(request) and path not in exempt and route.leading not in exempt:
+        raise web.HTTPForbidden(
+            text="403: Forbidden: another site's page may not make your browser run this "
+            "(cross-site request refused by its Sec-Fetch headers)\n"
+        )
+    return await call_route(site, request, route, path)
 
 
 async def check_access(site: Site, request: web.Request, path: str) -> None:
