@@ -56,7 +56,7 @@ class Recorder:
 def hot_site(make_site, **hot):
     return make_site(
         config={
-            "website": {"cookie_secret": "s"},
+            "website": {"cookie_secret": "s" * 32},
             "hot_reload": {"enabled": True, "interval": 0.05, **hot},
             "langMapping": {"zh-CN": "zh-cn"},
             "plugins": {"rec": True},

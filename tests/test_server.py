@@ -57,7 +57,7 @@ def site(tmp_path: Path) -> Path:
     (tmp_path / "conf" / "config.json").write_text(
         json.dumps(
             {
-                "website": {"host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]]},
+                "website": {"host": "127.0.0.1", "cookie_secret": "s" * 32, "paths": [["$[workdir]$/wwwroot", ""]]},
                 "plugins": {"slow": True},
                 "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0},
             }
@@ -392,7 +392,7 @@ async def test_ahcore_serve_cuts_off_slow_clients(tmp_path, workers):
             {
                 "website": {
                     "host": "127.0.0.1",
-                    "cookie_secret": "s",
+                    "cookie_secret": "s" * 32,
                     "paths": [["$[workdir]$/wwwroot", ""]],
                     "header_timeout": 1,
                     "request_timeout": 1,

@@ -33,7 +33,7 @@ def site(make_site) -> Path:
                 "paths": [["$[workdir]$/wwwroot", ""]],
                 "processors": [[".dspy", "dspy"]],
                 "client_max_size": MAX_BODY,
-                "cookie_secret": "adversarial",
+                "cookie_secret": "adversarial-bodies-secret-32-bytes",
             },
             "filesroot": "$[workdir]$/files",
             "uploads": {"max_file_size": MAX_FILE, "max_parts": MAX_PARTS},

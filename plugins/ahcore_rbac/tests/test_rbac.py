@@ -38,7 +38,7 @@ def config(**rbac):
             "rbac": {"db": "rbac", "max_failures": 3, "lockout_seconds": 60, "argon2": FAST_KDF, **rbac},
             "sqlite": True,
         },
-        "website": {"cookie_secret": "t", "paths": [["$[workdir]$/wwwroot", ""]]},
+        "website": {"cookie_secret": "t" * 32, "paths": [["$[workdir]$/wwwroot", ""]]},
     }
 
 
