@@ -91,7 +91,9 @@ def create_app(
     if config.hot_reload_settings.enabled:
         reloader = HotReloader(site)
         app[HOT_RELOADER] = reloader
-        app.router.add_get(ENDPOINT, own(reloader.endpoint))
+        # Every method: the endpoint answers 405 itself, so a GET never falls
+        # through to the catch-all (and a file of that name).
+        app.router.add_route("*", ENDPOINT, own(reloader.endpoint))
     app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
     app.on_response_prepare.append(session.on_response_prepare)

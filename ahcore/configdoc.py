@@ -67,11 +67,12 @@ DESCRIPTIONS: dict[str, str] = {
     "logger.name": "accepted for ahserver configs; ahcore logs under `ahcore.*` loggers",
     "logger.levelname": "`debug`, `info`, `warning`, `error` or `critical` (`--debug` forces debug)",
     "logger.logfile": "write the log to this file instead of stderr",
-    "hot_reload.enabled": "watch config and i18n files and serve `GET /__hot_reload__`",
+    "hot_reload.enabled": "watch config and i18n files and serve `POST /__hot_reload__`",
     "hot_reload.interval": "seconds between two looks at the watched files (at least 0.05)",
-    "hot_reload.rate_limit": "seconds between two accepted `GET /__hot_reload__` in one worker (429 otherwise)",
+    "hot_reload.rate_limit": "seconds between two accepted `POST /__hot_reload__` in one worker (429 otherwise; only authorised callers count)",
     "hot_reload.redis": "Redis URL for the cross-machine signal; default: `website.session_redis.url`",
     "hot_reload.channel": "Redis pub/sub channel; every server of one site must use the same",
+    "hot_reload.token": "secret that lets a caller sending it as `X-Hot-Reload-Token` use `POST /__hot_reload__` (compared in constant time; best from `$[ENV:NAME]$`, at least 32 bytes); unset: administrators only",
 }
 
 INTRO = """\

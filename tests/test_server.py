@@ -59,7 +59,8 @@ def site(tmp_path: Path) -> Path:
             {
                 "website": {"host": "127.0.0.1", "cookie_secret": "s" * 32, "paths": [["$[workdir]$/wwwroot", ""]]},
                 "plugins": {"slow": True},
-                "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0},
+                "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0,
+                               "token": "server-test-hot-reload-token-32-bytes"},
             }
         )
     )
@@ -221,7 +222,10 @@ async def test_hot_reload_endpoint_reaches_every_worker(site):
                 if len(pids) == 2:
                     break
             assert len(pids) == 2
-            async with s.get(f"http://127.0.0.1:{port}/__hot_reload__") as r:
+            async with s.post(
+                f"http://127.0.0.1:{port}/__hot_reload__",
+                headers={"X-Hot-Reload-Token": "server-test-hot-reload-token-32-bytes"},
+            ) as r:
                 assert r.status == 200
                 trigger_pid = (await r.json())["pid"]
         other = (pids - {trigger_pid}).pop()
