@@ -361,3 +361,76 @@ async def test_repeated_upload_field_becomes_a_list_of_subpaths(server, site):
     value = json.loads(r.body)["params"]["f"]
     assert isinstance(value, list) and len(value) == 2
     assert all(SUBPATH.match(v) for v in value)
+
+
+# ------------------------------------------------------------------ Content-Transfer-Encoding
+
+
+def encoded_part(name: str, filename: str | None, data: bytes, encoding: str) -> bytes:
+    disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return (
+        f"--XbOuNdArYx\r\nContent-Disposition: {disp}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode() + data + b"\r\n"
+
+
+def mime_base64(data: bytes) -> bytes:
+    """base64 as mail clients write it: lines of 76 characters."""
+    import base64
+
+    text = base64.b64encode(data)
+    return b"\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+
+
+async def test_a_base64_file_part_is_stored_decoded(server, site):
+    data = bytes(range(256)) * 40  # 10 KiB of every byte value, under MAX_FILE
+    body = (
+        encoded_part("f", "blob.bin", mime_base64(data), "base64")
+        + encoded_part("t", None, mime_base64("grüße".encode()), "base64")
+        + b"--XbOuNdArYx--\r\n"
+    )
+    r = await post(server, body, mp_headers())
+    assert r.status == 200, r.raw[:300]
+    answer = json.loads(r.body)
+    assert answer["params"]["t"] == "grüße"
+    meta = answer["files"]["f"]
+    assert meta["size"] == len(data)
+    (stored,) = files_under(site / "files")
+    assert stored.read_bytes() == data
+    assert str(stored.relative_to(site / "files")) == meta["subpath"]
+
+
+async def test_a_base64_file_is_bounded_by_its_decoded_size(server, site):
+    data = b"\x00" * (MAX_FILE + 1)  # encoded it is 4/3 of that; decoded one byte too many
+    body = encoded_part("f", "big.bin", mime_base64(data), "base64") + b"--XbOuNdArYx--\r\n"
+    r = await post(server, body, mp_headers())
+    assert r.status == 413, r.raw[:300]
+    assert files_under(site / "files") == []
+
+
+@pytest.mark.parametrize(
+    "filename, data, encoding, message",
+    [
+        ("a.bin", b"QUJD" * 10 + b"Q", "base64", b"is not valid base64"),
+        (None, b"QUJD" * 10 + b"Q", "base64", b"is not valid base64"),
+        ("a.txt", b"caf=C3=A9", "quoted-printable", b"unsupported Content-Transfer-Encoding"),
+        ("a.bin", b"begin 644 a\n", "x-uuencode", b"unsupported Content-Transfer-Encoding"),
+        (None, b"abc", "x-uuencode", b"unsupported Content-Transfer-Encoding"),
+    ],
+    ids=["bad-base64-file", "bad-base64-text", "qp-file", "uuencode-file", "uuencode-text"],
+)
+async def test_an_undecodable_transfer_encoding_is_400_and_stores_nothing(
+    server, site, filename, data, encoding, message
+):
+    before = snapshot(site)
+    body = (
+        encoded_part("ok", "ok.bin", b"plain bytes", "binary")
+        + encoded_part("f", filename, data, encoding)
+        + b"--XbOuNdArYx--\r\n"
+    )
+    r = await post(server, body, mp_headers())
+    assert r.status == 400, r.raw[:300]
+    assert message in r.body
+    r.assert_clean()
+    assert files_under(site / "files") == []
+    assert snapshot(site) == before
