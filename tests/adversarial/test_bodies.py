@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from advkit import files_under, raw_exchange, request_bytes
 
+from ahcore import hookimpl
+
 MAX_BODY = 64 * 1024
 MAX_FILE = 16 * 1024
 MAX_PARTS = 5
@@ -434,3 +436,98 @@ async def test_an_undecodable_transfer_encoding_is_400_and_stores_nothing(
     r.assert_clean()
     assert files_under(site / "files") == []
     assert snapshot(site) == before
+
+
+# ------------------------------------------------------------------ a plugin's own reads
+
+
+class ReaderPlugin:
+    """Routes that read their body through ``ahcore.api.read_body``, as plugins must."""
+
+    @hookimpl
+    def register_routes(self, app):
+        from aiohttp import web
+
+        from ahcore.api import read_body
+
+        async def raw(request):
+            data = await read_body(request, "raw")
+            return web.json_response({"length": len(data), "head": data[:8].decode("latin-1")})
+
+        async def fields(request):
+            data = await read_body(request, "fields")
+            return web.json_response(dict(data))
+
+        app.router.add_post("/plugin/raw", raw)
+        app.router.add_post("/plugin/fields", fields)
+
+
+@pytest.fixture
+async def reader(make_site, serve):
+    site = make_site(
+        config={
+            "website": {
+                "paths": [["$[workdir]$/wwwroot", ""]],
+                "client_max_size": MAX_BODY,
+                "request_timeout": 1,
+                "cookie_secret": "adversarial-bodies-secret-32-bytes",
+            },
+            "plugins": {"reader": True},
+        }
+    )
+    return await serve(site, extra_plugins={"reader": ReaderPlugin()})
+
+
+async def test_a_plugin_reading_raw_bytes_gets_the_limits(reader):
+    r = await raw_exchange(reader, request_bytes("POST", "/plugin/raw", b"\x00\x01hello"))
+    assert r.status == 200 and json.loads(r.body) == {"length": 7, "head": "\x00\x01hello"}
+    r = await raw_exchange(reader, request_bytes("POST", "/plugin/raw", b"x" * (MAX_BODY + 1)))
+    assert r.status == 413, r.raw[:300]
+    # A trickled body: the read deadline (1 s) cuts it long before it is whole.
+    conn_reader, writer = await asyncio.open_connection(reader.host, reader.port)
+    try:
+        writer.write(request_bytes("POST", "/plugin/raw", headers={"Content-Length": "500"}))
+        answer = b""
+        for _ in range(500):
+            writer.write(b"x")
+            await writer.drain()
+            try:
+                answer = await asyncio.wait_for(conn_reader.read(65536), 0.1)
+            except asyncio.TimeoutError:
+                continue
+            break
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+@pytest.mark.parametrize(
+    "body, ctype, status, message",
+    [
+        (b"[1, 2]", "application/json", 400, b"a JSON object is expected, got an array"),
+        (b"42", "application/json", 400, b"a JSON object is expected, got a number"),
+        (b'{"a": ', "application/json", 400, b"malformed JSON body"),
+        (b"a=1", "text/plain", 415, b"expected a form or a JSON object"),
+    ],
+)
+async def test_a_plugin_reading_fields_refuses_what_is_not_an_object(reader, body, ctype, status, message):
+    r = await raw_exchange(
+        reader, request_bytes("POST", "/plugin/fields", body, {"Content-Type": ctype})
+    )
+    assert r.status == status, r.raw[:300]
+    assert message in r.body
+    r.assert_clean()
+
+
+async def test_a_plugin_reading_fields_gets_forms_and_objects_but_not_the_query(reader):
+    r = await raw_exchange(
+        reader,
+        request_bytes(
+            "POST", "/plugin/fields?q=1", b"a=1&b=2", {"Content-Type": "application/x-www-form-urlencoded"}
+        ),
+    )
+    assert r.status == 200 and json.loads(r.body) == {"a": "1", "b": "2"}
+    r = await raw_exchange(
+        reader, request_bytes("POST", "/plugin/fields", b'{"a": [1]}', {"Content-Type": "application/json"})
+    )
+    assert r.status == 200 and json.loads(r.body) == {"a": [1]}
