@@ -47,7 +47,7 @@ def rbac_config(rbac: dict | None = None, **website) -> dict:
         "databases": {"rbac": {"driver": "sqlite", "kwargs": {"dbname": "$[workdir]$/rbac.db"}}},
         "plugins": {
             "sqlite": True,
-            "rbac": {"db": "rbac", "argon2": FAST_KDF, "public": ["/", "/index.html", "/open/**"]}
+            "rbac": {"db": "rbac", "argon2": FAST_KDF, "public": ["/index.html", "/open/**"]}
             | (rbac or {}),
         },
     }
@@ -302,3 +302,64 @@ def test_hash_workers_must_be_a_positive_integer(workers):
 
     with pytest.raises(ValueError, match="hash_workers"):
         RbacSettings.from_mapping({"hash_workers": workers})
+
+
+# ------------------------------------------------------------------ default deny
+
+
+async def login_cookie(server, name: str) -> dict[str, str]:
+    r = await raw_exchange(server, login_bytes(f"username={name}&password={name}-pw".encode(), FORM))
+    assert r.status == 200, r.raw[:300]
+    return {"Cookie": f"{COOKIE_NAME}={set_cookie_value(r, COOKIE_NAME)}"}
+
+
+async def get(server, target: str, headers: dict[str, str] | None = None):
+    return await raw_exchange(server, request_bytes("GET", target, headers=headers or {}))
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/unlisted.txt", "//unlisted.txt", "/./unlisted.txt", "/unlisted%2etxt", "/%75nlisted.txt",
+     "/missing.txt", "/admin/secret.txt", "/admin/", "/open/../unlisted.txt"],
+)
+async def test_a_path_no_rule_covers_is_denied(server, target):
+    r = await get(server, target)
+    assert r.status in (400, 401), (target, r.raw[:300])
+    assert b"UNLISTED-CONTENT" not in r.raw and b"ADMIN-SECRET" not in r.raw
+    r.assert_clean()
+
+
+async def test_default_deny_for_users_public_paths_for_everyone(server):
+    ann = await login_cookie(server, "ann")
+    admin = await login_cookie(server, "admin")
+    r = await get(server, "/unlisted.txt", ann)
+    assert r.status == 403 and b"UNLISTED-CONTENT" not in r.raw
+    r = await get(server, "/unlisted.txt", admin)
+    assert r.status == 403  # no rule grants it, to anyone
+    r = await get(server, "/admin/secret.txt", admin)
+    assert r.status == 200 and r.body == b"ADMIN-SECRET"
+    r = await get(server, "/admin/secret.txt", ann)
+    assert r.status == 403
+    for target in ("/", "/index.html", "/open/page.txt"):
+        for headers in (None, ann):
+            r = await get(server, target, headers)
+            assert r.status == 200, (target, r.raw[:200])
+
+
+async def test_default_allow_is_the_migration_switch_and_warns(make_site, serve, caplog):
+    running = await serve(make_site(config=rbac_config({"default": "allow"}), files=FILES))
+    await seed(running.app)
+    assert 'plugins.rbac.default is "allow"' in caplog.text
+    r = await get(running, "/unlisted.txt")
+    assert r.status == 200 and r.body == b"UNLISTED-CONTENT"
+    r = await get(running, "/admin/secret.txt")  # a covered path is still governed by its rule
+    assert r.status == 401
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"default": "open"}, "default"), ({"public": "/"}, "public"), ({"public": ["static/**"]}, "public")],
+)
+async def test_bad_default_or_public_settings_stop_start_up(make_site, serve, settings, message):
+    with pytest.raises(ValueError, match=f"plugins.rbac.{message}"):
+        await serve(make_site(config=rbac_config(settings), files=FILES))

@@ -340,3 +340,86 @@ async def test_redis_logout_ends_a_replayed_cookie_even_one_saved_back_in_flight
     # The replayed cookie is still anonymous, on both servers.
     assert await whoami(one, cookie) is None
     assert await whoami(two, cookie) is None
+
+
+# ------------------------------------------------------------------ two server processes
+
+
+async def test_a_logout_in_one_server_process_ends_the_cookie_in_another(tmp_path):
+    """Two ``ahcore serve`` processes of one site folder (what ``--workers 2`` runs):
+    the record of the logout is in the site, so the other process sees it at once."""
+    import asyncio
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from advkit import parse_reply
+
+    site = tmp_path / "site"
+    (site / "conf").mkdir(parents=True)
+    (site / "wwwroot").mkdir()
+    (site / "conf" / "config.json").write_text(
+        json.dumps(
+            {
+                "website": {
+                    "host": "127.0.0.1",
+                    "paths": [["$[workdir]$/wwwroot", ""]],
+                    "cookie_secret": "two-processes-secret-of-32-bytes!",
+                },
+                "plugins": {"dspy": True},
+            }
+        )
+    )
+    (site / "wwwroot" / "hello.txt").write_text("hello")
+    (site / "wwwroot" / "login.dspy").write_text("await remember_user(params_kw.user)\nreturn {'ok': True}\n")
+    (site / "wwwroot" / "logout.dspy").write_text("await forget_user()\nreturn {'ok': True}\n")
+    (site / "wwwroot" / "whoami.dspy").write_text(
+        "return {'user': await get_user(), 'pid': __import__('os').getpid()}\n"
+    )
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    async def exchange(port: int, payload: bytes):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return parse_reply(data)
+
+    async def whoami_at(port: int, cookie: str):
+        r = await exchange(port, request_bytes("GET", "/whoami.dspy", headers=cookie_header(cookie)))
+        assert r.status == 200, r.raw[:300]
+        return json.loads(r.body)
+
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ahcore", "serve", "-w", str(site), "-p", str(p)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        for p in ports
+    ]
+    try:
+        for proc in procs:
+            assert "serving" in proc.stdout.readline()
+        r = await exchange(
+            ports[0], request_bytes("POST", "/login.dspy", b"user=ann", FORM)
+        )
+        cookie = set_cookie_value(r, COOKIE_NAME)
+        assert r.status == 200 and cookie
+        seen = await whoami_at(ports[1], cookie)
+        assert seen == {"user": "ann", "pid": procs[1].pid}
+        r = await exchange(ports[1], request_bytes("POST", "/logout.dspy", headers=cookie_header(cookie)))
+        assert r.status == 200
+        seen = await whoami_at(ports[0], cookie)
+        assert seen == {"user": None, "pid": procs[0].pid}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
