@@ -24,10 +24,14 @@ Where the records live:
   then a lookup is one ``stat``.
 
 A lookup happens only for a request whose cookie holds a valid ticket, once
-per request, and runs on the event loop (a primary-key read of a small
-local file, microseconds); a logout's write goes to a worker thread. If
-the store cannot be read the ticket is refused (fail closed) and the error
-logged: an unreadable store must not bring revoked sessions back.
+per request, and runs on the event loop; a logout's write goes to a worker
+thread. Each worker remembers the ids it found live, tagged with the
+store's *file change counter* (bytes 24–27 of a SQLite file, which every
+committed write changes in rollback-journal mode): while the counter is
+unchanged a known-live id costs one 4-byte ``pread``, and any write by any
+worker makes the next lookup ask the database again. If the store cannot
+be read the ticket is refused (fail closed) and the error logged: an
+unreadable store must not bring revoked sessions back.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ import platformdirs
 log = logging.getLogger("ahcore.session")
 
 FILENAME = ".session_revocations.sqlite3"
+#: Where SQLite keeps its file change counter (see the module doc).
+_CHANGE_COUNTER = slice(24, 28)
+#: Live ids remembered per worker before the memory is cleared.
+_LIVE_CACHE = 10_000
 _SCHEMA = "create table if not exists revoked (sid text primary key, until real not null)"
 
 
@@ -87,6 +95,9 @@ class SqliteRevocations:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._reader: sqlite3.Connection | None = None
+        self._fd: int | None = None  # the file, for its change counter
+        self._version: bytes | None = None
+        self._live: set[str] = set()  # ids found not revoked at _version
         self._write_lock = asyncio.Lock()
 
     async def revoke(self, sid: str, until: float) -> None:
@@ -125,19 +136,43 @@ class SqliteRevocations:
             reader = self._reader = sqlite3.connect(
                 self.path, timeout=2.0, isolation_level=None, check_same_thread=False
             )
+            self._fd = os.open(self.path, os.O_RDONLY)
+        # Read before the query: a write landing in between changes the
+        # counter again, so what the query finds is never cached as newer.
+        assert self._fd is not None
+        try:
+            version = os.pread(self._fd, 4, _CHANGE_COUNTER.start)
+        except OSError as exc:
+            raise sqlite3.OperationalError(str(exc)) from None
+        if version != self._version:
+            self._version = version
+            self._live.clear()
+        elif sid in self._live:
+            return False
         try:
             row = reader.execute("select until from revoked where sid = ?", (sid,)).fetchone()
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return False  # created, first record not yet written
-            raise
-        return row is not None and row[0] >= time.time()
+            if "no such table" not in str(exc):
+                raise
+            row = None  # created, first record not yet written
+        if row is not None and row[0] >= time.time():
+            return True
+        if len(self._live) >= _LIVE_CACHE:
+            self._live.clear()
+        self._live.add(sid)
+        return False
 
     def _drop_reader(self) -> None:
         if self._reader is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._reader.close()
             self._reader = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        self._version = None
+        self._live.clear()
 
     async def close(self) -> None:
         self._drop_reader()

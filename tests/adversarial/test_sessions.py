@@ -141,8 +141,13 @@ async def test_a_cookie_replayed_after_logout_is_anonymous(server, site):
 async def test_a_logout_ends_the_cookie_in_every_server_of_the_site(site, serve, server):
     """Two servers of one site folder (as two workers of ``ahcore serve --workers 2``)."""
     second = await serve(site, extra_plugins={"guard": GuardPlugin()})
+    # An earlier logout, so that the store exists and each server keeps
+    # its memory of live sessions (ahcore/revocations.py) ...
+    await logout(server, await login(server, "ann"))
     cookie = await login(server, "boss")
+    assert await whoami(server, cookie) == "boss"
     assert await whoami(second, cookie) == "boss"
+    # ... which a logout in the other server must override at once.
     await logout(second, cookie)
     assert await whoami(server, cookie) is None
     assert await whoami(second, cookie) is None
@@ -408,11 +413,19 @@ async def test_a_logout_in_one_server_process_ends_the_cookie_in_another(tmp_pat
     try:
         for proc in procs:
             assert "serving" in proc.stdout.readline()
-        r = await exchange(
-            ports[0], request_bytes("POST", "/login.dspy", b"user=ann", FORM)
-        )
-        cookie = set_cookie_value(r, COOKIE_NAME)
-        assert r.status == 200 and cookie
+
+        async def login_at(port: int, user: str) -> str:
+            r = await exchange(port, request_bytes("POST", "/login.dspy", f"user={user}".encode(), FORM))
+            cookie = set_cookie_value(r, COOKIE_NAME)
+            assert r.status == 200 and cookie
+            return cookie
+
+        # An earlier logout creates the store; both processes then remember
+        # ann's session as live before it ends in one of them.
+        earlier = await login_at(ports[0], "bob")
+        await exchange(ports[0], request_bytes("POST", "/logout.dspy", headers=cookie_header(earlier)))
+        cookie = await login_at(ports[0], "ann")
+        assert (await whoami_at(ports[0], cookie))["user"] == "ann"
         seen = await whoami_at(ports[1], cookie)
         assert seen == {"user": "ann", "pid": procs[1].pid}
         r = await exchange(ports[1], request_bytes("POST", "/logout.dspy", headers=cookie_header(cookie)))
