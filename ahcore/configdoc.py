@@ -44,7 +44,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.client_max_size": "largest request body in bytes (413 beyond); also the default per-upload cap",
     "website.header_timeout": "seconds for a request's head (request line and headers), from its first byte (from connect for the first request); then 408 and the connection is closed. An idle keep-alive connection is closed after 75 s",
     "website.request_timeout": "seconds for reading a request body (form, JSON, upload) once the kernel starts reading it; then 408 and a partial upload is deleted",
-    "website.cookie_secret": "secret for the encrypted session cookie; unset: a random one is generated into `conf/.session_secret` (warning)",
+    "website.cookie_secret": "secret for the encrypted session cookie, at least 32 bytes (shorter stops start-up unless `--debug`); unset: a random one is generated into `conf/.session_secret` (warning)",
     "website.session_max_time": "seconds a login ticket lives after it was last issued",
     "website.session_reissue_time": "a ticket older than this many seconds is reissued on the next response",
     "website.session_redis": "keep sessions in Redis instead of the cookie (shared by workers and machines)",

@@ -363,3 +363,21 @@ async def test_default_allow_is_the_migration_switch_and_warns(make_site, serve,
 async def test_bad_default_or_public_settings_stop_start_up(make_site, serve, settings, message):
     with pytest.raises(ValueError, match=f"plugins.rbac.{message}"):
         await serve(make_site(config=rbac_config(settings), files=FILES))
+
+
+async def test_the_starter_site_under_default_deny_needs_only_its_public_page(tmp_path, serve):
+    """`ahcore init`'s site with ahcore-rbac added: closed by default, open with one rule."""
+    import shutil
+
+    import ahcore
+
+    starter = Path(ahcore.__file__).parent / "starter"
+    for public, expected in (([], 401), (["/index.html"], 200)):
+        site = tmp_path / f"starter-{expected}"
+        shutil.copytree(starter, site)
+        config = json.loads((site / "conf" / "config.json").read_text())
+        config["plugins"] = {"sqlite": True, "rbac": {"argon2": FAST_KDF, "public": public}}
+        (site / "conf" / "config.json").write_text(json.dumps(config))
+        running = await serve(site)
+        r = await get(running, "/")
+        assert r.status == expected, (public, r.raw[:200])
