@@ -16,12 +16,16 @@ example):
   question (:meth:`SiteView.processor_name`), the database pools.
 - **A request**: :class:`RequestContext` and :func:`current_context`;
   :func:`request_origin` and :func:`request_scheme` as the client used them
-  (trusted forwarded headers applied); :func:`read_params`, the one body
-  reader, bound by the site's size and read-time limits; :func:`path_call`
+  (trusted forwarded headers applied); :func:`read_body`, the one body
+  reader (``params``, ``fields`` and ``raw`` modes; :func:`read_params` is
+  its ``params`` mode), bound by the site's size and read-time limits;
+  :func:`path_call`
   to run another file's processor; :func:`to_response` for ahserver's
   return conventions.
 - **Users**: :func:`current_user`, :func:`current_ticket`,
   :func:`remember_user`, :func:`forget_user`.
+- **Cookies**: :func:`set_cookie` and :func:`delete_cookie`, the one way a
+  cookie is set (HttpOnly, SameSite=Lax, Secure when the client used https).
 - **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
 - **Function routes** (``website.startswiths``): :func:`register_function`,
   :func:`registered_function` — the application's own registry.
@@ -43,6 +47,7 @@ from ahcore.appkeys import get_site as _get_site
 from ahcore.background import add_startup
 from ahcore.config import ConfigError, DatabaseConfig, SiteConfig
 from ahcore.context import RequestContext, current_context
+from ahcore.cookies import SameSite, delete_cookie, set_cookie
 from ahcore.db.driver import (
     BatchedRowStream,
     ColumnInfo,
@@ -61,10 +66,10 @@ from ahcore.db.sqltext import is_query, parse_int, placeholder_names
 from ahcore.db.streaming import JsonRowsWriter, encode_rows
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
-from ahcore.forwarded import request_origin
+from ahcore.forwarded import client_scheme, request_origin
 from ahcore.functions import register_function, registered_function
 from ahcore.jsonutil import dumps, json_response
-from ahcore.params import read_params
+from ahcore.params import BodyMode, read_body, read_params
 from ahcore.pipeline import path_call
 from ahcore.plugins import PluginError, hookimpl
 from ahcore.processor import Processor, ProcessorSpec, to_response
@@ -79,6 +84,7 @@ __all__ = [
     "FIELD_TYPES",
     "BadQuery",
     "BatchedRowStream",
+    "BodyMode",
     "ColumnInfo",
     "ConfigError",
     "Connection",
@@ -98,6 +104,7 @@ __all__ = [
     "Resolved",
     "Root",
     "RowStream",
+    "SameSite",
     "SQLor",
     "Select",
     "SiteConfig",
@@ -108,6 +115,7 @@ __all__ = [
     "current_context",
     "current_ticket",
     "current_user",
+    "delete_cookie",
     "dumps",
     "encode_rows",
     "forget_user",
@@ -121,6 +129,7 @@ __all__ = [
     "parse_int",
     "path_call",
     "placeholder_names",
+    "read_body",
     "read_params",
     "register_function",
     "registered_function",
@@ -128,6 +137,7 @@ __all__ = [
     "request_origin",
     "request_scheme",
     "server_error",
+    "set_cookie",
     "to_response",
     "url_segments",
 ]
@@ -198,7 +208,7 @@ def get_site(app: web.Application) -> SiteView:
 
 def request_scheme(request: web.Request) -> str:
     """``http`` or ``https`` as the client used it (a trusted proxy's word included)."""
-    return request.scheme
+    return client_scheme(request)
 
 
 @contextlib.asynccontextmanager

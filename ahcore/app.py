@@ -13,7 +13,7 @@ from aiohttp import web
 from ahcore import namespace, session
 from ahcore.appkeys import SITE_KEY
 from ahcore.background import start_background, stop_background
-from ahcore.config import SiteConfig, load_config
+from ahcore.config import CONFIG_RELPATH, ConfigError, SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
 from ahcore.functions import install_registry, report_unregistered
@@ -44,6 +44,7 @@ def create_app(
     debug: bool = False,
     extra_plugins: Mapping[str, object] | None = None,
     program_path: Path | None = None,
+    check_secret: bool = True,
 ) -> web.Application:
     """Build (but do not start) the aiohttp application serving ``workdir``.
 
@@ -51,10 +52,20 @@ def create_app(
     :class:`ahcore.plugins.PluginError` listing every problem when the site
     cannot start. ``extra_plugins`` supplies plugin objects in-process
     (tests, embedding); the config must still enable them by name.
+
+    Without ``debug`` a ``website.cookie_secret`` under 32 bytes is such a
+    problem (SPEC §14); every way of serving a site comes through here, so
+    none can skip it. ``check_secret=False`` is for ``ahcore check``, which
+    reports the weak secret itself and goes on checking the rest.
     """
     workdir = Path(workdir).resolve()
     if config is None:
         config = load_config(workdir, program_path=program_path)
+    weak = session.weak_secret_problem(config)
+    if weak is not None and check_secret:
+        if not debug:
+            raise ConfigError([weak], source=workdir / CONFIG_RELPATH)
+        log.warning("%s; accepted because of --debug", weak)
     loaded = load_plugins(config, builtins=BUILTIN_PLUGINS, extra=extra_plugins)
     pm = loaded.pm
     site = Site(
@@ -82,7 +93,9 @@ def create_app(
     if config.hot_reload_settings.enabled:
         reloader = HotReloader(site)
         app[HOT_RELOADER] = reloader
-        app.router.add_get(ENDPOINT, own(reloader.endpoint))
+        # Every method: the endpoint answers 405 itself, so a GET never falls
+        # through to the catch-all (and a file of that name).
+        app.router.add_route("*", ENDPOINT, own(reloader.endpoint))
     app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
     app.on_response_prepare.append(session.on_response_prepare)

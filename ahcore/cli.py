@@ -163,8 +163,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "website.cookie_secret is not set: a random secret will be generated and "
                 "kept in conf/.session_secret (sessions are not shared between machines)"
             )
+        # The same words `ahcore serve` stops with (checked here so the rest goes on).
+        from ahcore.session import weak_secret_problem
+
+        weak = weak_secret_problem(config)
+        if weak is not None:
+            errors.append(weak)
         try:
-            app = create_app(workdir, config=config)
+            app = create_app(workdir, config=config, check_secret=False)
         except (ConfigError, PluginError) as exc:
             errors.extend(exc.problems)
         else:

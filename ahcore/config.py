@@ -116,12 +116,14 @@ class LoggerConfig(_Base):
 class HotReloadConfig(_Base):
     enabled: bool = True
     interval: float = 2.0
-    # Seconds between two accepted GET /__hot_reload__ in one worker.
+    # Seconds between two accepted POST /__hot_reload__ in one worker.
     rate_limit: float = 1.0
     # Redis URL for the cross-machine signal (default: website.session_redis).
     redis: str | None = None
     # Pub/sub channel; every server of one site must use the same.
     channel: str = "ahcore:hot_reload"
+    # Secret a deploy script sends as X-Hot-Reload-Token (ahcore/hotreload.py).
+    token: str | None = None
 
 
 class SiteConfig(_Base):

@@ -44,7 +44,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.client_max_size": "largest request body in bytes (413 beyond); also the default per-upload cap",
     "website.header_timeout": "seconds for a request's head (request line and headers), from its first byte (from connect for the first request); then 408 and the connection is closed. An idle keep-alive connection is closed after 75 s",
     "website.request_timeout": "seconds for reading a request body (form, JSON, upload) once the kernel starts reading it; then 408 and a partial upload is deleted",
-    "website.cookie_secret": "secret for the encrypted session cookie; unset: a random one is generated into `conf/.session_secret` (warning)",
+    "website.cookie_secret": "secret for the encrypted session cookie, at least 32 bytes (shorter stops start-up unless `--debug`); unset: a random one is generated into `conf/.session_secret` (warning)",
     "website.session_max_time": "seconds a login ticket lives after it was last issued",
     "website.session_reissue_time": "a ticket older than this many seconds is reissued on the next response",
     "website.session_redis": "keep sessions in Redis instead of the cookie (shared by workers and machines)",
@@ -70,11 +70,12 @@ DESCRIPTIONS: dict[str, str] = {
     "logger.name": "accepted for ahserver configs; ahcore logs under `ahcore.*` loggers",
     "logger.levelname": "`debug`, `info`, `warning`, `error` or `critical` (`--debug` forces debug); at `info` or more verbose an access line is written per request",
     "logger.logfile": "write the log, access lines included, to this file instead of stderr; reopened on SIGHUP (logrotate)",
-    "hot_reload.enabled": "watch config and i18n files and serve `GET /__hot_reload__`",
+    "hot_reload.enabled": "watch config and i18n files and serve `POST /__hot_reload__`",
     "hot_reload.interval": "seconds between two looks at the watched files (at least 0.05)",
-    "hot_reload.rate_limit": "seconds between two accepted `GET /__hot_reload__` in one worker (429 otherwise)",
+    "hot_reload.rate_limit": "seconds between two accepted `POST /__hot_reload__` in one worker (429 otherwise; only authorised callers count)",
     "hot_reload.redis": "Redis URL for the cross-machine signal; default: `website.session_redis.url`",
     "hot_reload.channel": "Redis pub/sub channel; every server of one site must use the same",
+    "hot_reload.token": "secret that lets a caller sending it as `X-Hot-Reload-Token` use `POST /__hot_reload__` (compared in constant time; best from `$[ENV:NAME]$`, at least 32 bytes); unset: administrators only",
 }
 
 INTRO = """\

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ahcore.forwarded import client_view
+
 #: The session cookie's name (``ahcore.session`` re-exports it).
 COOKIE_NAME = "AHCORE_SESSION"
 
@@ -35,7 +37,10 @@ def csrf_refusal(request: web.Request) -> str | None:
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site == "cross-site":
         return "cross-site request refused (Sec-Fetch-Site)"
-    own = f"{request.scheme}://{request.host}".lower()
+    # The origin the browser sees: behind a trusted TLS proxy that is https
+    # and the forwarded host, not the proxy's plain-http request.
+    client = client_view(request)
+    own = f"{client.scheme}://{client.host}".lower()
     origin = request.headers.get("Origin")
     if origin is not None:
         if origin.lower() != own:

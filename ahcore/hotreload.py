@@ -7,10 +7,21 @@ Sources (as ahserver had them):
   need a restart and are logged as such; an invalid new config is refused
   and the old one kept.
 - an ``i18n/`` file changed → translations reloaded, event ``{'i18n': True}``.
-- ``GET /__hot_reload__`` → ``{'source': 'http_endpoint'}`` in this worker
+- ``POST /__hot_reload__`` → ``{'source': 'http_endpoint'}`` in this worker
   and ``{'signal': True}`` in every other worker: through a signal file in
   the site's private ``conf/`` folder (or the user's runtime dir), and
   through Redis pub/sub across machines when Redis is configured.
+
+The endpoint (SPEC §10) answers POST only (GET and the rest: 405 with
+``Allow: POST``, so a link or an image tag cannot trigger it), refuses
+cross-site requests (``Sec-Fetch-Site`` ``cross-site``/``same-site``, or an
+``Origin`` that is not the site's: 403), and runs for an administrator —
+some ``auth_check`` explicitly allows its path — or for a caller sending
+``hot_reload.token`` in the ``X-Hot-Reload-Token`` header (compared in
+constant time). Everyone else gets 401 (no credentials) or 403; there is no
+loopback exemption, since behind a reverse proxy every request comes from
+loopback. The rate limit counts only callers that passed all of this, so
+a stranger can neither trigger reloads nor, by trying, lock out the admin.
 
 Changed processor files need none of this: processors are rebuilt on the
 next request by the processor cache.
@@ -26,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -39,11 +51,17 @@ import platformdirs
 from aiohttp import web
 
 from ahcore.config import CONFIG_RELPATH, ConfigError, load_config
+from ahcore.forwarded import client_view
 
 log = logging.getLogger("ahcore.hotreload")
 
 ENDPOINT = "/__hot_reload__"
-LOOPBACK = ("127.0.0.1", "::1")
+#: The header a deploy script sends ``hot_reload.token`` in. Not ``Authorization:
+#: Bearer``: that one is ahcore-rbac's API keys, and a custom header is one a
+#: browser cannot add to a cross-site request without the site's consent (CORS).
+TOKEN_HEADER = "X-Hot-Reload-Token"
+#: A token shorter than this is warned about at start (it is a password).
+MIN_TOKEN_BYTES = 32
 
 
 def _stat_key(path: Path) -> tuple[int, int] | None:
@@ -65,7 +83,8 @@ class HotReloader:
         self.config_path = site.workdir / CONFIG_RELPATH
         self.signal_path = signal_file_path(site.workdir)
         self.seen_events: deque[str] = deque(maxlen=256)
-        self.last_trigger = 0.0
+        # -inf, not 0: monotonic() may be smaller than rate_limit after a boot.
+        self.last_trigger = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._redis_task: asyncio.Task[None] | None = None
         self.redis: Any = None
@@ -73,6 +92,13 @@ class HotReloader:
             site.config.website.session_redis.url if site.config.website.session_redis else None
         )
         self.channel = settings.channel
+        self.token = settings.token.encode("utf-8") if settings.token else None
+        if self.token is not None and len(self.token) < MIN_TOKEN_BYTES:
+            log.warning(
+                "[hot_reload] hot_reload.token is %d bytes; use at least %d "
+                '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
+                len(self.token), MIN_TOKEN_BYTES,
+            )
         self._config_key = _stat_key(self.config_path)
         self._i18n_sig = site.translations.signature()
         self._signal_key = _stat_key(self.signal_path)
@@ -195,20 +221,65 @@ class HotReloader:
     # ------------------------------------------------------------ endpoint
 
     async def endpoint(self, request: web.Request) -> web.Response:
-        """``GET /__hot_reload__``: administrators only, rate-limited."""
-        from ahcore.pipeline import explicit_allow
+        """``POST /__hot_reload__``: same-site, administrators or the token, rate-limited.
 
-        if self.site.uses_auth():
-            if not await explicit_allow(self.site, request, ENDPOINT):
-                raise web.HTTPForbidden(text="403: hot reload is for administrators\n")
-        elif request.remote not in LOOPBACK:
-            raise web.HTTPForbidden(text="403: hot reload is only allowed from loopback\n")
+        Registered for every method so that anything but POST gets a 405
+        here instead of falling through to the site's files.
+        """
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(
+                request.method, ["POST"], text="405: hot reload answers POST only\n"
+            )
+        reason = _cross_site(request)
+        if reason is not None:
+            raise web.HTTPForbidden(text=f"403: {reason}\n")
+        await self._authorise(request)
+        # Only authorised callers reach the rate limit: others never spend it.
         now = time.monotonic()
         if now - self.last_trigger < self.min_gap:
             raise web.HTTPTooManyRequests(text="429: hot reload was triggered moments ago\n")
         self.last_trigger = now
         event_id = await self.trigger()
         return web.json_response({"ok": True, "event": event_id, "pid": os.getpid()})
+
+    async def _authorise(self, request: web.Request) -> None:
+        """Return when the caller holds the token or is an administrator; else 401/403."""
+        from ahcore.pipeline import explicit_allow
+        from ahcore.session import current_user
+
+        offered = request.headers.get(TOKEN_HEADER)
+        if offered is not None:
+            if self.token is not None and hmac.compare_digest(
+                offered.encode("utf-8", "surrogateescape"), self.token
+            ):
+                return
+            raise web.HTTPForbidden(text="403: wrong hot-reload token\n")
+        if self.site.uses_auth() and await explicit_allow(self.site, request, ENDPOINT):
+            return
+        if self.site.uses_auth() and await current_user(request) is not None:
+            raise web.HTTPForbidden(text="403: hot reload is for administrators\n")
+        raise web.HTTPUnauthorized(
+            text=f"401: hot reload needs an administrator's login or the {TOKEN_HEADER} header\n"
+        )
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why a request to the endpoint looks cross-site, or None.
+
+    Stricter than the kernel's CSRF check, which looks only at requests
+    carrying the session cookie: here every caller is checked, and a
+    ``same-site`` request (a sibling subdomain) is refused too. A request
+    with neither header (a deploy script) passes on to authorisation.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("cross-site", "same-site"):
+        return f"hot reload refuses {fetch_site} requests (Sec-Fetch-Site)"
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        view = client_view(request)
+        if origin.lower() != f"{view.scheme}://{view.host}".lower():
+            return "hot reload refuses cross-origin requests (Origin does not match this site)"
+    return None
 
 
 def signal_file_path(workdir: Path) -> Path:

@@ -6,13 +6,19 @@ over ``client_max_size`` is a 413 (aiohttp enforces the limit while reading).
 A body not read within ``website.request_timeout`` seconds (counted from
 when reading starts) is a 408; the files of an upload cut off that way are
 deleted like on any other failure (``ahcore/uploads.py``).
+
+:func:`read_body` is the one body reader of the kernel and of every plugin
+(SPEC §16): ``params`` (what ``params_kw`` holds), ``fields`` (the body's
+form fields or JSON object, where a JSON value that is not an object is a
+400) and ``raw`` (the bytes). Every mode is bound by the same size limit and
+read time limit; :func:`read_params` is its ``params`` mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, Literal, overload
 
 import msgspec
 from aiohttp import web
@@ -30,6 +36,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_JSON_DEPTH = 64
 #: Seconds to read a body when the request's app is not an ahcore site.
 DEFAULT_BODY_TIMEOUT = 60.0
+
+#: What :func:`read_body` returns: see its docstring.
+BodyMode = Literal["params", "fields", "raw"]
+_MODES = frozenset({"params", "fields", "raw"})
 
 
 def merge_multidict(target: dict[str, Any], items: MultiMapping[Any]) -> None:
@@ -69,7 +79,7 @@ def body_timeout_error(seconds: float) -> web.HTTPRequestTimeout:
 async def read_params(
     request: web.Request, uploads: Any = None, *, timeout: float | None = None
 ) -> DictObject:
-    """Collect the request's parameters into a fresh DictObject.
+    """Collect the request's parameters into a fresh DictObject (``read_body``'s ``params`` mode).
 
     ``uploads`` is the site's upload store (``ahcore.uploads.UploadStore``);
     multipart file parts are streamed to it and ``params_kw`` gets the
@@ -77,24 +87,90 @@ async def read_params(
     ``timeout`` seconds (default: the site's ``website.request_timeout``),
     else 408.
     """
+    return await read_body(request, "params", uploads=uploads, timeout=timeout)
+
+
+@overload
+async def read_body(
+    request: web.Request, mode: Literal["raw"], *, timeout: float | None = None
+) -> bytes: ...
+
+
+@overload
+async def read_body(
+    request: web.Request,
+    mode: Literal["params", "fields"] = "params",
+    *,
+    uploads: Any = None,
+    timeout: float | None = None,
+) -> DictObject: ...
+
+
+async def read_body(
+    request: web.Request,
+    mode: BodyMode = "params",
+    *,
+    uploads: Any = None,
+    timeout: float | None = None,
+) -> DictObject | bytes:
+    """Read the request's body: the one reader, bound by the site's limits.
+
+    Every mode stops at ``website.client_max_size`` (413) and must finish
+    within ``timeout`` seconds (default ``website.request_timeout``, counted
+    from when reading starts), else 408 and the connection is closed — so a
+    client trickling its body one byte at a time cannot hold a connection.
+
+    - ``"params"``: ``params_kw`` — the query string, and for POST, PUT,
+      PATCH and DELETE the urlencoded or multipart form or the JSON body (an
+      object is merged in, any other JSON value kept under ``_json``).
+    - ``"fields"``: the body alone (no query string), as form fields or a
+      JSON **object**: a JSON body such as ``[1, 2]`` or ``42`` is a 400
+      ("a JSON object is expected"), another content type with a body a 415.
+      For a login form or a JSON API.
+    - ``"raw"``: the body's bytes (``b""`` without a body).
+
+    Malformed JSON or forms are a 400 that says so. ``uploads`` (the site's
+    :class:`~ahcore.uploads.UploadStore`, ``get_site(app).uploads``) lets
+    ``params`` and ``fields`` accept multipart uploads (else 415).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"read_body: unknown mode {mode!r} (expected one of {sorted(_MODES)})")
+    if mode == "raw":
+        if not request.body_exists:
+            return b""
+        return await _within_deadline(request, timeout, _read_raw(request))
     params = DictObject()
-    if request.method in BODY_METHODS and request.body_exists:
-        if request.content.is_eof():
-            # The whole body is already buffered: reading cannot wait.
-            await _read_body(request, uploads, params)
-        else:
-            seconds = body_timeout(request) if timeout is None else timeout
-            try:
-                async with _deadline(seconds):
-                    await _read_body(request, uploads, params)
-            except asyncio.TimeoutError:
-                raise body_timeout_error(seconds) from None
-    if request.query_string:
+    if request.body_exists and (mode == "fields" or request.method in BODY_METHODS):
+        await _within_deadline(
+            request, timeout, _read_body(request, uploads, params, fields=mode == "fields")
+        )
+    if mode == "params" and request.query_string:
         merge_multidict(params, request.query)
     return params
 
 
-async def _read_body(request: web.Request, uploads: Any, params: DictObject) -> None:
+async def _read_raw(request: web.Request) -> bytes:
+    # aiohttp stops at client_max_size with a 413 while reading.
+    return await request.read()
+
+
+async def _within_deadline(request: web.Request, timeout: float | None, reading: Any) -> Any:
+    """Await ``reading`` (a coroutine reading the body) within the body deadline."""
+    if request.content.is_eof():
+        # The whole body is already buffered: reading cannot wait.
+        return await reading
+    seconds = body_timeout(request) if timeout is None else timeout
+    try:
+        async with _deadline(seconds):
+            return await reading
+    except asyncio.TimeoutError:
+        raise body_timeout_error(seconds) from None
+
+
+async def _read_body(
+    request: web.Request, uploads: Any, params: DictObject, *, fields: bool = False
+) -> None:
+    """Read the body into ``params``; with ``fields``, JSON must be an object."""
     ctype = request.content_type
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await request.read()
@@ -110,6 +186,8 @@ async def _read_body(request: web.Request, uploads: Any, params: DictObject) -> 
             _check_depth(data)
             if isinstance(data, dict):
                 params.update(data)
+            elif fields:
+                raise bad_request(f"a JSON object is expected, got {_json_kind(data)}")
             else:
                 params["_json"] = data
     elif ctype == "multipart/form-data":
@@ -123,3 +201,21 @@ async def _read_body(request: web.Request, uploads: Any, params: DictObject) -> 
         except ValueError as exc:
             raise bad_request(f"malformed form body: {exc}") from None
         merge_multidict(params, form)
+    elif fields:
+        if await request.content.read(1):
+            raise web.HTTPUnsupportedMediaType(
+                text=f"415: expected a form or a JSON object, got {ctype or 'no content type'}\n"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    """How a 400 names a JSON value that is not an object."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"

@@ -102,9 +102,8 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
 
 async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.StreamResponse:
     if snapshot.trusted_proxies:
-        state = request_state(request)  # shared with the clone: see RequestSessionState
+        request_state(request)  # created before cloning, so shared: see RequestSessionState
         request = apply_forwarded(request, snapshot.trusted_proxies)
-        state.secure = request.secure
 
     method = request.method
     if method not in KNOWN_METHODS:

@@ -612,6 +612,7 @@ def serve(opts: ServeOptions) -> int:
     create_app(
         opts.workdir,
         config=config,
+        debug=opts.debug,
         program_path=opts.program_path,
         extra_plugins=opts.extra_plugins(),
     )

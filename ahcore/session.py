@@ -8,12 +8,18 @@ every response kind — plain, file and streamed — before headers go out.
 That is what lets the login ticket be reissued on a streamed response, the
 bug ahserver had.
 
-The login ticket holds ``userid``, ``username``, ``userorgid`` and the time it
-was issued. It expires ``session_max_time`` seconds after it was last issued
-and is reissued once older than ``session_reissue_time``. Logging in always
-starts a fresh session (a planted cookie never becomes the logged-in
-session). With Redis, logout deletes the session server-side; with cookie
-sessions an old cookie stops working when its ticket expires.
+The login ticket holds ``userid``, ``username``, ``userorgid``, the time it
+was issued and a random session id (``sid``). It expires ``session_max_time``
+seconds after it was last issued and is reissued once older than
+``session_reissue_time``. Logging in always starts a fresh session (a
+planted cookie never becomes the logged-in session). Logging out — or in
+again — ends the old ticket everywhere: its ``sid`` is recorded in
+:mod:`ahcore.revocations` (Redis, or a SQLite file in the site) until it
+would have expired, so a copy of the cookie replayed later is anonymous;
+with Redis the server-side session is deleted as well.
+
+The cookie itself goes out through :func:`ahcore.cookies.set_cookie`, the
+one place that decides HttpOnly, SameSite and Secure.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +40,21 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from ahcore.appkeys import SITE_KEY
 from ahcore.context import current_context
+from ahcore.cookies import delete_cookie, set_cookie
 from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, csrf_refusal  # noqa: F401 (re-exported)
 from ahcore.plugins import await_me_maybe, hook_callers, hookimpl
+from ahcore.revocations import RedisRevocations, Revocations, SqliteRevocations, sqlite_path
 
 if TYPE_CHECKING:
+    from ahcore.config import SiteConfig
     from ahcore.site import Site
 
 log = logging.getLogger("ahcore.session")
 
 TICKET = "ahcore.ticket"
 _UNSET: Any = object()
+#: Shortest ``website.cookie_secret`` accepted outside ``--debug`` (bytes, UTF-8).
+MIN_SECRET_BYTES = 32
 
 
 @dataclass
@@ -53,13 +65,14 @@ class RequestSessionState:
     the forwarded scheme, host and address). aiohttp copies the request's
     storage shallowly into the clone, so both share this object: what the
     handler does to the session is what ``on_response_prepare``, which gets
-    the original request, saves — with the visitor's scheme for ``Secure``.
+    the original request, saves (the cookie function works out the
+    visitor's scheme from the original itself).
     """
 
     session: Session | None = None
     drop: Any = None  # identity of a session to delete server-side (Redis)
     user: Any = _UNSET
-    secure: bool | None = None  # the visitor's https, when a proxy told us
+    live_sid: str | None = None  # a ticket's sid already found not revoked
 
 
 _STATE: web.RequestKey[RequestSessionState] = web.RequestKey(
@@ -80,6 +93,7 @@ class SessionSettings:
     storage: AbstractStorage
     max_time: int
     reissue_time: int
+    revocations: Revocations
     redis: Any = None  # redis.asyncio.Redis when sessions live in Redis
 
 
@@ -109,6 +123,27 @@ def site_secret(site: Site) -> bytes:
             )
             return secret
     raise RuntimeError("cannot store a generated session secret; set website.cookie_secret")
+
+
+def weak_secret_problem(config: SiteConfig) -> str | None:
+    """Why ``website.cookie_secret`` is too short for production, or None.
+
+    Anyone who guesses the secret can forge a login for any user, and a
+    short one is guessed offline from a single cookie. Unset is fine (a
+    random 32-byte secret is generated); an empty string counts as unset.
+    """
+    secret = config.website.cookie_secret
+    if not secret:
+        return None
+    size = len(secret.encode("utf-8"))
+    if size >= MIN_SECRET_BYTES:
+        return None
+    return (
+        f"website.cookie_secret is {size} bytes; at least {MIN_SECRET_BYTES} are needed "
+        "(only --debug accepts a shorter one). Generate one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))" '
+        'and keep it out of the file: "cookie_secret": "$[ENV:AHCORE_COOKIE_SECRET]$"'
+    )
 
 
 def _secret_locations(site: Site) -> list[Path]:
@@ -146,28 +181,33 @@ def _read_or_create_secret(path: Path) -> bytes | None:
 async def setup_sessions(app: web.Application, site: Site) -> None:
     """Create the storage (at start-up: Redis needs a running loop)."""
     w = site.config.website
-    params: dict[str, Any] = {
-        "cookie_name": COOKIE_NAME,
-        "max_age": w.session_max_time,
-        "httponly": True,
-        "samesite": "Lax",
-    }
+    # The cookie's attributes are decided by ahcore.cookies.set_cookie when
+    # the session is saved; the storage only names the cookie and its age.
+    params: dict[str, Any] = {"cookie_name": COOKIE_NAME, "max_age": w.session_max_time}
     redis = None
     storage: AbstractStorage
+    revocations: Revocations
     if w.session_redis is not None:
         import redis.asyncio as aioredis
         from aiohttp_session.redis_storage import RedisStorage
 
         redis = aioredis.from_url(w.session_redis.url)
         storage = RedisStorage(redis, **params)
+        revocations = RedisRevocations(redis, f"{COOKIE_NAME}_revoked_")
     else:
         storage = EncryptedCookieStorage(site_secret(site), **params)
-    app[SESSIONS] = SessionSettings(storage, w.session_max_time, w.session_reissue_time, redis)
+        revocations = SqliteRevocations(sqlite_path(site.workdir))
+    app[SESSIONS] = SessionSettings(
+        storage, w.session_max_time, w.session_reissue_time, revocations, redis
+    )
 
 
 async def close_sessions(app: web.Application) -> None:
     settings = app.get(SESSIONS)
-    if settings is not None and settings.redis is not None:
+    if settings is None:
+        return
+    await settings.revocations.close()
+    if settings.redis is not None:
         await settings.redis.aclose()
 
 
@@ -189,13 +229,44 @@ async def get_session(request: web.Request) -> Session | None:
 
 
 def _ticket(session: Session, settings: SessionSettings) -> dict[str, Any] | None:
+    """The session's ticket when it is well-formed and not expired (revocation aside)."""
     ticket = session.get(TICKET)
     if not isinstance(ticket, dict):
         return None
     issued = ticket.get("issued")
     if not isinstance(issued, (int, float)) or time.time() - issued > settings.max_time:
         return None
+    if not isinstance(ticket.get("sid"), str):
+        return None  # every ticket remember_user writes has one
     return ticket
+
+
+async def _live_ticket(
+    request: web.Request, session: Session, settings: SessionSettings
+) -> dict[str, Any] | None:
+    """The ticket, unless expired or ended by a logout (looked up once per request)."""
+    ticket = _ticket(session, settings)
+    if ticket is None:
+        return None
+    state = request_state(request)
+    sid = ticket["sid"]
+    if state.live_sid == sid:
+        return ticket
+    if await settings.revocations.is_revoked(sid):
+        return None
+    state.live_sid = sid
+    return ticket
+
+
+async def _end_ticket(
+    request: web.Request, ticket: dict[str, Any] | None, settings: SessionSettings
+) -> None:
+    """Record ``ticket`` as ended, so no copy of its cookie logs in again."""
+    if ticket is None:
+        return
+    request_state(request).live_sid = None
+    # A copy's ticket was issued at the latest now: it would expire by now + max_time.
+    await settings.revocations.revoke(ticket["sid"], time.time() + settings.max_time)
 
 
 async def current_ticket(request: web.Request) -> dict[str, Any] | None:
@@ -203,7 +274,7 @@ async def current_ticket(request: web.Request) -> dict[str, Any] | None:
     if settings is None or not _has_cookie(request):
         return None
     session = await get_session(request)
-    return _ticket(session, settings) if session is not None else None
+    return await _live_ticket(request, session, settings) if session is not None else None
 
 
 async def current_user(request: web.Request) -> str | None:
@@ -240,32 +311,51 @@ async def _identify(request: web.Request) -> Any:
 async def remember_user(
     request: web.Request, userid: Any, username: str = "", userorgid: str = ""
 ) -> None:
-    """Log ``userid`` in: always in a fresh session, so a planted id never survives."""
+    """Log ``userid`` in: always in a fresh session, so a planted id never survives.
+
+    A ticket the visitor already had (another login) is ended as at logout.
+    """
     settings = request.app[SESSIONS]
     old = await get_session(request)
-    if old is not None and old.identity is not None:
-        request_state(request).drop = old.identity
+    if old is not None:
+        if old.identity is not None:
+            request_state(request).drop = old.identity
+        if _has_cookie(request):
+            await _end_ticket(request, _ticket(old, settings), settings)
     session = Session(None, data=None, new=True, max_age=settings.max_time)
+    sid = secrets.token_urlsafe(18)
     session[TICKET] = {
         "userid": userid,
         "username": username,
         "userorgid": userorgid,
         "issued": int(time.time()),
+        "sid": sid,
     }
     state = request_state(request)
     state.session = session
     state.user = userid
+    state.live_sid = sid
 
 
 async def forget_user(request: web.Request) -> None:
-    """Log out: the session is cleared (and deleted server-side with Redis)."""
+    """Log out: the session is cleared, and its ticket ended everywhere.
+
+    The ticket's id is recorded as revoked (so a copy of the cookie is
+    anonymous from now on); with Redis the session is deleted server-side
+    as well. The session is cleared first: should recording fail, the
+    visitor's own cookie is still cleared by the error response.
+    """
     session = await get_session(request)
     if session is None:
         return
+    settings = request.app[SESSIONS]
+    state = request_state(request)
     if session.identity is not None:
-        request_state(request).drop = session.identity
+        state.drop = session.identity
+    ticket = _ticket(session, settings) if _has_cookie(request) else None
     session.invalidate()
-    request_state(request).user = None
+    state.user = None
+    await _end_ticket(request, ticket, settings)
 
 
 def _has_cookie(request: web.Request) -> bool:
@@ -292,24 +382,26 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     if session is None:
         session = await get_session(request)
     assert session is not None
-    ticket = _ticket(session, settings)
+    ticket = await _live_ticket(request, session, settings)
     if ticket is not None and time.time() - ticket["issued"] > settings.reissue_time:
         ticket = dict(ticket, issued=int(time.time()))
         session[TICKET] = ticket
     elif ticket is None and TICKET in session:
-        del session[TICKET]  # expired: drop it so the cookie stops carrying it
+        del session[TICKET]  # expired or ended: drop it so the cookie stops carrying it
     drop = state.drop
     if drop is not None and settings.redis is not None:
         await settings.redis.delete(f"{COOKIE_NAME}_{drop}")
     if session._changed or session.new and not session.empty:  # noqa: SLF001
         await settings.storage.save_session(request, response, session)
-        morsel = response.cookies.get(COOKIE_NAME)
+        # The storage put its cookie (value and age) in response.cookies,
+        # which aiohttp has already turned into headers: the one cookie
+        # function writes it, with the attributes it decides.
+        morsel = response.cookies.pop(COOKIE_NAME, None)
         if morsel is not None:
-            if state.secure if state.secure is not None else request.secure:
-                morsel["secure"] = True
-            # aiohttp has already turned response.cookies into headers when
-            # this signal runs, so the cookie goes in as a header.
-            response.headers.add(hdrs.SET_COOKIE, morsel.output(header="")[1:])
+            if morsel.value:
+                set_cookie(request, response, COOKIE_NAME, morsel.value, max_age=settings.max_time)
+            else:
+                delete_cookie(request, response, COOKIE_NAME)
 
 
 # ------------------------------------------------------------------ CSRF

@@ -181,7 +181,9 @@ def build_rbac_site(root: Path, site: Path, with_sqlds: bool) -> Path:
                          logfile=root / "logs" / "site.log")
     plugins = config["plugins"]
     assert isinstance(plugins, dict)
-    plugins["rbac"] = {"db": "rbac", "cache_ttl": 60}
+    # ahcore-rbac denies what no rule covers: /secure/** is granted by the
+    # caller, and /static.html (the readiness probe) is public.
+    plugins["rbac"] = {"db": "rbac", "cache_ttl": 60, "public": ["/static.html"]}
     databases = config["databases"]
     assert isinstance(databases, dict)
     databases["rbac"] = {"driver": "sqlite", "kwargs": {"dbname": str(root / "rbac.db")}}

@@ -53,11 +53,15 @@ class Recorder:
         self.hook_calls.append(dict(data))
 
 
+TOKEN = "hot-reload-test-token-of-32-bytes"
+WITH_TOKEN = {"X-Hot-Reload-Token": TOKEN}
+
+
 def hot_site(make_site, **hot):
     return make_site(
         config={
-            "website": {"cookie_secret": "s"},
-            "hot_reload": {"enabled": True, "interval": 0.05, **hot},
+            "website": {"cookie_secret": "s" * 32},
+            "hot_reload": {"enabled": True, "interval": 0.05, "token": TOKEN, **hot},
             "langMapping": {"zh-CN": "zh-cn"},
             "plugins": {"rec": True},
             "mysetting": {"a": 1},
@@ -137,13 +141,13 @@ async def test_endpoint_local_event_signal_file_and_rate_limit(make_site, ahcore
     rec_a, rec_b = Recorder(), Recorder()
     a = await ahcore_client(site_dir, extra_plugins={"rec": rec_a})
     await ahcore_client(site_dir, extra_plugins={"rec": rec_b})  # a second worker of the site
-    r = await a.get("/__hot_reload__")
+    r = await a.post("/__hot_reload__", headers=WITH_TOKEN)
     assert r.status == 200
     assert rec_a.hook_calls == [{"source": "http_endpoint"}]
     await wait_for(lambda: rec_b.hook_calls == [{"signal": True}])
     await asyncio.sleep(0.2)
     assert rec_a.hook_calls == [{"source": "http_endpoint"}]  # no echo of its own signal
-    r = await a.get("/__hot_reload__")
+    r = await a.post("/__hot_reload__", headers=WITH_TOKEN)
     assert r.status == 429
     signal = site_dir / "conf" / ".hot_reload_signal"
     assert signal.stat().st_mode & 0o777 == 0o600
@@ -167,7 +171,8 @@ async def test_endpoint_is_off_unless_enabled_and_admin_only_with_auth(make_site
     cfg_path.write_text(json.dumps(cfg))
     client = await ahcore_client(site_dir, extra_plugins={"rec": Recorder(), "auth": Abstain()})
     # with an auth plugin, abstaining is not enough: an administrator must be allowed explicitly
-    assert (await client.get("/__hot_reload__")).status == 403
+    assert (await client.post("/__hot_reload__")).status == 401
+    assert (await client.get("/__hot_reload__")).status == 405
 
 
 @pytest.fixture
@@ -190,7 +195,7 @@ async def test_redis_fans_out_between_two_servers(make_site, ahcore_client, redi
     c1 = await ahcore_client(one, extra_plugins={"rec": rec1})
     await ahcore_client(two, extra_plugins={"rec": rec2})
     await asyncio.sleep(0.3)  # subscriptions established
-    assert (await c1.get("/__hot_reload__")).status == 200
+    assert (await c1.post("/__hot_reload__", headers=WITH_TOKEN)).status == 200
     await wait_for(lambda: rec2.hook_calls == [{"signal": True}])
     await asyncio.sleep(0.2)
     assert rec1.hook_calls == [{"source": "http_endpoint"}]
@@ -256,7 +261,7 @@ async def test_reloads_under_load_drop_no_request(make_site, ahcore_client):
 
     async def reloads() -> None:
         for i in range(5):
-            assert (await client.get("/__hot_reload__")).status == 200
+            assert (await client.post("/__hot_reload__", headers=WITH_TOKEN)).status == 200
             cfg = json.loads(cfg_path.read_text())
             cfg["mysetting"] = {"a": i}
             bump(cfg_path, json.dumps(cfg))

@@ -57,9 +57,10 @@ def site(tmp_path: Path) -> Path:
     (tmp_path / "conf" / "config.json").write_text(
         json.dumps(
             {
-                "website": {"host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]]},
+                "website": {"host": "127.0.0.1", "cookie_secret": "s" * 32, "paths": [["$[workdir]$/wwwroot", ""]]},
                 "plugins": {"slow": True},
-                "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0},
+                "hot_reload": {"enabled": True, "interval": 0.1, "rate_limit": 0,
+                               "token": "server-test-hot-reload-token-32-bytes"},
                 # No access lines: nobody reads the server's stdout pipe until
                 # it stops, and ~700 lines (64 kB) would fill it and stall the
                 # worker that writes (tests/test_accesslog.py covers the log).
@@ -225,7 +226,10 @@ async def test_hot_reload_endpoint_reaches_every_worker(site):
                 if len(pids) == 2:
                     break
             assert len(pids) == 2
-            async with s.get(f"http://127.0.0.1:{port}/__hot_reload__") as r:
+            async with s.post(
+                f"http://127.0.0.1:{port}/__hot_reload__",
+                headers={"X-Hot-Reload-Token": "server-test-hot-reload-token-32-bytes"},
+            ) as r:
                 assert r.status == 200
                 trigger_pid = (await r.json())["pid"]
         other = (pids - {trigger_pid}).pop()
@@ -396,7 +400,7 @@ async def test_ahcore_serve_cuts_off_slow_clients(tmp_path, workers):
             {
                 "website": {
                     "host": "127.0.0.1",
-                    "cookie_secret": "s",
+                    "cookie_secret": "s" * 32,
                     "paths": [["$[workdir]$/wwwroot", ""]],
                     "header_timeout": 1,
                     "request_timeout": 1,

@@ -81,7 +81,7 @@ FILES = {
 def site(make_site):
     return make_site(
         config={
-            "website": {"cookie_secret": "test-secret", "session_max_time": 100, "session_reissue_time": 10},
+            "website": {"cookie_secret": "test-secret-of-at-least-32-bytes", "session_max_time": 100, "session_reissue_time": 10},
             "plugins": {"sess": True, "other": True, "hdr": True},
         },
         files=FILES,
@@ -209,7 +209,7 @@ async def test_identify_user_gives_header_logins_a_user(client):
 async def test_login_behind_a_trusted_proxy_sets_a_secure_cookie(make_site, ahcore_client):
     site = make_site(
         config={
-            "website": {"cookie_secret": "s", "trusted_proxies": ["127.0.0.1/32"]},
+            "website": {"cookie_secret": "s" * 32, "trusted_proxies": ["127.0.0.1/32"]},
             "plugins": {"sess": True},
         },
         files=FILES,

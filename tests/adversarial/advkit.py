@@ -184,7 +184,7 @@ def guard_config(**website: Any) -> dict[str, Any]:
         "website": {
             "paths": [["$[workdir]$/wwwroot", ""]],
             "processors": [[".dspy", "dspy"], [".call", "call"]],
-            "cookie_secret": "adversarial-secret",
+            "cookie_secret": "adversarial-secret-at-least-32-bytes",
             "session_max_time": 100,
             "session_reissue_time": 10,
         }

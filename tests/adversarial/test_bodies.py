@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from advkit import files_under, raw_exchange, request_bytes
 
+from ahcore import hookimpl
+
 MAX_BODY = 64 * 1024
 MAX_FILE = 16 * 1024
 MAX_PARTS = 5
@@ -33,7 +35,7 @@ def site(make_site) -> Path:
                 "paths": [["$[workdir]$/wwwroot", ""]],
                 "processors": [[".dspy", "dspy"]],
                 "client_max_size": MAX_BODY,
-                "cookie_secret": "adversarial",
+                "cookie_secret": "adversarial-bodies-secret-32-bytes",
             },
             "filesroot": "$[workdir]$/files",
             "uploads": {"max_file_size": MAX_FILE, "max_parts": MAX_PARTS},
@@ -361,3 +363,171 @@ async def test_repeated_upload_field_becomes_a_list_of_subpaths(server, site):
     value = json.loads(r.body)["params"]["f"]
     assert isinstance(value, list) and len(value) == 2
     assert all(SUBPATH.match(v) for v in value)
+
+
+# ------------------------------------------------------------------ Content-Transfer-Encoding
+
+
+def encoded_part(name: str, filename: str | None, data: bytes, encoding: str) -> bytes:
+    disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return (
+        f"--XbOuNdArYx\r\nContent-Disposition: {disp}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode() + data + b"\r\n"
+
+
+def mime_base64(data: bytes) -> bytes:
+    """base64 as mail clients write it: lines of 76 characters."""
+    import base64
+
+    text = base64.b64encode(data)
+    return b"\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+
+
+async def test_a_base64_file_part_is_stored_decoded(server, site):
+    data = bytes(range(256)) * 40  # 10 KiB of every byte value, under MAX_FILE
+    body = (
+        encoded_part("f", "blob.bin", mime_base64(data), "base64")
+        + encoded_part("t", None, mime_base64("grüße".encode()), "base64")
+        + b"--XbOuNdArYx--\r\n"
+    )
+    r = await post(server, body, mp_headers())
+    assert r.status == 200, r.raw[:300]
+    answer = json.loads(r.body)
+    assert answer["params"]["t"] == "grüße"
+    meta = answer["files"]["f"]
+    assert meta["size"] == len(data)
+    (stored,) = files_under(site / "files")
+    assert stored.read_bytes() == data
+    assert str(stored.relative_to(site / "files")) == meta["subpath"]
+
+
+async def test_a_base64_file_is_bounded_by_its_decoded_size(server, site):
+    data = b"\x00" * (MAX_FILE + 1)  # encoded it is 4/3 of that; decoded one byte too many
+    body = encoded_part("f", "big.bin", mime_base64(data), "base64") + b"--XbOuNdArYx--\r\n"
+    r = await post(server, body, mp_headers())
+    assert r.status == 413, r.raw[:300]
+    assert files_under(site / "files") == []
+
+
+@pytest.mark.parametrize(
+    "filename, data, encoding, message",
+    [
+        ("a.bin", b"QUJD" * 10 + b"Q", "base64", b"is not valid base64"),
+        (None, b"QUJD" * 10 + b"Q", "base64", b"is not valid base64"),
+        ("a.txt", b"caf=C3=A9", "quoted-printable", b"unsupported Content-Transfer-Encoding"),
+        ("a.bin", b"begin 644 a\n", "x-uuencode", b"unsupported Content-Transfer-Encoding"),
+        (None, b"abc", "x-uuencode", b"unsupported Content-Transfer-Encoding"),
+    ],
+    ids=["bad-base64-file", "bad-base64-text", "qp-file", "uuencode-file", "uuencode-text"],
+)
+async def test_an_undecodable_transfer_encoding_is_400_and_stores_nothing(
+    server, site, filename, data, encoding, message
+):
+    before = snapshot(site)
+    body = (
+        encoded_part("ok", "ok.bin", b"plain bytes", "binary")
+        + encoded_part("f", filename, data, encoding)
+        + b"--XbOuNdArYx--\r\n"
+    )
+    r = await post(server, body, mp_headers())
+    assert r.status == 400, r.raw[:300]
+    assert message in r.body
+    r.assert_clean()
+    assert files_under(site / "files") == []
+    assert snapshot(site) == before
+
+
+# ------------------------------------------------------------------ a plugin's own reads
+
+
+class ReaderPlugin:
+    """Routes that read their body through ``ahcore.api.read_body``, as plugins must."""
+
+    @hookimpl
+    def register_routes(self, app):
+        from aiohttp import web
+
+        from ahcore.api import read_body
+
+        async def raw(request):
+            data = await read_body(request, "raw")
+            return web.json_response({"length": len(data), "head": data[:8].decode("latin-1")})
+
+        async def fields(request):
+            data = await read_body(request, "fields")
+            return web.json_response(dict(data))
+
+        app.router.add_post("/plugin/raw", raw)
+        app.router.add_post("/plugin/fields", fields)
+
+
+@pytest.fixture
+async def reader(make_site, serve):
+    site = make_site(
+        config={
+            "website": {
+                "paths": [["$[workdir]$/wwwroot", ""]],
+                "client_max_size": MAX_BODY,
+                "request_timeout": 1,
+                "cookie_secret": "adversarial-bodies-secret-32-bytes",
+            },
+            "plugins": {"reader": True},
+        }
+    )
+    return await serve(site, extra_plugins={"reader": ReaderPlugin()})
+
+
+async def test_a_plugin_reading_raw_bytes_gets_the_limits(reader):
+    r = await raw_exchange(reader, request_bytes("POST", "/plugin/raw", b"\x00\x01hello"))
+    assert r.status == 200 and json.loads(r.body) == {"length": 7, "head": "\x00\x01hello"}
+    r = await raw_exchange(reader, request_bytes("POST", "/plugin/raw", b"x" * (MAX_BODY + 1)))
+    assert r.status == 413, r.raw[:300]
+    # A trickled body: the read deadline (1 s) cuts it long before it is whole.
+    conn_reader, writer = await asyncio.open_connection(reader.host, reader.port)
+    try:
+        writer.write(request_bytes("POST", "/plugin/raw", headers={"Content-Length": "500"}))
+        answer = b""
+        for _ in range(500):
+            writer.write(b"x")
+            await writer.drain()
+            try:
+                answer = await asyncio.wait_for(conn_reader.read(65536), 0.1)
+            except asyncio.TimeoutError:
+                continue
+            break
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+@pytest.mark.parametrize(
+    "body, ctype, status, message",
+    [
+        (b"[1, 2]", "application/json", 400, b"a JSON object is expected, got an array"),
+        (b"42", "application/json", 400, b"a JSON object is expected, got a number"),
+        (b'{"a": ', "application/json", 400, b"malformed JSON body"),
+        (b"a=1", "text/plain", 415, b"expected a form or a JSON object"),
+    ],
+)
+async def test_a_plugin_reading_fields_refuses_what_is_not_an_object(reader, body, ctype, status, message):
+    r = await raw_exchange(
+        reader, request_bytes("POST", "/plugin/fields", body, {"Content-Type": ctype})
+    )
+    assert r.status == status, r.raw[:300]
+    assert message in r.body
+    r.assert_clean()
+
+
+async def test_a_plugin_reading_fields_gets_forms_and_objects_but_not_the_query(reader):
+    r = await raw_exchange(
+        reader,
+        request_bytes(
+            "POST", "/plugin/fields?q=1", b"a=1&b=2", {"Content-Type": "application/x-www-form-urlencoded"}
+        ),
+    )
+    assert r.status == 200 and json.loads(r.body) == {"a": "1", "b": "2"}
+    r = await raw_exchange(
+        reader, request_bytes("POST", "/plugin/fields", b'{"a": [1]}', {"Content-Type": "application/json"})
+    )
+    assert r.status == 200 and json.loads(r.body) == {"a": [1]}

@@ -144,3 +144,92 @@ def test_serve_refuses_a_hostile_config_and_runs_nothing(tmp_path):
     assert "malformed substitution" in out.stdout + out.stderr  # refused, never evaluated
     assert "Traceback" not in out.stdout + out.stderr
     assert not any(MARK in p.name for p in tmp_path.rglob("*"))
+
+
+# ------------------------------------------------------------------ weak secrets
+
+GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def secret_site(root, secret) -> None:
+    write(root, {"website": {"paths": [["$[workdir]$/wwwroot", ""]], "cookie_secret": secret}})
+    (root / "wwwroot" / "a.txt").write_text("a")
+
+
+@pytest.mark.parametrize("secret", ["s", "changeme", "x" * 31, "é" * 15])
+def test_a_short_cookie_secret_stops_start_up_with_how_to_make_one(tmp_path, secret):
+    secret_site(tmp_path, secret)
+    with pytest.raises(ConfigError) as info:
+        create_app(tmp_path)
+    message = str(info.value)
+    assert "website.cookie_secret is" in message and "at least 32" in message
+    assert GENERATE in message
+    if len(secret) > 4:
+        assert secret not in message  # the secret itself is not echoed
+
+
+@pytest.mark.parametrize("secret", ["x" * 32, "é" * 16, None, ""])
+def test_a_long_or_generated_cookie_secret_starts(tmp_path, secret):
+    secret_site(tmp_path, secret)
+    create_app(tmp_path)
+
+
+def test_debug_accepts_a_short_cookie_secret_with_a_warning(tmp_path, caplog):
+    secret_site(tmp_path, "short")
+    create_app(tmp_path, debug=True)
+    assert "accepted because of --debug" in caplog.text
+
+
+def test_serve_and_check_refuse_a_short_cookie_secret(tmp_path):
+    import socket
+
+    secret_site(tmp_path, "short-secret")
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for workers in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-m", "ahcore", "serve", "-w", str(tmp_path), "-p", str(port),
+             "--host", "127.0.0.1", "--workers", workers],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert out.returncode == 2, (workers, out.stdout, out.stderr)
+        assert "website.cookie_secret is 12 bytes" in out.stderr and GENERATE in out.stderr
+        assert "Traceback" not in out.stderr and "serving" not in out.stdout
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    # `ahcore check` says the same, and goes on listing the other problems.
+    cfg = json.loads((tmp_path / "conf" / "config.json").read_text())
+    cfg["website"]["paths"].append(["$[workdir]$/missing-root", "/m"])
+    (tmp_path / "conf" / "config.json").write_text(json.dumps(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "ahcore", "check", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1, out.stdout
+    assert "error: website.cookie_secret is 12 bytes" in out.stdout and GENERATE in out.stdout
+    assert "missing-root" in out.stdout
+    # --debug serves it (the root problem put right).
+    cfg["website"]["paths"].pop()
+    (tmp_path / "conf" / "config.json").write_text(json.dumps(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ahcore", "serve", "-w", str(tmp_path), "-p", str(port),
+         "--host", "127.0.0.1", "--debug"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving" in line, (line, proc.poll() is not None and proc.stderr.read())
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        proc.terminate()
+        proc.wait(30)

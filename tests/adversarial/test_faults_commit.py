@@ -208,7 +208,7 @@ async def start(
                 "website": {
                     "paths": [["$[workdir]$/wwwroot", ""]],
                     "processors": [[".dspy", "dspy"]],
-                    "cookie_secret": "faults-commit",
+                    "cookie_secret": "faults-commit-secret-of-32-bytes!",
                 },
                 "databases": {"db": db},
                 "plugins": {"dspy": True, canonical_driver(db["driver"]): True},

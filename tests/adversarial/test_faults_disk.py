@@ -63,7 +63,7 @@ def site(make_site) -> Iterator[Path]:
                 "paths": [["$[workdir]$/wwwroot", ""]],
                 "processors": [[".dspy", "dspy"]],
                 "client_max_size": LIMIT,
-                "cookie_secret": "faults-disk",
+                "cookie_secret": "faults-disk-secret-of-32-bytes!!",
             },
             "filesroot": "$[workdir]$/files",
             "uploads": {"max_file_size": LIMIT},

@@ -55,7 +55,7 @@ def config(allow_html: bool = False) -> dict:
         "website": {
             "paths": [["$[workdir]$/wwwroot", ""]],
             "processors": [[".dspy", "dspy"], [".tmpl", "tmpl"], [".md", "md"]],
-            "cookie_secret": "adversarial",
+            "cookie_secret": "adversarial-pages-secret-32-bytes",
         },
         "plugins": {"dspy": {"time_limit": 0.3}, "tmpl": True, "md": {"allow_html": allow_html}},
     }

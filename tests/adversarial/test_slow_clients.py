@@ -33,7 +33,7 @@ def site(make_site) -> Path:
             "website": {
                 "paths": [["$[workdir]$/wwwroot", ""]],
                 "processors": [[".dspy", "dspy"]],
-                "cookie_secret": "adversarial",
+                "cookie_secret": "adversarial-slow-secret-of-32-bytes",
                 "header_timeout": LIMIT,
                 "request_timeout": LIMIT,
             },

@@ -1,14 +1,15 @@
 """The plugin module registered as ``rbac`` in the ``ahcore`` entry-point group.
 
 Only public hooks: ``register_routes`` (state and login endpoints, before the
-app freezes), ``on_startup`` (database and tables), ``auth_check`` (the
-access decision), ``on_hot_reload`` (cache clearing) and
-``request_namespace`` (names for scripts).
+app freezes), ``on_startup`` (hashing pool, database and tables),
+``on_shutdown`` (hashing pool), ``auth_check`` (the access decision),
+``identify_user`` (header logins), ``on_hot_reload`` (cache clearing) and
+``env_globals`` (names for scripts).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +21,13 @@ from ahcore.api import (
     forget_user,
     get_site,
     hookimpl,
+    read_body,
     remember_user,
 )
 from ahcore_rbac.settings import RbacSettings
 from ahcore_rbac.state import RBAC_KEY, LoginResult, RbacState, UserInfo, get_rbac
+
+log = logging.getLogger("ahcore_rbac")
 
 
 @hookimpl
@@ -41,25 +45,43 @@ def register_routes(app: web.Application) -> None:
 
 @hookimpl
 async def on_startup(app: web.Application) -> None:
-    """Attach to the application's database pools and create the tables when missing."""
+    """Start the hashing pool, attach to the database pools, create the tables when missing."""
     state = get_rbac(app)
+    state.passwords.start()
     state.attach(get_site(app).pools)
     await state.create_schema()
+    if state.settings.default == "allow":
+        log.warning(
+            'rbac: plugins.rbac.default is "allow": a path no permission rule covers is open '
+            "to everyone. Meant for migrating a site; grant what must stay open (the "
+            'permission table, or plugins.rbac.public) and remove the setting to deny by default'
+        )
+
+
+@hookimpl
+def on_shutdown(app: web.Application) -> None:
+    """Stop the hashing pool."""
+    state = app.get(RBAC_KEY)
+    if state is not None:
+        state.passwords.shutdown()
 
 
 @hookimpl
 async def auth_check(request: web.Request, user: str | None, path: str) -> bool | None:
-    """Allow or deny ``path`` by the most specific permission rule; abstain when none covers it.
+    """Allow or deny ``path`` by the most specific permission rule.
 
-    Without a session user, an ``Authorization`` header (Basic, Bearer or an
-    added authenticator) may identify one.
+    A path no rule covers is denied (``plugins.rbac.default: "allow"``:
+    abstain, so the kernel's allow applies). Without a session user, an
+    ``Authorization`` header (Basic, Bearer or an added authenticator) may
+    identify one.
     """
     state = request.app.get(RBAC_KEY)
     if state is None:
         return None
     table = await state.permissions()
     if table.required(path) is None:
-        return None  # skip identity work for paths no rule covers
+        # No identity work for paths no rule covers: the answer is the same for all.
+        return None if state.settings.default == "allow" else False
     if user is None:
         user = await state.header_user(request)
     return table.allows(path, await state.roles_of(user))
@@ -125,15 +147,13 @@ def _result_body(result: LoginResult) -> dict[str, Any]:
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:
-    if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise web.HTTPBadRequest(text="400: the body is not valid JSON\n") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="400: expected a JSON object\n")
-    else:
-        data = dict(await request.post())
+    """The form's or JSON object's ``username`` and ``password``.
+
+    Read by the kernel's one body reader: bound by ``client_max_size`` and
+    ``website.request_timeout``, so a client trickling its body cannot hold
+    the connection; a JSON body that is not an object is a 400.
+    """
+    data = await read_body(request, "fields")
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise web.HTTPBadRequest(text="400: username and password are required\n")

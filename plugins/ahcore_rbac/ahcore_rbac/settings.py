@@ -25,6 +25,15 @@ class RbacSettings:
     site can serve its own pages there) and ``prefix`` moves them.
     ``argon2`` is passed to ``argon2.PasswordHasher`` (``time_cost``,
     ``memory_cost``, ``parallelism``) for sites that must tune the KDF.
+    ``hash_workers`` threads (its own pool, SPEC §16) hash and verify
+    passwords, so a burst of logins queues there instead of taking every CPU
+    from the event loop.
+
+    ``default`` is what a path no permission rule covers gets: ``"deny"``
+    (401/403), or ``"allow"`` for sites migrating from an allow-by-default
+    setup (a warning at every start). ``public`` lists path rules (same
+    syntax as ``permission.path``) open to everyone — the role ``any`` —
+    without a database row: the pages a site shows before login.
     """
 
     db: str = "rbac"
@@ -34,6 +43,9 @@ class RbacSettings:
     routes: bool = True
     prefix: str = "/rbac"
     argon2: dict[str, int] = field(default_factory=dict)
+    hash_workers: int = 2
+    default: str = "deny"
+    public: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, site: SiteView) -> RbacSettings:
@@ -55,7 +67,7 @@ class RbacSettings:
             if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
                 raise ValueError("plugins.rbac.cache_ttl must be a number of seconds >= 0")
             values["cache_ttl"] = float(ttl)
-        for key in ("max_failures", "lockout_seconds"):
+        for key in ("max_failures", "lockout_seconds", "hash_workers"):
             if key in raw:
                 value = raw[key]
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -78,4 +90,18 @@ class RbacSettings:
             ):
                 raise ValueError(f"plugins.rbac.argon2 takes positive integers for {sorted(allowed)}")
             values["argon2"] = dict(kdf)
+        if "default" in raw:
+            if raw["default"] not in ("deny", "allow"):
+                raise ValueError('plugins.rbac.default must be "deny" or "allow"')
+            values["default"] = raw["default"]
+        if "public" in raw:
+            public = raw["public"]
+            if not isinstance(public, list) or not all(
+                isinstance(rule, str) and rule.startswith("/") for rule in public
+            ):
+                raise ValueError(
+                    "plugins.rbac.public must be a list of path rules starting with '/' "
+                    '(e.g. ["/", "/static/**"])'
+                )
+            values["public"] = tuple(public)
         return cls(**values)

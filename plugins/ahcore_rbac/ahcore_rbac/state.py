@@ -21,7 +21,7 @@ from aiohttp import web
 from ahcore.api import DatabaseConfig, DBPools, SQLor, current_user
 from ahcore_rbac import store
 from ahcore_rbac.passwords import MAX_PASSWORD_LENGTH, Passwords, api_key_hash
-from ahcore_rbac.rules import VISITOR_ROLES, PermissionTable, role_name, user_roles
+from ahcore_rbac.rules import ANY, VISITOR_ROLES, PermissionTable, role_name, user_roles
 from ahcore_rbac.settings import FALLBACK_SQLITE_FILE, RbacSettings
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class RbacState:
     def __init__(self, site: SiteView, settings: RbacSettings) -> None:
         self.site = site
         self.settings = settings
-        self.passwords = Passwords(settings.argon2)
+        self.passwords = Passwords(settings.argon2, settings.hash_workers)
         self.pools: DBPools | None = None
         self.authenticators: list[Authenticator] = [self.basic_auth, self.bearer_auth]
         self._perms: tuple[float, PermissionTable] | None = None
@@ -118,9 +118,10 @@ class RbacState:
             return cached[1]
         async with self.sor() as sor:
             rows = await store.permission_rows(sor)
-        table = PermissionTable.build(
-            (path, role_name(t, n) if n is not None else None) for path, t, n in rows
-        )
+        granted = [(path, role_name(t, n) if n is not None else None) for path, t, n in rows]
+        # plugins.rbac.public: rules open to every visitor, kept in the config.
+        granted.extend((rule, ANY) for rule in self.settings.public)
+        table = PermissionTable.build(granted)
         self._perms = (time.monotonic(), table)
         return table
 

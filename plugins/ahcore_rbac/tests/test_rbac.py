@@ -38,7 +38,7 @@ def config(**rbac):
             "rbac": {"db": "rbac", "max_failures": 3, "lockout_seconds": 60, "argon2": FAST_KDF, **rbac},
             "sqlite": True,
         },
-        "website": {"cookie_secret": "t", "paths": [["$[workdir]$/wwwroot", ""]]},
+        "website": {"cookie_secret": "t" * 32, "paths": [["$[workdir]$/wwwroot", ""]]},
     }
 
 
@@ -166,19 +166,39 @@ async def test_bypass_attempts_are_refused(client):
 async def test_prefix_and_exact_rules(client):
     # an exact rule opens one corner of a protected tree
     assert (await client.get("/admin/open.txt")).status == 200
-    # "/admin/**" covers /admin/ only, not /administration.txt
-    assert (await client.get("/administration.txt")).status == 200
+    # "/admin/**" covers /admin/ only, not /administration.txt (which no rule
+    # covers: denied by default, as /public.txt)
+    assert (await client.get("/administration.txt")).status == 401
     # "%" is a plain prefix: /shop/% covers /shop/…, not /shopping.txt
     assert (await client.get("/shop/a.txt")).status == 401
-    assert (await client.get("/shopping.txt")).status == 200
+    assert (await client.get("/shopping.txt")).status == 401
     # exact rule for logged-in users; a rule granted to nobody denies everyone
     assert (await client.get("/members.txt")).status == 401
     assert (await client.get("/closed.txt")).status == 401
-    # paths no rule covers: abstain → site default (allow)
-    assert (await client.get("/public.txt")).status == 200
+    # paths no rule covers: denied (401 anonymous, 403 logged in)
+    assert (await client.get("/public.txt")).status == 401
     await login(client, "admin")
     assert (await client.get("/members.txt")).status == 200
     assert (await client.get("/closed.txt")).status == 403
+    assert (await client.get("/public.txt")).status == 403
+
+
+async def test_paths_no_rule_covers_with_default_allow_and_public(make_site, ahcore_client):
+    # default "allow": the plugin abstains where no rule covers, as before
+    client = await ahcore_client(make_site(config=config(default="allow"), files=FILES))
+    await seed(client.app)
+    assert (await client.get("/administration.txt")).status == 200
+    assert (await client.get("/shopping.txt")).status == 200
+    assert (await client.get("/public.txt")).status == 200
+    assert (await client.get("/shop/a.txt")).status == 401
+    # public rules open paths under default deny; a longer database rule still governs
+    client = await ahcore_client(
+        make_site(config=config(public=["/public.txt", "/admin/**"]), files=FILES)
+    )
+    await seed(client.app)
+    assert (await client.get("/public.txt")).status == 200
+    assert (await client.get("/admin/x")).status == 200  # public /admin/** joins sys.admin's rule
+    assert (await client.get("/administration.txt")).status == 401
 
 
 async def test_derived_roles(client):
@@ -278,7 +298,9 @@ async def test_cache_ttl_zero_sees_changes_at_once(make_site, ahcore_client):
 
 async def test_routes_can_be_switched_off(make_site, ahcore_client):
     files = dict(FILES, **{"wwwroot/rbac/whoami": "site page"})
-    client = await ahcore_client(make_site(config=config(routes=False), files=files))
+    client = await ahcore_client(
+        make_site(config=config(routes=False, public=["/rbac/**"]), files=files)
+    )
     assert await (await client.get("/rbac/whoami")).text() == "site page"
 
 
