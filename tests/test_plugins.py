@@ -100,6 +100,18 @@ def test_without_plugins_section_the_config_uses_decide():
     assert set(wanted_plugins(c)) == {"tmpl", "dspy", "mysql", "postgres", "sqlite"}
 
 
+def test_ahserver_builtins_are_on_when_installed_and_no_plugins_section():
+    bare = cfg(website={"processors": [[".dspy", "dspy"]]})
+    assert set(wanted_plugins(bare, installed=["compat", "md"])) == {"dspy", "compat", "sqlite"}
+    assert set(wanted_plugins(bare, installed=["md"])) == {"dspy", "sqlite"}  # not installed
+    listed = cfg(plugins={"dspy": True})
+    assert set(wanted_plugins(listed, installed=["compat"])) == {"dspy", "sqlite"}  # lists it
+    # through the plugin manager: an in-process "compat" counts as installed
+    marker, dspy = type("Compat", (), {})(), type("Dspy", (), {})()
+    pm = create_plugin_manager(bare, available={}, extra={"compat": marker, "dspy": dspy})
+    assert pm.get_plugin("compat") is marker
+
+
 def test_installed_is_not_enabled(site_dir, echo_plugin):
     c = cfg(website={"paths": [[str(site_dir / "wwwroot"), ""]]}, plugins={})
     app = create_app(site_dir, config=c, extra_plugins={"echo": echo_plugin})
