@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ahcore import hookimpl
+from ahcore import Processor, ProcessorSpec, hookimpl
 from ahcore.app import BUILTIN_PLUGINS, create_app
 from ahcore.appkeys import get_site
 from ahcore.config import SiteConfig, validate
@@ -316,3 +316,28 @@ def test_plugin_versions_are_pinned_in_lockstep():
         project = tomllib.loads(pyproject.read_text())["project"]
         assert project["version"] == kernel, pyproject
         assert f"ahcore=={kernel}" in project["dependencies"], pyproject
+
+
+
+class _LateNameProcessor(Processor):
+    async def produce(self, context):
+        return {"late": (await context.namespace()).get("late_name")}
+
+
+class _LatePlugin:
+    @hookimpl
+    def register_processor(self):
+        return ProcessorSpec("late", (".late",), _LateNameProcessor)
+
+
+async def test_add_globals_reaches_scripts_of_a_started_app(make_site, ahcore_client):
+    from ahcore.api import add_globals
+
+    config = {"website": {"paths": [["$[workdir]$/wwwroot", ""]]}, "plugins": {"late": True}}
+    workdir = make_site(config=config, files={"wwwroot/x.late": ""})
+    with pytest.raises(RuntimeError, match="env_globals"):  # not started: use env_globals
+        add_globals(create_app(workdir, extra_plugins={"late": _LatePlugin()}), {"late_name": 1})
+    client = await ahcore_client(workdir, extra_plugins={"late": _LatePlugin()})
+    assert await (await client.get("/x.late")).json() == {"late": None}
+    add_globals(client.app, {"late_name": "now"})
+    assert await (await client.get("/x.late")).json() == {"late": "now"}

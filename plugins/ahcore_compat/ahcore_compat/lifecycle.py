@@ -12,7 +12,8 @@ hooks, so they find the database pools and every other plugin ready:
   first). ``func(app)`` — or ``func()`` — may be sync or async;
 - a coroutine *object* given to ``add_startup`` (the ahserver README's
   ``add_startup(bgwork(10))``) runs as a background task for as long as the
-  application, cancelled at shutdown (aiohttp could not run it at all);
+  application, cancelled at shutdown (aiohttp could not run it at all); if
+  it fails, the error is logged at once;
 - at shutdown: the generators resume in reverse order, then each
   ``add_cleanup`` function runs in registration order; one failing is logged
   and does not stop the others.
@@ -59,7 +60,11 @@ def add_startup(func: Func | Awaitable[Any]) -> None:
 
         async def in_background(_app: web.Application) -> Any:
             with starting(app):
-                return await awaitable
+                try:
+                    return await awaitable
+                except Exception:  # logged when it happens, not at shutdown
+                    log.exception("background task %r (add_startup) failed", awaitable)
+                    return None
 
         background_startup(app, in_background)
         return

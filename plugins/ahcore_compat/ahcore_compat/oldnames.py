@@ -141,6 +141,17 @@ def _paging_ns(ns: Mapping[str, Any], desc: Any) -> dict[str, Any]:
     return out
 
 
+def _keywords_of(func: Func) -> set[str] | None:
+    """The keyword names ``func`` accepts, or ``None`` when it takes ``**kw``."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 class OldSQL:
     """``runSQL`` & co. for one site: the direct (0.2+) and decorator (0.0.x) forms."""
 
@@ -188,8 +199,13 @@ class OldSQL:
     # -- the two calling forms
 
     def _decorate(self, func: Func, run: Callable[..., Any]) -> Func:
+        accepts = _keywords_of(func)
+
         async def wrapper(dbname: str, NS: Any = None, *args: Any, **kw: Any) -> Any:  # noqa: N803
-            desc = await _maybe(func(dbname, NS, *args, **kw))
+            # sqlor handed ``sor``/``callback`` on to the description function
+            # (declared ``**kw``); one that declares no such parameter gets none.
+            given = kw if accepts is None else {k: v for k, v in kw.items() if k in accepts}
+            desc = await _maybe(func(dbname, NS, *args, **given))
             return await run(dbname, desc, NS, kw.get("sor"), kw.get("callback"))
 
         wrapper.__name__ = getattr(func, "__name__", "sql")
