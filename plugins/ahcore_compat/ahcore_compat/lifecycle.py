@@ -32,7 +32,6 @@ from aiohttp import web
 
 from ahcore.api import add_startup as background_startup
 from ahcore_compat.appstate import (
-    HOW_TO,
     Func,
     NoApplication,
     _starting,
@@ -47,7 +46,9 @@ def _app_being_started(what: str) -> web.Application:
     app = _starting.get()
     if app is None:
         raise NoApplication(
-            f"{what} registers work for the application being started: {HOW_TO.split('; ')[0]}"
+            f"{what} registers work for the application being started: call it inside "
+            "the init() given to ahserver.webapp.webapp (or in a module imported there) "
+            "or in a start-up function"
         )
     return app
 

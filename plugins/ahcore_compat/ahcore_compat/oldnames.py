@@ -332,6 +332,26 @@ class CRUD:
         return rec
 
 
+def _may_return_awaitable(name: str, call: Func, impl: Func) -> Func:
+    """``call`` as a function named ``name`` that says it may give an awaitable.
+
+    ``runSQL(dbname, sql)`` gives a coroutine, ``runSQL(func)`` a function:
+    a plain function either way, which template analysis (ahcore-tmpl
+    renders a template synchronously when it provably meets no awaitable)
+    would take for one that never gives an awaitable. ``__wrapped__``
+    pointing at the async implementation is what it follows (as for any
+    ``functools.wraps`` wrapper), so templates calling these render async.
+    """
+
+    def function(*args: Any, **kw: Any) -> Any:
+        return call(*args, **kw)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = call.__doc__
+    function.__wrapped__ = impl  # type: ignore[attr-defined]
+    return function
+
+
 def old_names(site: SiteView) -> dict[str, Any]:
     """The names for a site's script namespace (the compat plugin's ``env_globals``)."""
     sql = OldSQL(site)
@@ -341,9 +361,11 @@ def old_names(site: SiteView) -> dict[str, Any]:
 
     return {
         "absurl": absurl,
-        "runSQL": sql.runSQL,
+        "runSQL": _may_return_awaitable("runSQL", sql.runSQL, sql.rows),
         "runSQLIterator": sql.runSQLIterator,
-        "runSQLPaging": sql.runSQLPaging,
-        "runSQLResultFields": sql.runSQLResultFields,
+        "runSQLPaging": _may_return_awaitable("runSQLPaging", sql.runSQLPaging, sql.paging),
+        "runSQLResultFields": _may_return_awaitable(
+            "runSQLResultFields", sql.runSQLResultFields, sql.fields
+        ),
         "CRUD": crud,
     }

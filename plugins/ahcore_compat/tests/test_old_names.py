@@ -169,3 +169,29 @@ async def test_absurl(make_site, ahcore_client):
 )
 def test_resolve_url(page, url, expected):
     assert resolve_url(page, url) == expected
+
+
+async def test_templates_await_the_old_names(make_site, ahcore_client):
+    config = {
+        "website": {
+            "paths": [["$[workdir]$/wwwroot", ""]],
+            "processors": [[".dspy", "dspy"], [".tmpl", "tmpl"]],
+        },
+        "databases": {"db1": {"driver": "aiosqlite", "kwargs": {"dbname": "$[workdir]$/t.db"}}},
+    }
+    files = {
+        "wwwroot/setup.dspy": (
+            "await runSQL('db1', 'create table t (id varchar(10) primary key, n integer)')\n"
+            "await runSQL('db1', 'insert into t values (${id}$, ${n}$)', {'id': 'a', 'n': 7})\n"
+            "return 'ok'\n"
+        ),
+        "wwwroot/list.tmpl": (
+            "{% set recs = runSQL('db1', 'select id, n from t') %}"
+            "{% for r in recs %}{{ r.id }}={{ r.n }};{% endfor %}"
+            "{% set page = runSQLPaging('db1', 'select id from t', {'page': 1}) %}total={{ page.total }}"
+        ),
+    }
+    client = await ahcore_client(make_site(config=config, files=files))
+    assert (await client.get("/setup.dspy")).status == 200
+    r = await client.get("/list.tmpl")
+    assert r.status == 200 and (await r.text()) == "a=7;total=1"
