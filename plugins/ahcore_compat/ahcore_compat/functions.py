@@ -5,9 +5,9 @@ process-wide singleton) for its function routes (``website.startswiths``:
 ``{leading, registerfunction}``) and for ``rf.exe('ahapp_built', app)``.
 App code registers with ``RegisterFunction().register(name, func)``. Here
 ``RegisterFunction()`` is the registry of the application being started or
-served; each registration is also handed to the kernel's per-application
-function registry (``ahcore.api.register_function``, which function routes
-call) when the kernel has it.
+served: the kernel's per-application function registry
+(:func:`ahcore.api.register_function`, :func:`ahcore.api.registered_function`),
+the one function routes call.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-import ahcore.api as api
+from ahcore.api import register_function, registered_function
 from ahcore_compat.appstate import Func, current_app, log, state_of
 
 
@@ -40,21 +40,19 @@ class RegisterFunction:
 
     @property
     def registKW(self) -> dict[str, Func]:  # noqa: N802 - appPublic's name
-        """The registered functions by name (a copy)."""
+        """The functions registered through ``RegisterFunction`` by name (a copy)."""
         return dict(state_of(self._app).functions)
 
     def register(self, name: str, func: Func) -> None:
         """Register ``func`` as ``name`` for this application (a later one replaces it)."""
         if not callable(func):
             raise TypeError(f"register({name!r}, ...) needs a function, not {type(func).__name__}")
+        register_function(self._app, name, func)
         state_of(self._app).functions[name] = func
-        kernel_register = getattr(api, "register_function", None)
-        if kernel_register is not None:
-            kernel_register(self._app, name, func)
 
     def get(self, name: str) -> Func | None:
-        """The function registered as ``name``, or ``None``."""
-        return state_of(self._app).functions.get(name)
+        """The function registered as ``name`` (by app code or the kernel), or ``None``."""
+        return registered_function(self._app, name)
 
     async def exe(self, name: str, *args: Any, **kw: Any) -> Any:
         """Call the function ``name`` (awaited if async); ``None`` if nothing is registered."""

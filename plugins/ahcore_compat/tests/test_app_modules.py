@@ -270,3 +270,29 @@ def test_add_cleanupctx_wants_an_async_generator(make_site):
 
     with pytest.raises(TypeError, match="async generator"):
         CompatInit(init)(app)
+
+
+async def test_register_function_serves_function_routes(make_site, aiohttp_client):
+    config = {
+        **CONFIG,
+        "website": {
+            **CONFIG["website"],
+            "startswiths": [{"leading": "/api/orders", "registerfunction": "orders"}],
+        },
+    }
+    workdir = make_site(config=config, files={}, name="routes")
+
+    def init() -> None:
+        async def orders(request, params_kw, *rest):
+            return {"rest": list(rest), "q": params_kw.q, "site": ServerEnv().site_name}
+
+        ServerEnv().site_name = "routes"
+        RegisterFunction().register("orders", orders)
+
+    client = await start(aiohttp_client, workdir, init)
+    r = await client.get("/api/orders/12/lines?q=x")
+    assert r.status == 200, await r.text()
+    assert await r.json() == {"rest": ["12", "lines"], "q": "x", "site": "routes"}
+    registry = RegisterFunction.of(client.app)
+    assert set(registry.registKW) == {"orders"}
+    assert registry.get("download") is not None  # the kernel's own are there too
