@@ -32,12 +32,16 @@ example):
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
   base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`
   …) and errors, and :func:`open_site` for a plugin's own command line.
+- **The application**: :func:`add_startup` (background work),
+  :func:`add_globals` (names added to a started site's namespace), the
+  event dispatcher (:attr:`SiteView.events`), and :func:`webapp`, the
+  embedding entry point (ahserver's ``webapp(init)``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,6 +70,7 @@ from ahcore.db.sqltext import is_query, parse_int, placeholder_names
 from ahcore.db.streaming import JsonRowsWriter, encode_rows
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
+from ahcore.events import EventDispatcher
 from ahcore.forwarded import client_scheme, request_origin
 from ahcore.functions import register_function, registered_function
 from ahcore.jsonutil import dumps, json_response
@@ -94,6 +99,7 @@ __all__ = [
     "Dialect",
     "DictObject",
     "DriverSpec",
+    "EventDispatcher",
     "FetchResult",
     "JsonRowsWriter",
     "PluginError",
@@ -110,6 +116,7 @@ __all__ = [
     "SiteConfig",
     "SiteView",
     "StatementTimeout",
+    "add_globals",
     "add_startup",
     "bad_request",
     "current_context",
@@ -140,6 +147,7 @@ __all__ = [
     "set_cookie",
     "to_response",
     "url_segments",
+    "webapp",
 ]
 
 
@@ -188,6 +196,16 @@ class SiteView(Protocol):
     def pools(self) -> DBPools:
         """The application's databases; from ``on_startup`` on."""
 
+    @property
+    def events(self) -> EventDispatcher:
+        """The application's event dispatcher (ahserver's ``env.event_dispatcher``).
+
+        ``bind(event, handler)``, ``unbind(event, handler)`` and ``await
+        dispatch(event, data)``; handlers may be sync or async, and one
+        handler's error is logged without stopping the others. The kernel
+        dispatches ``hot_reload`` (with the data of :func:`on_hot_reload`).
+        """
+
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """The site's settings object for plugin ``name`` (``{}`` for ``true``)."""
 
@@ -204,6 +222,47 @@ class SiteView(Protocol):
 def get_site(app: web.Application) -> SiteView:
     """The site an application serves (in a hook: ``get_site(app)``)."""
     return _get_site(app)
+
+
+def add_globals(app: web.Application, names: Mapping[str, Any]) -> None:
+    """Add (or replace) ``names`` in the script namespace of a started application.
+
+    For names that become known only once the application runs (a start-up
+    task that learns a value, ahserver's ``ServerEnv`` assigned after
+    start). Scripts and templates see them from their next request on.
+    Before start a plugin returns its names from the ``env_globals`` hook
+    instead: the namespace is built from those when the application starts,
+    so calling this earlier raises :class:`RuntimeError`.
+    """
+    site = _get_site(app)
+    if not site.global_namespace:
+        raise RuntimeError(
+            "add_globals(app, ...) before the application started: "
+            "return the names from the plugin's env_globals hook instead"
+        )
+    site.global_namespace.update(names)
+
+
+def webapp(
+    init: Callable[..., Any] | None = None,
+    argv: list[str] | None = None,
+    plugins: dict[str, str] | None = None,
+) -> None:
+    """Serve the site named on the command line, as ahserver's ``webapp(init)`` did.
+
+    Parses ``-w/--workdir`` and ``-p/--port`` (with ``--host``,
+    ``--workers N`` and ``--debug``) from ``argv`` (``sys.argv`` by
+    default), loads the site's config and calls ``init(app)`` — or
+    ``init()`` — in each worker with the application before it starts, then
+    serves until SIGINT/SIGTERM and exits the process. ``init`` must be
+    picklable (a module-level function or object) when ``--workers`` is
+    above 1. ``plugins`` maps plugin names to importable module paths for
+    plugins that are not installed as distributions; the site config must
+    still enable them.
+    """
+    from ahcore.server import webapp as serve_webapp  # argparse, multiprocessing: load on use
+
+    serve_webapp(init, argv=argv, plugins=plugins)
 
 
 def request_scheme(request: web.Request) -> str:

@@ -307,11 +307,13 @@ def _unserved_advice(site: Site, suffix: str) -> tuple[bool, str]:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from ahcore.plugins import installed_plugins, wanted_plugins
 
+    installed = installed_plugins()
     enabled: set[str] | None = None
     if args.workdir:
-        enabled = set(wanted_plugins(load_config(Path(args.workdir).resolve())))
+        config = load_config(Path(args.workdir).resolve())
+        enabled = set(wanted_plugins(config, installed=installed))
     rows = [("name", "distribution", "version", "enabled", "hooks")]
-    for name, plugin in sorted(installed_plugins().items()):
+    for name, plugin in sorted(installed.items()):
         try:
             module = plugin.entry_point.load()
             hooks = ",".join(sorted(_hook_names(module))) or "-"

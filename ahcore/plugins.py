@@ -211,8 +211,16 @@ def installed_plugins() -> dict[str, InstalledPlugin]:
 #: ``plugins``: a start-up error. Named in ``website.processors``: the
 #: processor's files answer 501. A database's driver: a start-up error
 #: (reported by the site, which knows the database). The kernel's SQLite
-#: driver, wanted by default: nothing.
-Reason = Literal["plugins", "website.processors", "databases", "kernel"]
+#: driver, wanted by default: nothing. An ahserver built-in (below), installed
+#: and so wanted: its import error is a start-up error.
+Reason = Literal["plugins", "website.processors", "databases", "kernel", "ahserver"]
+
+#: Plugins standing for what ahserver had built in without naming it in its
+#: config (the script names of older ahserver versions, the ``ahserver``
+#: package for app modules): a site without a ``plugins`` section — every
+#: ahserver config — gets them whenever they are installed. A site with the
+#: section lists them like any plugin.
+AHSERVER_BUILTINS: tuple[str, ...] = ("compat",)
 
 
 @dataclass(frozen=True)
@@ -229,13 +237,17 @@ def disabled_plugins(config: SiteConfig) -> frozenset[str]:
     return frozenset(name for name, value in (config.plugins or {}).items() if value is False)
 
 
-def enablements(config: SiteConfig) -> dict[str, Enablement]:
+def enablements(
+    config: SiteConfig, installed: Iterable[str] | None = None
+) -> dict[str, Enablement]:
     """Plugin name → why and with which settings this site enables it.
 
     With a ``plugins`` section: each key whose value is ``true`` or an object.
-    Without one: the processors named in ``website.processors``. Either way:
-    the driver of every database, and the kernel's SQLite driver, unless the
-    section sets them to ``false``.
+    Without one: the processors named in ``website.processors``, and those of
+    :data:`AHSERVER_BUILTINS` that are in ``installed`` (names of installed
+    plugins; ``None`` leaves them out). Either way: the driver of every
+    database, and the kernel's SQLite driver, unless the section sets them
+    to ``false``.
     """
     wanted: dict[str, Enablement] = {}
     if config.plugins is not None:
@@ -248,6 +260,12 @@ def enablements(config: SiteConfig) -> dict[str, Enablement]:
             wanted.setdefault(
                 processor, Enablement({}, "website.processors", f"website.processors[{i}]")
             )
+        present = set(installed or ())
+        for name in AHSERVER_BUILTINS:
+            if name in present:
+                wanted.setdefault(
+                    name, Enablement({}, "ahserver", f"the installed plugin {name!r}")
+                )
     off = disabled_plugins(config)
     for db_name, db in config.databases.items():
         driver = canonical_driver(db.driver)
@@ -258,9 +276,11 @@ def enablements(config: SiteConfig) -> dict[str, Enablement]:
     return wanted
 
 
-def wanted_plugins(config: SiteConfig) -> dict[str, dict[str, Any]]:
+def wanted_plugins(
+    config: SiteConfig, installed: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Plugin name → settings for the plugins this site enables (see :func:`enablements`)."""
-    return {name: e.settings for name, e in enablements(config).items()}
+    return {name: e.settings for name, e in enablements(config, installed).items()}
 
 
 # ---------------------------------------------------------------- discovery
@@ -368,7 +388,7 @@ def load_plugins(
         except Exception as exc:  # the plugin's own import error
             import_errors[name] = f"{type(exc).__name__}: {exc}"
 
-    wanted = enablements(config)
+    wanted = enablements(config, installed=[*objects, *import_errors])
     offers: dict[str, list[ProcessorOffer]] = {}
     warnings: list[str] = []
     for name, obj in objects.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ahcore import hookimpl
+from ahcore import Processor, ProcessorSpec, hookimpl
 from ahcore.app import BUILTIN_PLUGINS, create_app
 from ahcore.appkeys import get_site
 from ahcore.config import SiteConfig, validate
@@ -98,6 +98,18 @@ def test_without_plugins_section_the_config_uses_decide():
         },
     )
     assert set(wanted_plugins(c)) == {"tmpl", "dspy", "mysql", "postgres", "sqlite"}
+
+
+def test_ahserver_builtins_are_on_when_installed_and_no_plugins_section():
+    bare = cfg(website={"processors": [[".dspy", "dspy"]]})
+    assert set(wanted_plugins(bare, installed=["compat", "md"])) == {"dspy", "compat", "sqlite"}
+    assert set(wanted_plugins(bare, installed=["md"])) == {"dspy", "sqlite"}  # not installed
+    listed = cfg(plugins={"dspy": True})
+    assert set(wanted_plugins(listed, installed=["compat"])) == {"dspy", "sqlite"}  # lists it
+    # through the plugin manager: an in-process "compat" counts as installed
+    marker, dspy = type("Compat", (), {})(), type("Dspy", (), {})()
+    pm = create_plugin_manager(bare, available={}, extra={"compat": marker, "dspy": dspy})
+    assert pm.get_plugin("compat") is marker
 
 
 def test_installed_is_not_enabled(site_dir, echo_plugin):
@@ -304,3 +316,28 @@ def test_plugin_versions_are_pinned_in_lockstep():
         project = tomllib.loads(pyproject.read_text())["project"]
         assert project["version"] == kernel, pyproject
         assert f"ahcore=={kernel}" in project["dependencies"], pyproject
+
+
+
+class _LateNameProcessor(Processor):
+    async def produce(self, context):
+        return {"late": (await context.namespace()).get("late_name")}
+
+
+class _LatePlugin:
+    @hookimpl
+    def register_processor(self):
+        return ProcessorSpec("late", (".late",), _LateNameProcessor)
+
+
+async def test_add_globals_reaches_scripts_of_a_started_app(make_site, ahcore_client):
+    from ahcore.api import add_globals
+
+    config = {"website": {"paths": [["$[workdir]$/wwwroot", ""]]}, "plugins": {"late": True}}
+    workdir = make_site(config=config, files={"wwwroot/x.late": ""})
+    with pytest.raises(RuntimeError, match="env_globals"):  # not started: use env_globals
+        add_globals(create_app(workdir, extra_plugins={"late": _LatePlugin()}), {"late_name": 1})
+    client = await ahcore_client(workdir, extra_plugins={"late": _LatePlugin()})
+    assert await (await client.get("/x.late")).json() == {"late": None}
+    add_globals(client.app, {"late_name": "now"})
+    assert await (await client.get("/x.late")).json() == {"late": "now"}
