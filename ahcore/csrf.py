@@ -34,6 +34,16 @@ def csrf_refusal(request: web.Request) -> str | None:
         return None
     if request.headers.get("Authorization", "").split(" ", 1)[0].lower() in ("basic", "bearer"):
         return None
+    return cross_origin_reason(request)
+
+
+def cross_origin_reason(request: web.Request) -> str | None:
+    """Why a browser's request comes from another site's page, or None.
+
+    The origin checks of :func:`csrf_refusal` without its conditions: also
+    used when a login issues a session (login CSRF), where the visitor has
+    no session cookie yet.
+    """
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site == "cross-site":
         return "cross-site request refused (Sec-Fetch-Site)"

@@ -41,7 +41,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from ahcore.appkeys import SITE_KEY
 from ahcore.context import current_context
 from ahcore.cookies import delete_cookie, set_cookie
-from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, csrf_refusal  # noqa: F401 (re-exported)
+from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, cross_origin_reason, csrf_refusal  # noqa: F401 (re-exported)
 from ahcore.plugins import await_me_maybe, hook_callers, hookimpl
 from ahcore.revocations import RedisRevocations, Revocations, SqliteRevocations, sqlite_path
 
@@ -314,7 +314,14 @@ async def remember_user(
     """Log ``userid`` in: always in a fresh session, so a planted id never survives.
 
     A ticket the visitor already had (another login) is ended as at logout.
+    A login asked for by another site's page (login CSRF: a cross-site form
+    posting an attacker's credentials) is refused with 403 — every login
+    path (the rbac endpoint, ``rbac_login``, a script's ``remember_user``)
+    comes through here.
     """
+    reason = cross_origin_reason(request)
+    if reason is not None:
+        raise web.HTTPForbidden(text=f"403: login refused: {reason}\n")
     settings = request.app[SESSIONS]
     old = await get_session(request)
     if old is not None:

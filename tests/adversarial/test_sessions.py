@@ -249,6 +249,34 @@ async def test_cross_site_login_switch_is_refused(server):
     assert set_cookie_value(r, COOKIE_NAME) is None
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        # a cross-site form post is a top-level navigation: past the fetch-metadata check
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+    ],
+)
+async def test_a_cross_site_login_without_a_session_issues_none(server, headers):
+    """Login CSRF against a visitor with no session yet: another site's form
+    posting the attacker's credentials must not log the visitor in."""
+    r = await raw_exchange(
+        server, request_bytes("POST", "/login.call", b"user=mallory", FORM | headers)
+    )
+    assert r.status == 403
+    assert b"login refused" in r.body
+    assert set_cookie_value(r, COOKIE_NAME) is None
+    r.assert_clean()
+
+
+async def test_a_same_origin_login_without_a_session_works(server):
+    own = {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"}  # advkit sends Host: 127.0.0.1
+    r = await raw_exchange(server, request_bytes("POST", "/login.call", b"user=ann", FORM | own))
+    assert r.status == 200
+    cookie = set_cookie_value(r, COOKIE_NAME)
+    assert cookie and await whoami(server, cookie) == "ann"
+
+
 async def test_same_origin_state_change_is_allowed(server):
     cookie = await login(server, "ann")
     origin = "http://127.0.0.1"  # the Host header request_bytes sends
