@@ -24,8 +24,9 @@ example):
   :func:`remember_user`, :func:`forget_user`.
 - **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
-  base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`
-  …) and errors, and :func:`open_site` for a plugin's own command line.
+  base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`,
+  the table descriptions :class:`TableSummary`/:class:`TableDetail` …) and
+  errors, and :func:`open_site` for a plugin's own command line.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ from ahcore.config import ConfigError, DatabaseConfig, SiteConfig
 from ahcore.context import RequestContext, current_context
 from ahcore.db.driver import (
     BatchedRowStream,
+    ColumnDetail,
     ColumnInfo,
     Connection,
     Dialect,
     DriverSpec,
     FetchResult,
+    IndexDetail,
     Pool,
     RowStream,
+    TableDetail,
+    TableSummary,
 )
 from ahcore.db.errors import BadQuery, DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import FIELD_TYPES, from_sql_name
@@ -76,6 +81,7 @@ __all__ = [
     "FIELD_TYPES",
     "BadQuery",
     "BatchedRowStream",
+    "ColumnDetail",
     "ColumnInfo",
     "ConfigError",
     "Connection",
@@ -86,6 +92,7 @@ __all__ = [
     "DictObject",
     "DriverSpec",
     "FetchResult",
+    "IndexDetail",
     "JsonRowsWriter",
     "PluginError",
     "Pool",
@@ -100,6 +107,8 @@ __all__ = [
     "SiteConfig",
     "SiteView",
     "StatementTimeout",
+    "TableDetail",
+    "TableSummary",
     "add_startup",
     "bad_request",
     "current_context",
