@@ -120,6 +120,7 @@ async def test_I_refuses_unknown_and_bad_names(db_client, table) -> None:
 
 
 async def test_tables_and_I_from_a_script(db_client) -> None:
+    pytest.importorskip("ahcore_dspy")
     client = await db_client(
         files={
             "wwwroot/t.dspy": (
