@@ -22,7 +22,10 @@ example):
   return conventions.
 - **Users**: :func:`current_user`, :func:`current_ticket`,
   :func:`remember_user`, :func:`forget_user`.
-- **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
+- **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`;
+  :class:`FileOutZone` (403, a ``PermissionError``) and
+  :class:`SiteFileNotFound` (404, a ``FileNotFoundError``) for a file name
+  that leads outside the site or to nothing.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
   base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`,
   the table descriptions :class:`TableSummary`/:class:`TableDetail` …) and
@@ -73,6 +76,7 @@ from ahcore.processor import Processor, ProcessorSpec, to_response
 from ahcore.resolver import Resolved, Root
 from ahcore.resolver import split_segments as url_segments
 from ahcore.session import current_ticket, current_user, forget_user, remember_user
+from ahcore.sitefiles import FileOutZone, SiteFileNotFound
 
 if TYPE_CHECKING:
     from ahcore.uploads import UploadStore
@@ -92,6 +96,7 @@ __all__ = [
     "DictObject",
     "DriverSpec",
     "FetchResult",
+    "FileOutZone",
     "IndexDetail",
     "JsonRowsWriter",
     "PluginError",
@@ -105,6 +110,7 @@ __all__ = [
     "SQLor",
     "Select",
     "SiteConfig",
+    "SiteFileNotFound",
     "SiteView",
     "StatementTimeout",
     "TableDetail",

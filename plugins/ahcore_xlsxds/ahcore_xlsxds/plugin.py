@@ -1,7 +1,7 @@
 """The ahcore plugin module (entry point ``xlsxds`` in the ``ahcore`` group).
 
 Uses only public hooks: ``register_processor`` for ``.xlsxds`` files and
-``env_globals`` to give scripts ``data2xlsx``.
+``env_globals`` to give scripts ``data2xlsx`` and ``xlsxdata``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore.api import FileOutZone, ProcessorSpec, SiteFileNotFound, SiteView, get_site, hookimpl
 from ahcore_xlsxds.export import data2xlsx
 from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor
+from ahcore_xlsxds.xlsxdata import XLSXData
 
 
 @hookimpl
@@ -45,4 +46,31 @@ def env_globals(app: web.Application) -> Mapping[str, Any]:
 
     site_data2xlsx.__doc__ = data2xlsx.__doc__
     site_data2xlsx.__name__ = site_data2xlsx.__qualname__ = "data2xlsx"
-    return {"data2xlsx": site_data2xlsx}
+
+    site = get_site(app)
+
+    def xlsxdata(path: str | os.PathLike[str], desc: Mapping[str, Any]) -> XLSXData:
+        """ahserver's ``xlsxdata(path, desc)`` (:class:`ahcore_xlsxds.xlsxdata.XLSXData`).
+
+        ``path`` is relative to the site's work directory, or absolute (what
+        ``abspath(url)`` gives); it must lie in the work directory or a
+        content root: else :class:`FileOutZone` (403), and no file is read.
+        """
+        return XLSXData(workbook_path(site, path), desc)
+
+    return {"data2xlsx": site_data2xlsx, "xlsxdata": xlsxdata}
+
+
+def workbook_path(site: SiteView, path: str | os.PathLike[str]) -> str:
+    """The real path of a workbook a script names, if it lies inside the site."""
+    name = os.fspath(path)
+    real = os.path.realpath(site.workdir / name)
+    conf = os.path.realpath(site.workdir / "conf") + os.sep
+    bases = [os.path.realpath(site.workdir) + os.sep, *(root.real for root in site.roots)]
+    if (real + os.sep).startswith(conf) or not any(
+        (real + os.sep).startswith(base) for base in bases
+    ):
+        raise FileOutZone(name, "outside the site")
+    if not os.path.isfile(real):
+        raise SiteFileNotFound(name)
+    return real
