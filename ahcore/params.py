@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -70,7 +70,10 @@ def body_timeout_error(seconds: float) -> web.HTTPRequestTimeout:
     return exc
 
 
-def ahserver_ints(params: dict[str, Any]) -> dict[str, Any]:
+_Params = TypeVar("_Params", bound=dict[str, Any])
+
+
+def ahserver_ints(params: _Params) -> _Params:
     """Turn the :data:`INT_PARAMS` values that are text of an int into ints, in place.
 
     Exactly ahserver's rule: a ``str`` value becomes ``int(value)`` when

@@ -66,20 +66,20 @@ class DBFilter:
         ns.update(self.consts)
         return sql
 
-    def get_variables(self) -> dict[str, str]:
+    def get_variables(self) -> dict[str, Any]:
         """``{var: field}`` for every item that takes its value from the namespace."""
-        found: dict[str, str] = {}
+        found: dict[str, Any] = {}
         self._variables(self.filterjson, found)
         return found
 
-    def _variables(self, node: Any, found: dict[str, str]) -> None:
+    def _variables(self, node: Any, found: dict[str, Any]) -> None:
         if not isinstance(node, Mapping):
             return
         if len(node) == 1:
             (value,) = node.values()
             for child in value if isinstance(value, list) else [value]:
                 self._variables(child, found)
-        elif "var" in node and isinstance(node["var"], str):
+        elif isinstance(node.get("var"), str):
             found[node["var"]] = node.get("field")
 
     def _node(self, node: Any, ns: Mapping[str, Any]) -> str | None:
