@@ -5,9 +5,12 @@ to each content root as text, so ``/../conf/config.json`` opened the
 config (its prefix check compared the unnormalised path); ``uriop``'s
 prefix check let ``/site/wwwroot2`` pass for ``/site/wwwroot``. Here every
 name is split into segments first — ``..``, NUL and dot-named segments
-(dotfiles, ``.session_secret``) are refused — and the *real* path (symlinks
-resolved) must lie in the site's work directory or one of its content
-roots, never under ``conf/``. A file the site runs (a suffix some processor
+(dotfiles, ``.session_secret``) are refused — so a name can only spell a
+path inside the site's work directory or one of its content roots. Where
+that path leads is then decided as the resolver decides what it serves:
+never under ``conf/``; through a symlink the site's owner placed (a module
+folder linked into ``wwwroot``) only while ``website.follow_symlinks`` is on
+(the default), else the *real* path must stay inside. A file the site runs (a suffix some processor
 handles, or ``.py``/``.dspy``/``.sqlds``/``.xlsxds``) can be read but not
 written, renamed or deleted through these helpers: a path taken from a
 request must not become a way to plant code.
@@ -118,7 +121,11 @@ class SiteFiles:
         return [workdir + os.sep, *(root.real for root in self.site.roots)]
 
     def check(self, name: str, path: str | os.PathLike[str]) -> Path:
-        """The real path of ``path`` if a script may reach it, else :class:`FileOutZone`."""
+        """The real path of ``path`` if a script may reach it, else :class:`FileOutZone`.
+
+        ``path`` is spelt inside the work directory or a content root (the
+        caller built it from checked segments); this decides where it leads.
+        """
         real = os.path.realpath(path)
         conf = os.path.realpath(self.site.workdir / "conf") + os.sep
         if (real + os.sep).startswith(conf):
@@ -129,6 +136,8 @@ class SiteFiles:
                 if any(part.startswith(".") for part in rest):
                     raise FileOutZone(name, "dot-named files and folders are private")
                 return Path(real)
+        if self.site.config.website.follow_symlinks:
+            return Path(real)  # through a link the site's owner placed
         raise FileOutZone(name, "outside the site")
 
     def locate(self, name: str, *, creating: bool = False) -> Path:
@@ -249,9 +258,10 @@ class URIOp:
 
     The root is ``website.root`` from the config when set (ahserver's key),
     else the first content root. Every operation takes a URI relative to
-    that root, checked as in :class:`SiteFiles` (a URI outside it, or into a
-    dot-named or ``conf/`` path, is a :class:`URIopException`); files the
-    site runs are not changed.
+    that root, checked as in :class:`SiteFiles` (a URI spelling a path
+    outside it, into a dot-named or ``conf/`` path, or — with
+    ``website.follow_symlinks: false`` — leading out of it through a link, is
+    a :class:`URIopException`); files the site runs are not changed.
     """
 
     def __init__(self, site: Site) -> None:
@@ -272,6 +282,8 @@ class URIOp:
         real = os.path.realpath(os.path.join(self.realPath, *parts))
         conf = os.path.realpath(self.site.workdir / "conf") + os.sep
         inside = (real + os.sep).startswith(self.realPath.rstrip(os.sep) + os.sep)
+        if not inside and self.site.config.website.follow_symlinks:
+            inside = True  # a link the site's owner placed under the root, as served
         if not inside or (real + os.sep).startswith(conf):
             raise URIopException("url scope error", uri or "")
         return real

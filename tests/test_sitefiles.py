@@ -102,15 +102,35 @@ def test_outside_names_are_refused_and_nothing_is_opened(site, name) -> None:
     assert str(site.workdir) not in caught.value.text  # no real paths for the visitor
 
 
-def test_a_symlink_out_of_the_site_is_refused(site, tmp_path: Path) -> None:
-    os.symlink(tmp_path / "outside.txt", site.workdir / "wwwroot" / "link.txt")
+def test_links_the_owner_placed_are_followed_as_for_serving(site, tmp_path: Path) -> None:
+    # A module-based site: wwwroot/<module> is a link to the module's own folder.
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "data.txt").write_text("module data")
+    os.symlink(module, site.workdir / "wwwroot" / "mod")
     os.symlink(site.workdir / "conf", site.workdir / "data" / "c")
+    files = SiteFiles(site)
+    with files.open("/mod/data.txt") as f:
+        assert f.read() == "module data"
+    with files.open("/mod/new.txt", "w") as f:
+        f.write("x")
+    assert (module / "new.txt").read_text() == "x"
+    with pytest.raises(FileOutZone):  # a link into conf/ is still conf/
+        files.open("data/c/config.json")
+
+
+def test_with_follow_symlinks_off_a_link_out_is_refused(make_site, tmp_path: Path) -> None:
+    config = {**CONFIG, "website": {**CONFIG["website"], "follow_symlinks": False}}
+    workdir = make_site(config=config, files=FILES)
+    site = get_site(create_app(workdir, extra_plugins={"page": PagePlugin()}))
+    (tmp_path / "outside.txt").write_text("not the site's")
+    os.symlink(tmp_path / "outside.txt", workdir / "wwwroot" / "link.txt")
     with pytest.raises(FileOutZone):
         SiteFiles(site).open("/link.txt")
     with pytest.raises(FileOutZone):
-        SiteFiles(site).open("data/c/config.json")
-    with pytest.raises(FileOutZone):
         SiteFiles(site).open("/link.txt", "w")
+    with pytest.raises(URIopException):
+        URIOp(site).read("/link.txt")
     assert (tmp_path / "outside.txt").read_text() == "not the site's"
 
 

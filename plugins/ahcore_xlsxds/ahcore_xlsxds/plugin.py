@@ -62,14 +62,30 @@ def env_globals(app: web.Application) -> Mapping[str, Any]:
 
 
 def workbook_path(site: SiteView, path: str | os.PathLike[str]) -> str:
-    """The real path of a workbook a script names, if it lies inside the site."""
+    """The real path of a workbook a script names, if it lies inside the site.
+
+    Inside means: in the work directory or a content root, never under
+    ``conf/``. A path spelt inside the site that leads out through a link the
+    owner placed (a module folder linked into ``wwwroot``), or a path the site
+    serves through such a link (what ``abspath(url)`` returns), counts as
+    inside while ``website.follow_symlinks`` is on, as for serving.
+    """
     name = os.fspath(path)
-    real = os.path.realpath(site.workdir / name)
+    lexical = os.path.normpath(os.path.join(site.workdir, name))
+    real = os.path.realpath(lexical)
     conf = os.path.realpath(site.workdir / "conf") + os.sep
-    bases = [os.path.realpath(site.workdir) + os.sep, *(root.real for root in site.roots)]
-    if (real + os.sep).startswith(conf) or not any(
-        (real + os.sep).startswith(base) for base in bases
-    ):
+    if (real + os.sep).startswith(conf):
+        raise FileOutZone(name, "the site's conf/ folder is private")
+    folders = [str(site.workdir), *(str(root.folder) for root in site.roots)]
+    reals = [os.path.realpath(site.workdir) + os.sep, *(root.real for root in site.roots)]
+    inside = any((real + os.sep).startswith(base) for base in reals)
+    if not inside and site.config.website.follow_symlinks:
+        spelt_inside = any(
+            (lexical + os.sep).startswith(os.path.abspath(f).rstrip(os.sep) + os.sep)
+            for f in folders
+        )
+        inside = spelt_inside or site.file_url(real) is not None
+    if not inside:
         raise FileOutZone(name, "outside the site")
     if not os.path.isfile(real):
         raise SiteFileNotFound(name)

@@ -139,11 +139,34 @@ async def test_outside_the_site_is_refused_before_reading(
         xlsxdata(name, {})
 
 
-async def test_a_symlink_out_of_the_site_is_refused(xlsxdata: Any, site_dir: Path) -> None:
-    (site_dir.parent / "outside.xlsx").write_bytes(workbook([["x"]]))
-    os.symlink(site_dir.parent / "outside.xlsx", site_dir / "data" / "link.xlsx")
+async def test_a_linked_module_folder_counts_as_the_site(
+    ahcore_client: Any, make_site: Any, tmp_path: Path
+) -> None:
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "book.xlsx").write_bytes(workbook([["name"], ["m"]]))
+    site_dir = make_site(config=CONFIG, files={})
+    os.symlink(module, site_dir / "wwwroot" / "mod")
+    client = await ahcore_client(site_dir)
+    ns = get_site(client.app).global_namespace
+    assert ns["xlsxdata"]("wwwroot/mod/book.xlsx", {"name_at": 1}).getData() == [{"name": "m"}]
+    # What abspath('/mod/book.xlsx') gives a script: the real path, through the link.
+    real = get_site(client.app).resolve("/mod/book.xlsx")
+    assert real is not None
+    assert ns["xlsxdata"](real.path, {"name_at": 1}).getData() == [{"name": "m"}]
+
+
+async def test_with_follow_symlinks_off_a_link_out_is_refused(
+    ahcore_client: Any, make_site: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "outside.xlsx").write_bytes(workbook([["x"]]))
+    config = {**CONFIG, "website": {**CONFIG["website"], "follow_symlinks": False}}
+    site_dir = make_site(config=config, files={})
+    (site_dir / "data").mkdir()
+    os.symlink(tmp_path / "outside.xlsx", site_dir / "data" / "link.xlsx")
+    client = await ahcore_client(site_dir)
     with pytest.raises(FileOutZone):
-        xlsxdata("data/link.xlsx", {})
+        get_site(client.app).global_namespace["xlsxdata"]("data/link.xlsx", {})
 
 
 async def test_a_missing_workbook(xlsxdata: Any) -> None:
