@@ -26,12 +26,16 @@ example):
   :func:`remember_user`, :func:`forget_user`.
 - **Cookies**: :func:`set_cookie` and :func:`delete_cookie`, the one way a
   cookie is set (HttpOnly, SameSite=Lax, Secure when the client used https).
-- **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
+- **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`;
+  :class:`FileOutZone` (403, a ``PermissionError``) and
+  :class:`SiteFileNotFound` (404, a ``FileNotFoundError``) for a file name
+  that leads outside the site or to nothing.
 - **Function routes** (``website.startswiths``): :func:`register_function`,
   :func:`registered_function` — the application's own registry.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
-  base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`
-  …) and errors, and :func:`open_site` for a plugin's own command line.
+  base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`,
+  the table descriptions :class:`TableSummary`/:class:`TableDetail` …) and
+  errors, and :func:`open_site` for a plugin's own command line.
 - **The application**: :func:`add_startup` (background work),
   :func:`add_globals` (names added to a started site's namespace), the
   event dispatcher (:attr:`SiteView.events`), and :func:`webapp`, the
@@ -54,13 +58,17 @@ from ahcore.context import RequestContext, current_context
 from ahcore.cookies import SameSite, delete_cookie, set_cookie
 from ahcore.db.driver import (
     BatchedRowStream,
+    ColumnDetail,
     ColumnInfo,
     Connection,
     Dialect,
     DriverSpec,
     FetchResult,
+    IndexDetail,
     Pool,
     RowStream,
+    TableDetail,
+    TableSummary,
 )
 from ahcore.db.errors import BadQuery, DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import FIELD_TYPES, from_sql_name
@@ -81,6 +89,7 @@ from ahcore.processor import Processor, ProcessorSpec, to_response
 from ahcore.resolver import Resolved, Root
 from ahcore.resolver import split_segments as url_segments
 from ahcore.session import current_ticket, current_user, forget_user, remember_user
+from ahcore.sitefiles import FileOutZone, SiteFileNotFound
 
 if TYPE_CHECKING:
     from ahcore.uploads import UploadStore
@@ -90,6 +99,7 @@ __all__ = [
     "BadQuery",
     "BatchedRowStream",
     "BodyMode",
+    "ColumnDetail",
     "ColumnInfo",
     "ConfigError",
     "Connection",
@@ -101,6 +111,8 @@ __all__ = [
     "DriverSpec",
     "EventDispatcher",
     "FetchResult",
+    "FileOutZone",
+    "IndexDetail",
     "JsonRowsWriter",
     "PluginError",
     "Pool",
@@ -114,9 +126,12 @@ __all__ = [
     "SQLor",
     "Select",
     "SiteConfig",
+    "SiteFileNotFound",
     "SiteView",
     "StatementTimeout",
     "add_globals",
+    "TableDetail",
+    "TableSummary",
     "add_startup",
     "bad_request",
     "current_context",

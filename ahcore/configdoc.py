@@ -67,7 +67,7 @@ DESCRIPTIONS: dict[str, str] = {
     "databases.*.kwargs": "connection settings passed to the driver (see below)",
     "databases.*.maxconn": "pool size (at least 1)",
     "databases.*.acquire_timeout": "seconds to wait for a free connection before answering 503",
-    "logger.name": "accepted for ahserver configs; ahcore logs under `ahcore.*` loggers",
+    "logger.name": "the logger that scripts' `debug()` … `exception()` and templates' `print` write to; ahcore's own messages use `ahcore.*` loggers",
     "logger.levelname": "`debug`, `info`, `warning`, `error` or `critical` (`--debug` forces debug); at `info` or more verbose an access line is written per request",
     "logger.logfile": "write the log, access lines included, to this file instead of stderr; reopened on SIGHUP (logrotate)",
     "hot_reload.enabled": "watch config and i18n files and serve `POST /__hot_reload__`",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ahcore.dictobject import DictObject
-from ahcore.params import BODY_METHODS, read_params
+from ahcore.params import BODY_METHODS, ahserver_ints, read_params
 from ahcore.plugins import await_me_maybe
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class RequestContext:
         self.site = site
         self.resolved = resolved
         self._params = params
-        self._namespace: dict[str, Any] | None = None
+        self._namespace: DictObject | None = None
         # Free per-request storage for plugins (keyed by plugin name).
         self.state: dict[str, Any] = {}
 
@@ -75,21 +75,28 @@ class RequestContext:
         return self.resolved.url if self.resolved is not None else self.request.path
 
     async def params(self) -> DictObject:
-        """``params_kw`` for this request, read from the request once."""
+        """``params_kw`` for this request, read from the request once.
+
+        As in ahserver, ``_webbricks_``, ``_is_mobile``, ``_width``,
+        ``_height``, ``page`` and ``rows`` arrive as ints when their text is
+        one (:func:`ahcore.params.ahserver_ints`); everything else as sent.
+        """
         if self._params is None:
-            self._params = await read_params(self.request, self.site.uploads)
+            self._params = ahserver_ints(await read_params(self.request, self.site.uploads))
         return self._params
 
-    async def namespace(self) -> dict[str, Any]:
+    async def namespace(self) -> DictObject:
         """The full processor namespace (SPEC §6), built once per request.
 
         Global names come first, then per-request names from the
         ``request_namespace`` hook, then ``request`` and ``params_kw`` — so no
-        request parameter can ever replace a namespace name.
+        request parameter can ever replace a namespace name. A
+        :class:`DictObject`, so ahserver code can write
+        ``request._run_ns.params_kw``.
         """
         if self._namespace is not None:
             return self._namespace
-        ns = dict(self.site.global_namespace)
+        ns = DictObject(self.site.global_namespace)
         for extra in self.site.request_namespace_hook(context=self):
             if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
                 extra = await await_me_maybe(extra)

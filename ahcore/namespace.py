@@ -14,9 +14,11 @@ import calendar
 import datetime
 import functools
 import json
+import logging
 import os
 import random
 import re
+import sys
 import time
 import traceback
 import uuid as _uuid
@@ -28,10 +30,13 @@ from aiohttp import web
 
 from ahcore.config import config_value
 from ahcore.context import current_context
+from ahcore.db.filter import DBFilter, default_filterjson
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
+from ahcore.passwordcodec import password_encode
 from ahcore.plugins import hookimpl
+from ahcore.sitefiles import SiteFiles, URIOp, folder_info
 
 if TYPE_CHECKING:
     from ahcore.context import RequestContext
@@ -87,6 +92,30 @@ def uuid() -> str:
 
 def isNone(v: Any) -> bool:
     return v is None
+
+
+def timestampstr() -> str:
+    """Now as ``'YYYY-MM-DD HH:MM:SS.mmm'`` (appPublic's ``timestampstr``)."""
+    now = datetime.datetime.now()
+    return now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+
+
+def uObject(obj: Any, coding: str = "utf8") -> Any:
+    """Bytes decoded to text, through dicts (keys too) and lists (appPublic's ``uObject``)."""
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, dict):
+        return {uObject(k, coding): uObject(v, coding) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [uObject(v, coding) for v in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode(coding)
+    return obj
+
+
+def Error(errno: Any = "undefined error", msg: Any = "Error") -> dict[str, Any]:
+    """ahserver's error answer: ``{"status": "Error", "data": {"message", "errno"}}``."""
+    return {"status": "Error", "data": {"message": msg, "errno": errno}}
 
 
 # ---------------------------------------------------------------- helpers
@@ -186,6 +215,41 @@ def terminal_type(user_agent: str) -> str:
     return "pc"
 
 
+def _log_text(message: Any, args: tuple[Any, ...]) -> str:
+    # ahserver's functions took one message; extra arguments are joined as print() would.
+    return " ".join(str(part) for part in (message, *args)) if args else str(message)
+
+
+def site_loggers(site: Any) -> dict[str, Callable[..., None]]:
+    """ahserver's ``debug`` … ``exception``: log to the logger named by ``logger.name``.
+
+    The name is read on each call (a config reload may change it). The
+    record's file and line are the caller's — the script's own line.
+    ``exception`` adds the traceback of the exception being handled, if any.
+    """
+
+    def at(level: int, name: str) -> Callable[..., None]:
+        def log(message: Any, *args: Any) -> None:
+            logger = logging.getLogger(site.config.logger.name or "ahcore")
+            if logger.isEnabledFor(level):
+                exc_info = name == "exception" and sys.exc_info()[0] is not None
+                logger.log(level, "%s", _log_text(message, args), exc_info=exc_info, stacklevel=2)
+
+        log.__name__ = log.__qualname__ = name
+        log.__doc__ = f"Log ``message`` at {logging.getLevelName(level)} to the site logger."
+        return log
+
+    levels = {
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+        "exception": logging.ERROR,
+        "critical": logging.CRITICAL,
+    }
+    return {name: at(level, name) for name, level in levels.items()}
+
+
 # ---------------------------------------------------------------- hooks
 
 
@@ -205,6 +269,21 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         if site.uploads is None:
             raise RuntimeError("save_file needs 'filesroot' in the site config")
         return site.uploads.save_bytes(data, filename)
+
+    files = SiteFiles(site)
+
+    def openfile(url: str, m: str = "r", encoding: str | None = None) -> Any:
+        """ahserver's ``openfile(url, mode)``, confined to the site (ahcore.sitefiles)."""
+        return files.open(url, m, encoding)
+
+    def uriop() -> URIOp:
+        """ahserver's ``uriop()``: file operations under the web root."""
+        return URIOp(site)
+
+    def site_password_encode(text: str) -> str:
+        """ahserver's ``password_encode``, keyed by the config's ``password_key``."""
+        key = site.config.raw.get("password_key")
+        return password_encode(text, key if isinstance(key, str) else None)
 
     return {
         "time": time,
@@ -238,6 +317,16 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "server_error": server_error,
         "resource": site,
         "event_dispatcher": site.events,
+        "timestampstr": timestampstr,
+        "uObject": uObject,
+        "Error": Error,
+        "folderInfo": folder_info,
+        "openfile": openfile,
+        "uriop": uriop,
+        "password_encode": site_password_encode,
+        "DBFilter": DBFilter,
+        "default_filterjson": default_filterjson,
+        **site_loggers(site),
         **REQUEST_BOUND,
     }
 
@@ -326,6 +415,19 @@ def i18nDict() -> dict[str, str]:
     return dict(context.site.translations.table(_lang(context)))
 
 
+async def request2ns() -> DictObject:
+    """ahserver's ``request2ns()``: the request's parameters, as a fresh dict.
+
+    The same values as the page's ``params_kw`` (``page``, ``rows`` … as
+    ints), read from the request itself: inside a ``path_call`` too, it gives
+    the original request's parameters, not the call's.
+    """
+    context = current_context()
+    while context.parent is not None:
+        context = context.parent
+    return DictObject(await context.params())
+
+
 async def download_file(subpath: str, filename: str | None = None) -> web.FileResponse:
     """Send a stored upload; only files under ``filesroot`` can be reached."""
     uploads = current_context().site.uploads
@@ -350,6 +452,7 @@ REQUEST_BOUND: dict[str, Any] = {
     "i18n": i18n,
     "i18nDict": i18nDict,
     "download_file": download_file,
+    "request2ns": request2ns,
     "aiohttp_client": aiohttp.client,
 }
 

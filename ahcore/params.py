@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 from aiohttp import web
@@ -33,6 +33,10 @@ else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
     from async_timeout import timeout as _deadline
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Parameters ahserver 1.2.0 hands to scripts as ints when their text is one
+#: (``change_fixvalues`` in its ``processorResource.getArgs``): bricks' page
+#: flags and sizes, and the paging pair.
+INT_PARAMS = ("_webbricks_", "_is_mobile", "_width", "_height", "page", "rows")
 MAX_JSON_DEPTH = 64
 #: Seconds to read a body when the request's app is not an ahcore site.
 DEFAULT_BODY_TIMEOUT = 60.0
@@ -74,6 +78,27 @@ def body_timeout_error(seconds: float) -> web.HTTPRequestTimeout:
     exc = web.HTTPRequestTimeout(text=f"408: request body not received within {seconds:g} s\n")
     exc.force_close()
     return exc
+
+
+_Params = TypeVar("_Params", bound=dict[str, Any])
+
+
+def ahserver_ints(params: _Params) -> _Params:
+    """Turn the :data:`INT_PARAMS` values that are text of an int into ints, in place.
+
+    Exactly ahserver's rule: a ``str`` value becomes ``int(value)`` when
+    Python's ``int()`` accepts it (``" 7 "``, ``"+3"``, ``"-1"``, ``"1_000"``);
+    anything else — other text, a repeated parameter (a list), a JSON
+    number — is left as it is.
+    """
+    for key in INT_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str):
+            try:
+                params[key] = int(value)
+            except ValueError:
+                pass
+    return params
 
 
 async def read_params(

@@ -434,6 +434,19 @@ async def get_ticket() -> dict[str, Any] | None:
     return await current_ticket(current_context().request)
 
 
+async def get_userorgid() -> str | None:
+    """The ``userorgid`` given to ``remember_user``, as text; None when nobody is logged in.
+
+    ahserver kept the login as ``"userid:username:userorgid"`` text, so the
+    value always came back a ``str`` (``''`` when none was given).
+    """
+    ticket = await current_ticket(current_context().request)
+    if ticket is None:
+        return None
+    orgid = ticket.get("userorgid")
+    return "" if orgid is None else str(orgid)
+
+
 @hookimpl
 def env_globals(app: web.Application) -> dict[str, Any]:
     """The session names; each finds its request through ``current_context()``."""
@@ -442,4 +455,5 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "remember_user": _remember_user,
         "forget_user": _forget_user,
         "get_ticket": get_ticket,
+        "get_userorgid": get_userorgid,
     }

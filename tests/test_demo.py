@@ -37,7 +37,8 @@ async def demo(tmp_path, ahcore_client):
     ],
 )
 async def test_every_page_renders(demo, url, expected):
-    r = await demo.get(url)
+    # As a browser opens them (markdown is served as source to fetch() clients).
+    r = await demo.get(url, headers={"Accept": "text/html,*/*;q=0.8", "Sec-Fetch-Dest": "document"})
     assert r.status == 200, (url, await r.text())
     assert expected in await r.text()
 

@@ -3,8 +3,8 @@
 A driver gives the kernel a :class:`Pool` per configured database. The pool
 hands out :class:`Connection` adapters that speak one small vocabulary
 (``execute``, ``fetch``, ``stream``, ``describe``, ``begin``/``commit``/
-``rollback``, ``table_columns``) so that :mod:`ahcore.db.sqlor` never needs
-to know which engine it talks to.
+``rollback``, ``table_columns``, ``list_tables``, ``describe_table``) so
+that :mod:`ahcore.db.sqlor` never needs to know which engine it talks to.
 
 Drivers translate their own exceptions at this boundary: an unreachable
 database or a broken connection becomes
@@ -59,6 +59,55 @@ class ColumnInfo:
 
     name: str
     type: str = ""
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """A table of the database, as ``list_tables`` reports it.
+
+    ``comment`` is the table's comment (MySQL ``COMMENT``, PostgreSQL
+    ``COMMENT ON TABLE``), ``""`` when it has none or the engine has none.
+    """
+
+    name: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ColumnDetail:
+    """One column of a table, in full (``describe_table``).
+
+    ``type`` is the engine's base type name without size (``varchar``,
+    ``int4``, ``NUMERIC``); ``length`` is the declared size or precision and
+    ``scale`` the decimals, ``None`` where the type has none.
+    """
+
+    name: str
+    type: str
+    length: int | None = None
+    scale: int | None = None
+    nullable: bool = True
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class IndexDetail:
+    """A secondary index (the primary key's own index is not one)."""
+
+    name: str
+    unique: bool
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableDetail:
+    """A table's real name, comment, columns in order, primary key and indexes."""
+
+    name: str
+    columns: tuple[ColumnDetail, ...]
+    primary: tuple[str, ...] = ()
+    indexes: tuple[IndexDetail, ...] = ()
+    comment: str = ""
 
 
 @dataclass
@@ -174,6 +223,20 @@ class Connection(Protocol):
 
     async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
         """The table's real name and columns, looked up case-insensitively; ``None`` if absent."""
+
+    async def list_tables(self) -> list[TableSummary]:
+        """The base tables of the database (views excluded), sorted by name.
+
+        Optional for third-party drivers: without it ``sor.tables()`` raises
+        ``NotImplementedError`` naming the driver.
+        """
+
+    async def describe_table(self, table: str) -> TableDetail | None:
+        """Table ``table`` in full, looked up case-insensitively; ``None`` if absent.
+
+        Optional for third-party drivers: without it ``sor.I(table)`` is
+        built from :meth:`table_columns` (names and types only).
+        """
 
     def set_time_limit(self, ms: int | None) -> Awaitable[None]:
         """Stop any later statement of this transaction that runs longer than ``ms``."""

@@ -174,3 +174,68 @@ def declared_or_value(declared: str | None, value_type: str | None) -> str:
     if declared is not None and (value_type is None or value_type in _HOLDS[declared]):
         return declared
     return value_type or "str"
+
+
+# ---------------------------------------------------------------- sqlor's model types
+#
+# ``sor.I(table)`` describes columns with the *model* type names of sqlor
+# (ahserver's data layer), which UIs built for ahserver pick widgets by:
+# ``str`` (sized text), ``char`` (fixed text), ``text`` (long text),
+# ``short``/``long`` (integers), ``float`` (any non-integer number), ``date``,
+# ``time``, ``datetime``, ``timestamp`` and ``file`` (binary). sqlor kept one
+# table per engine, each with gaps (PostgreSQL's ``int4`` was "unknown"); this
+# is one table for every engine.
+
+SQLOR_MODEL_TYPES = (
+    "str", "char", "text", "short", "long", "float",
+    "date", "time", "datetime", "timestamp", "file",
+)  # fmt: skip
+
+_MODEL_NAMES: dict[str, str] = {
+    **dict.fromkeys(
+        ("varchar", "character varying", "nvarchar", "varchar2", "nvarchar2", "string",
+         "uuid", "enum", "set", "inet", "cidr", "interval"), "str"),
+    **dict.fromkeys(("char", "character", "bpchar", "nchar"), "char"),
+    **dict.fromkeys(
+        ("text", "tinytext", "mediumtext", "longtext", "clob", "json", "jsonb", "xml"), "text"),
+    **dict.fromkeys(
+        ("tinyint", "smallint", "int2", "smallserial", "year", "bool", "boolean", "bit"), "short"),
+    **dict.fromkeys(
+        ("int", "integer", "mediumint", "bigint", "int4", "int8", "serial", "bigserial"), "long"),
+    **dict.fromkeys(
+        ("decimal", "numeric", "number", "money", "real", "double", "double precision",
+         "float", "float4", "float8"), "float"),
+    "date": "date",
+    **dict.fromkeys(("time", "timetz", "time without time zone", "time with time zone"), "time"),
+    "datetime": "datetime",
+    **dict.fromkeys(
+        ("timestamp", "timestamptz", "timestamp without time zone", "timestamp with time zone"),
+        "timestamp"),
+    **dict.fromkeys(
+        ("blob", "tinyblob", "mediumblob", "longblob", "bytea", "binary", "varbinary"), "file"),
+}  # fmt: skip
+
+# Where an engine's own habit differs: SQLite declares every string TEXT.
+_MODEL_BY_ENGINE: dict[str, dict[str, str]] = {"sqlite": {"text": "str"}}
+
+
+def sqlor_model_type(name: str | None, engine: str = "") -> str:
+    """sqlor's model type for an engine type name (``VARCHAR(32)`` → ``str``).
+
+    Unknown names fall back on SQLite's affinity rules (``…INT…`` → ``long``,
+    ``…CHAR…``/``…TEXT…`` → ``text``, ``…REAL…``/``…FLOA…``/``…DOUB…`` →
+    ``float``), and then on ``str``.
+    """
+    base = (name or "").split("(", 1)[0].strip().lower()
+    if base.endswith(" unsigned"):
+        base = base[: -len(" unsigned")].strip()
+    found = _MODEL_BY_ENGINE.get(engine, {}).get(base) or _MODEL_NAMES.get(base)
+    if found is not None:
+        return found
+    if "int" in base:
+        return "long"
+    if "char" in base or "clob" in base or "text" in base:
+        return "text"
+    if "real" in base or "floa" in base or "doub" in base:
+        return "float"
+    return "str"

@@ -40,6 +40,13 @@ class TableInfo:
         return [c.name for c in self.columns]
 
 
+def check_table_name(name: object) -> str:
+    """``name`` if it can be a table name (letters, digits, ``_``), else 400."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise BadQuery(f"bad table name {str(name)[:60]!r}")
+    return name
+
+
 class SchemaCache:
     """Tables and query result columns of one database."""
 
@@ -49,9 +56,7 @@ class SchemaCache:
 
     async def table(self, conn: Connection, name: str) -> TableInfo:
         """The table called ``name``, or 400 when there is none."""
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise BadQuery(f"bad table name {str(name)[:60]!r}")
-        key = name.lower()
+        key = check_table_name(name).lower()
         info = self._tables.get(key)
         if info is None:
             found = await conn.table_columns(name)

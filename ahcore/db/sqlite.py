@@ -40,7 +40,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ahcore.db.driver import BatchedRowStream, ColumnInfo, Dialect, DriverSpec, FetchResult
+from ahcore.db.driver import (
+    BatchedRowStream,
+    ColumnDetail,
+    ColumnInfo,
+    Dialect,
+    DriverSpec,
+    FetchResult,
+    IndexDetail,
+    TableDetail,
+    TableSummary,
+)
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import declared_or_value, from_sql_name, from_value
 from ahcore.db.sqlitethread import ConnectionClosed, ConnectionThread
@@ -57,6 +67,8 @@ T = TypeVar("T")
 SQLITE = Dialect("sqlite", "qmark", '"', lazy_fetch=True)
 _PROGRESS_STEPS = 1000
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A declared type with its size: "VARCHAR(32)", "NUMERIC(10, 2)", "UNSIGNED BIG INT".
+_DECLARED = re.compile(r"\s*([^(]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
 _ALL_COLUMNS = (
     "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p "
     "WHERE m.type IN ('table', 'view')"
@@ -294,6 +306,58 @@ class SqliteConnection:
         real = found.rows[0][0]
         info = await self._call("SELECT name, type FROM pragma_table_info(?)", [real], None)
         return real, [ColumnInfo(r[0], r[1] or "") for r in info.rows]
+
+    async def list_tables(self) -> list[TableSummary]:
+        found = await self._call(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY name",
+            [],
+            None,
+        )
+        return [TableSummary(r[0]) for r in found.rows]
+
+    async def describe_table(self, table: str) -> TableDetail | None:
+        found = await self._call(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND lower(name) = lower(?)",
+            [table],
+            None,
+        )
+        if not found.rows:
+            return None
+        real = found.rows[0][0]
+        info = await self._call(
+            'SELECT name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid', [real], None
+        )
+        columns = []
+        for name, declared, notnull, pk in info.rows:
+            m = _DECLARED.match(declared or "")
+            base, length, scale = m.groups() if m else (declared, None, None)
+            columns.append(
+                ColumnDetail(
+                    name,
+                    base or "",
+                    int(length) if length else None,
+                    int(scale) if scale else None,
+                    # SQLite lets a non-INTEGER primary key hold NULL (a kept
+                    # bug); a key is described as the NOT NULL it means.
+                    nullable=not notnull and not pk,
+                )
+            )
+        primary = tuple(r[0] for r in sorted((r for r in info.rows if r[3]), key=lambda r: r[3]))
+        listed = await self._call(
+            'SELECT name, "unique", origin FROM pragma_index_list(?) ORDER BY name', [real], None
+        )
+        indexes = []
+        for index, unique, origin in listed.rows:
+            if origin == "pk":
+                continue  # the primary key's own index
+            cols = await self._call(
+                "SELECT name FROM pragma_index_info(?) ORDER BY seqno", [index], None
+            )
+            names = tuple(r[0] for r in cols.rows if r[0] is not None)  # expressions have none
+            indexes.append(IndexDetail(index, bool(unique), names))
+        return TableDetail(real, tuple(columns), primary, tuple(indexes))
 
     async def set_time_limit(self, ms: int | None) -> None:
         self._limit_s = ms / 1000 if ms else None

@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ahcore.db.driver import ColumnInfo, Connection, FetchResult, RowStream
+from ahcore.db.driver import ColumnDetail, ColumnInfo, Connection, FetchResult, RowStream
 from ahcore.db.errors import BadQuery
+from ahcore.db.fieldtypes import sqlor_model_type
 from ahcore.db.records import to_records
-from ahcore.db.schema import SchemaCache, TableInfo
+from ahcore.db.schema import SchemaCache, TableInfo, check_table_name
 from ahcore.db.sqltext import (
     MAX_PAGEROWS,
     bind,
@@ -198,6 +199,80 @@ class SQLor:
         total = await self._count(base, params)
         sql = base + (f" ORDER BY {order}" if order else "") + limit_clause(limit, offset)
         return DictObject(total=total, rows=await self._records(sql, params))
+
+    # ------------------------------------------------------------ schema
+
+    async def tables(self) -> list[DictObject]:
+        """The database's tables as sqlor listed them: ``[{name, title}, …]``.
+
+        ``name`` is lower case (sqlor's habit); ``title`` is the table's
+        comment, or its name when it has none. Views are not listed.
+        """
+        lister = getattr(self.conn, "list_tables", None)
+        if lister is None:
+            raise NotImplementedError(
+                f"the {self.dialect.name!r} driver cannot list tables (no list_tables)"
+            )
+        return [
+            DictObject(name=t.name.lower(), title=t.comment or t.name.lower())
+            for t in await lister()
+        ]
+
+    async def I(self, table: str) -> DictObject:  # noqa: E743 - sqlor's name
+        """sqlor's description of ``table``: ``{summary, fields, indexes}``.
+
+        - ``summary``: ``[{name, title, primary: [column, …]}]``
+        - ``fields``: ``[{name, title, type, length, dec, nullable}, …]`` in
+          column order; ``type`` is sqlor's model type (``str``, ``char``,
+          ``text``, ``short``, ``long``, ``float``, ``date``, ``time``,
+          ``datetime``, ``timestamp``, ``file``), ``nullable`` is ``'yes'`` or
+          ``'no'``, ``title`` the column's comment or else its name.
+        - ``indexes``: ``[{name, idxtype: 'unique'|'index', idxfields: […]}]``,
+          the primary key's own index left out.
+
+        Names are lower case, as sqlor gave them. An unknown table is a 400.
+        """
+        check_table_name(table)
+        describe = getattr(self.conn, "describe_table", None)
+        if describe is not None:
+            detail = await describe(table)
+            if detail is None:
+                raise BadQuery(f"no such table {table!r}")
+            name, comment = detail.name, detail.comment
+            columns, primary, indexes = detail.columns, detail.primary, detail.indexes
+        else:  # a driver with only the basic contract: names and types
+            info = await self._table(table)
+            name, comment, primary, indexes = info.name, "", (), ()
+            columns = tuple(ColumnDetail(c.name, c.type) for c in info.columns)
+        engine = self.dialect.name
+        return DictObject(
+            summary=[
+                DictObject(
+                    name=name.lower(),
+                    title=comment or name.lower(),
+                    primary=[p.lower() for p in primary],
+                )
+            ],
+            fields=[
+                DictObject(
+                    name=c.name.lower(),
+                    title=c.comment or c.name.lower(),
+                    type=sqlor_model_type(c.type, engine),
+                    length=c.length,
+                    dec=c.scale,
+                    nullable="yes" if c.nullable else "no",
+                )
+                for c in columns
+            ],
+            indexes=[
+                DictObject(
+                    name=i.name.lower(),
+                    idxtype="unique" if i.unique else "index",
+                    idxfields=[f.lower() for f in i.columns],
+                )
+                for i in indexes
+            ],
+        )
 
     # ------------------------------------------------------------ SQL
 

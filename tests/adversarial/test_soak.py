@@ -133,6 +133,7 @@ class Probe:
     path: Any  # str, or a function of n giving the path with its query
     check: Any
     logged_in: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
     def url(self, n: int) -> str:
         return self.path(n) if callable(self.path) else self.path
@@ -144,7 +145,9 @@ PROBES = [
     Probe("tmpl+xlsxds", "/prices.tmpl", _text("14 items", "Cordless drill", "89.00")),
     Probe("tmpl-index", "/products/", _text("list.sqlds", "products.tmpl.js")),
     Probe("tmpl.js", "/products/products.tmpl.js", _text('const currency = "EUR";')),
-    Probe("md", "/about.md", _text("<table>", "<strong>demo site</strong>")),
+    # As a browser opens it: a fetch() would get the markdown source (SPEC §15).
+    Probe("md", "/about.md", _text("<table>", "<strong>demo site</strong>"),
+          headers=(("Accept", "text/html"), ("Sec-Fetch-Dest", "document"))),  # fmt: skip
     Probe("static", "/static/site.css", _text("--accent")),
     Probe("dspy-page", "/api/products.dspy?sort=price%20desc&pagerows=3", _products_page),
     Probe("dspy-one", lambda n: f"/api/products.dspy?id=p{n % 14 + 1:02d}", _one_product),
@@ -267,7 +270,9 @@ async def test_soak_all_processors_no_errors_and_flat_memory(demo_site: Path, tm
                     http = admin if probe.logged_in or worker % 8 == 0 else anon
                     url = probe.url(n // len(PROBES))
                     try:
-                        async with http.get(url, allow_redirects=False) as r:
+                        async with http.get(
+                            url, allow_redirects=False, headers=dict(probe.headers)
+                        ) as r:
                             body = await r.read()
                             status = r.status
                     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

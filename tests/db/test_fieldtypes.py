@@ -8,7 +8,14 @@ import uuid
 
 import pytest
 
-from ahcore.db.fieldtypes import FIELD_TYPES, declared_or_value, from_sql_name, from_value
+from ahcore.db.fieldtypes import (
+    FIELD_TYPES,
+    SQLOR_MODEL_TYPES,
+    declared_or_value,
+    from_sql_name,
+    from_value,
+    sqlor_model_type,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,3 +84,33 @@ def test_declared_type_wins_unless_the_value_contradicts_it() -> None:
     assert declared_or_value("str", "int") == "int"  # an alias that shadows a column name
     assert declared_or_value(None, "float") == "float"
     assert declared_or_value(None, None) == "str"
+
+
+@pytest.mark.parametrize(
+    "name, engine, expected",
+    [
+        ("VARCHAR(32)", "sqlite", "str"),
+        ("TEXT", "sqlite", "str"),  # SQLite's strings are TEXT
+        ("text", "mysql", "text"),
+        ("longtext", "mysql", "text"),
+        ("character varying", "postgres", "str"),
+        ("bpchar", "postgres", "char"),
+        ("int4", "postgres", "long"),
+        ("int unsigned", "mysql", "long"),
+        ("smallint", "mysql", "short"),
+        ("NUMERIC(10, 2)", "sqlite", "float"),
+        ("double precision", "postgres", "float"),
+        ("date", "mysql", "date"),
+        ("datetime", "mysql", "datetime"),
+        ("timestamptz", "postgres", "timestamp"),
+        ("bytea", "postgres", "file"),
+        ("BLOB", "sqlite", "file"),
+        ("UNSIGNED BIG INT", "sqlite", "long"),  # SQLite's affinity rules
+        ("NATIVE CHARACTER(70)", "sqlite", "text"),
+        ("", "sqlite", "str"),
+        ("geometry", "mysql", "str"),
+    ],
+)
+def test_sqlor_model_types(name, engine, expected):
+    assert sqlor_model_type(name, engine) == expected
+    assert expected in SQLOR_MODEL_TYPES

@@ -6,6 +6,13 @@ is parsed and rendered. A request then costs one ``str.replace`` (its origin
 for the origin token) — no markdown parsing — unless the site wraps pages
 in a layout template, which is rendered per request by its own processor
 through the kernel's ``path_call``.
+
+Content negotiation (SPEC §15): a browser opening the page gets the
+rendered HTML; a script fetching the file to render it itself (bricks'
+``MarkdownViewer``, which is what ahserver served) gets the markdown source
+with its links made absolute (:mod:`ahcore_md.source`). :func:`negotiate`
+decides from ``Accept`` and ``Sec-Fetch-Dest``; ``plugins.md.mode`` can fix
+the answer for every request.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import asyncio
 import html
 import posixpath
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from ahcore.api import Processor, RequestContext, SiteView, path_call, request_origin, to_response
 from ahcore_md import render
+from ahcore_md.source import rewrite_source
+from ahcore_md.urls import LinkRewriter
 
 PROCESSOR_NAME = "md"
 SUFFIXES: tuple[str, ...] = (".md",)
@@ -48,21 +59,79 @@ class HTMLText(str):
         return self
 
 
+MODES = ("auto", "html", "source")
+
+#: What the answer depends on in ``auto`` mode (so caches keep both).
+VARY = "Accept, Sec-Fetch-Dest"
+
+# Sec-Fetch-Dest values of a browser showing the file as a page of its own.
+_DOCUMENT_DESTS = frozenset({"document", "iframe", "frame", "embed", "object"})
+
+# Characters of an origin that would end a markdown link destination.
+_ORIGIN_SAFE = ":/[]@!$&*+,;=%"
+
+
 @dataclass(frozen=True)
 class MdSettings:
     """The site's ``plugins.md`` settings."""
 
     allow_html: bool = False
     template: str | None = None
+    mode: str = "auto"
 
 
 @dataclass(frozen=True)
 class Page:
-    """One rendering of the file: body and full document, both with origin tokens."""
+    """One rendering of the file: body, full document and source, all with origin tokens."""
 
     body: str
     title: str
     document: str
+    source: str = ""
+
+
+def _names_html(accept: str) -> bool:
+    """Whether an ``Accept`` value asks for ``text/html`` (with a quality above 0)."""
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        if media.strip().lower() != "text/html":
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            return True
+    return False
+
+
+def negotiate(headers: Mapping[str, str], mode: str = "auto") -> str:
+    """``"html"`` or ``"source"``: what a request with these headers gets.
+
+    In order: ``mode`` other than ``auto`` decides; an ``Accept`` naming
+    ``text/html`` → HTML (a client that asks for HTML gets it, an htmx
+    fetch included); ``Sec-Fetch-Dest: document`` (or a frame) → HTML;
+    ``Sec-Fetch-Dest: empty`` (``fetch()``, XHR) → source; no ``Accept`` at
+    all (curl without options, old clients) → HTML; any other ``Accept``
+    (``*/*`` of ``fetch()``, ``text/markdown``, ``text/plain``) → source.
+    """
+    if mode != "auto":
+        return mode
+    accept = headers.get("Accept")
+    if accept is not None and _names_html(accept):
+        return "html"
+    dest = (headers.get("Sec-Fetch-Dest") or "").strip().lower()
+    if dest in _DOCUMENT_DESTS:
+        return "html"
+    if dest == "empty":
+        return "source"
+    if accept is None or not accept.strip():
+        return "html"
+    return "source"
 
 
 def md_settings(site: SiteView) -> MdSettings:
@@ -78,7 +147,12 @@ def md_settings(site: SiteView) -> MdSettings:
     template = settings.get("template") or None
     if template is not None and not isinstance(template, str):
         raise ValueError(f"plugins.md.template: expected a URL string, got {template!r}")
-    return MdSettings(allow_html, template)
+    mode = settings.get("mode", "auto")
+    if mode not in MODES:
+        raise ValueError(
+            f"plugins.md.mode: expected one of {', '.join(repr(m) for m in MODES)}, got {mode!r}"
+        )
+    return MdSettings(allow_html, template, mode)
 
 
 def layout_available(site: SiteView, template: str) -> bool:
@@ -118,7 +192,8 @@ class MarkdownProcessor(Processor):
         )
         title = rendered.title or self.path.name.rsplit(".", 1)[0]
         document = DOCUMENT.format(title=html.escape(title), body=rendered.body)
-        return Page(body=rendered.body, title=title, document=document)
+        source = rewrite_source(self.source, LinkRewriter(url, self.origin_token))
+        return Page(body=rendered.body, title=title, document=document, source=source)
 
     async def produce(self, context: RequestContext) -> Any:
         """The HTML page for this request's origin (also what ``path_call`` returns)."""
@@ -132,7 +207,23 @@ class MarkdownProcessor(Processor):
         return await path_call(context, layout, {"content": content, "title": page.title})
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
-        value = await self.produce(context)
-        if isinstance(value, str):
-            return web.Response(text=value, content_type="text/html", charset="utf-8")
-        return to_response(value)
+        """The rendered page or the markdown source, as :func:`negotiate` decides."""
+        mode = md_settings(self.site).mode
+        request = context.request
+        if negotiate(request.headers, mode) == "source":
+            page = await self.page_for(context.url, md_settings(self.site).allow_html)
+            origin = quote(request_origin(request), safe=_ORIGIN_SAFE)
+            response: web.StreamResponse = web.Response(
+                text=page.source.replace(self.origin_token, origin),
+                content_type="text/markdown",
+                charset="utf-8",
+            )
+        else:
+            value = await self.produce(context)
+            if isinstance(value, str):
+                response = web.Response(text=value, content_type="text/html", charset="utf-8")
+            else:
+                response = to_response(value)
+        if mode == "auto" and not response.prepared:
+            response.headers["Vary"] = VARY
+        return response

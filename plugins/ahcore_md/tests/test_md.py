@@ -106,11 +106,23 @@ def origin(client: Any) -> str:
     return f"http://{client.server.host}:{client.server.port}"
 
 
+# What a browser opening a page sends (Firefox's Accept); see test_negotiation.py.
+BROWSER = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Sec-Fetch-Dest": "document",
+}
+
+
+async def browse(client: Any, url: str, headers: dict[str, str] | None = None) -> Any:
+    """GET ``url`` as a browser opening it (the rendered page, not the source)."""
+    return await client.get(url, headers={**BROWSER, **(headers or {})})
+
+
 # ---------------------------------------------------------------- rendering
 
 
 async def test_page_is_a_complete_html_document(client: Any) -> None:
-    resp = await client.get("/docs/guide.md")
+    resp = await browse(client, "/docs/guide.md")
     assert resp.status == 200
     assert resp.content_type == "text/html" and resp.charset == "utf-8"
     text = await resp.text()
@@ -120,7 +132,7 @@ async def test_page_is_a_complete_html_document(client: Any) -> None:
 
 
 async def test_tables_fenced_code_strikethrough_and_heading_ids(client: Any) -> None:
-    text = await (await client.get("/docs/guide.md")).text()
+    text = await (await browse(client, "/docs/guide.md")).text()
     assert "<table>" in text and '<th style="text-align:left">name</th>' in text
     assert '<td style="text-align:right">1</td>' in text
     assert '<pre><code class="language-python">print(&quot;&lt;hi&gt;&quot;)' in text
@@ -132,7 +144,7 @@ async def test_tables_fenced_code_strikethrough_and_heading_ids(client: Any) -> 
 
 
 async def test_title_falls_back_to_file_name(client: Any) -> None:
-    text = await (await client.get("/plain.md")).text()
+    text = await (await browse(client, "/plain.md")).text()
     assert "<title>plain</title>" in text
 
 
@@ -140,7 +152,7 @@ async def test_title_falls_back_to_file_name(client: Any) -> None:
 
 
 async def test_links_become_absolute_with_the_request_origin(client: Any) -> None:
-    text = await (await client.get("/docs/guide.md")).text()
+    text = await (await browse(client, "/docs/guide.md")).text()
     base = origin(client)
     assert f'href="{base}/docs/next.md"' in text
     assert f'href="{base}/index.md?x=1#top"' in text
@@ -152,20 +164,20 @@ async def test_links_become_absolute_with_the_request_origin(client: Any) -> Non
 
 
 async def test_links_follow_the_host_the_client_used(client: Any) -> None:
-    one = await (await client.get("/docs/guide.md", headers={"Host": "one.test:8080"})).text()
-    two = await (await client.get("/docs/guide.md", headers={"Host": "two.test"})).text()
+    one = await (await browse(client, "/docs/guide.md", headers={"Host": "one.test:8080"})).text()
+    two = await (await browse(client, "/docs/guide.md", headers={"Host": "two.test"})).text()
     assert 'href="http://one.test:8080/docs/next.md"' in one
     assert 'href="http://two.test/docs/next.md"' in two
     assert "one.test" not in two
 
 
 async def test_a_hostile_host_header_cannot_break_out_of_attributes(client: Any) -> None:
-    text = await (await client.get("/docs/guide.md", headers={"Host": 'h"><b>x'})).text()
+    text = await (await browse(client, "/docs/guide.md", headers={"Host": 'h"><b>x'})).text()
     assert '"><b>x' not in text
 
 
 async def test_links_in_a_prefixed_root_are_relative_to_its_url(client: Any) -> None:
-    text = await (await client.get("/other/page.md")).text()
+    text = await (await browse(client, "/other/page.md")).text()
     assert f'href="{origin(client)}/other/sib.md"' in text
 
 
@@ -206,7 +218,7 @@ async def test_hostile_markdown_is_neutralised(
     ahcore_client: Any, site_factory: Any, allow_html: bool
 ) -> None:
     client = await ahcore_client(site_factory({"allow_html": allow_html}))
-    text = await (await client.get("/hostile.md")).text()
+    text = await (await browse(client, "/hostile.md")).text()
     assert script_vectors(text) == []
     assert text.count('="#harmful-link"') == 7  # six links and the data: image
     if allow_html:
@@ -259,7 +271,7 @@ async def test_rendering_is_cached_per_change(client: Any, monkeypatch: pytest.M
 
     monkeypatch.setattr(mistune.Markdown, "parse", counting_parse)
     for host in ("a.test", "b.test", "a.test"):
-        resp = await client.get("/docs/guide.md", headers={"Host": host})
+        resp = await browse(client, "/docs/guide.md", headers={"Host": host})
         assert f"http://{host}/docs/next.md" in await resp.text()
     assert len(calls) == 1
 
@@ -267,9 +279,9 @@ async def test_rendering_is_cached_per_change(client: Any, monkeypatch: pytest.M
 async def test_changed_markdown_is_served_fresh(ahcore_client: Any, site_factory: Any) -> None:
     site = site_factory()
     client = await ahcore_client(site)
-    assert '<h1 id="plain">' not in await (await client.get("/plain.md")).text()
+    assert '<h1 id="plain">' not in await (await browse(client, "/plain.md")).text()
     bump(site / "wwwroot" / "plain.md", "# Plain\n\nnew text\n")
-    text = await (await client.get("/plain.md")).text()
+    text = await (await browse(client, "/plain.md")).text()
     assert '<h1 id="plain">Plain</h1>' in text and "new text" in text
 
 
@@ -278,7 +290,7 @@ async def test_changed_markdown_is_served_fresh(ahcore_client: Any, site_factory
 
 async def test_layout_template_wraps_the_page(ahcore_client: Any, site_factory: Any) -> None:
     client = await ahcore_client(site_factory({"template": "/layout.tmpl"}))
-    resp = await client.get("/docs/guide.md")
+    resp = await browse(client, "/docs/guide.md")
     assert resp.status == 200 and resp.content_type == "text/html"
     text = await resp.text()
     assert text.startswith("<html><head><title>Guide &amp; tips</title>")
@@ -292,9 +304,9 @@ async def test_layout_template_wraps_the_page(ahcore_client: Any, site_factory: 
 async def test_layout_change_takes_effect(ahcore_client: Any, site_factory: Any) -> None:
     site = site_factory({"template": "/layout.tmpl"})
     client = await ahcore_client(site)
-    await client.get("/plain.md")
+    await browse(client, "/plain.md")
     bump(site / "wwwroot" / "layout.tmpl", "<section>{{ params_kw.content }}</section>")
-    text = await (await client.get("/plain.md")).text()
+    text = await (await browse(client, "/plain.md")).text()
     assert text == "<section><p>no heading here</p>\n</section>"
 
 
@@ -302,7 +314,7 @@ async def test_layout_is_ignored_without_a_template_processor(
     ahcore_client: Any, site_factory: Any
 ) -> None:
     client = await ahcore_client(site_factory({"template": "/layout.tmpl"}, with_tmpl=False))
-    text = await (await client.get("/docs/guide.md")).text()
+    text = await (await browse(client, "/docs/guide.md")).text()
     assert text.startswith("<!doctype html>")
     assert "<nav>" not in text
 

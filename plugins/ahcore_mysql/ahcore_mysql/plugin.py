@@ -37,12 +37,16 @@ from pymysql.converters import encoders, escape_bytes
 from ahcore.api import (
     FIELD_TYPES,
     BatchedRowStream,
+    ColumnDetail,
     ColumnInfo,
     DatabaseUnavailable,
     Dialect,
     DriverSpec,
     FetchResult,
+    IndexDetail,
     StatementTimeout,
+    TableDetail,
+    TableSummary,
     hookimpl,
 )
 
@@ -66,6 +70,43 @@ _COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
 WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position
 """
+_LIST_TABLES = """
+SELECT table_name, table_comment FROM information_schema.tables
+WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name
+"""
+_FIND_TABLE_COMMENT = """
+SELECT table_name, table_comment FROM information_schema.tables
+WHERE table_schema = DATABASE() AND lower(table_name) = lower(%s)
+ORDER BY (table_name = %s) DESC LIMIT 1
+"""
+_COLUMN_DETAILS = """
+SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale,
+       is_nullable, column_comment
+FROM information_schema.columns
+WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position
+"""
+_PRIMARY_KEY = """
+SELECT column_name FROM information_schema.key_column_usage
+WHERE table_schema = DATABASE() AND table_name = %s AND constraint_name = 'PRIMARY'
+ORDER BY ordinal_position
+"""
+_INDEXES = """
+SELECT index_name, non_unique, column_name FROM information_schema.statistics
+WHERE table_schema = DATABASE() AND table_name = %s AND index_name <> 'PRIMARY'
+ORDER BY index_name, seq_in_index
+"""
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _text(value: Any) -> str:
+    """information_schema text (bytes on some server versions) as str; NULL as ""."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+
 
 # MySQL field types (the result description's type codes) → field types.
 _FIELD_TYPES: dict[int, str] = {
@@ -271,6 +312,36 @@ class MysqlConnection:
         real = found.rows[0][0]
         cols = await self._run(_COLUMNS, [real], None)
         return real, [ColumnInfo(r[0], r[1]) for r in cols.rows]
+
+    async def list_tables(self) -> list[TableSummary]:
+        found = await self._run(_LIST_TABLES, [], None)
+        return [TableSummary(_text(r[0]), _text(r[1])) for r in found.rows]
+
+    async def describe_table(self, table: str) -> TableDetail | None:
+        found = await self._run(_FIND_TABLE_COMMENT, [table, table], None)
+        if not found.rows:
+            return None
+        real, comment = _text(found.rows[0][0]), _text(found.rows[0][1])
+        cols = await self._run(_COLUMN_DETAILS, [real], None)
+        columns = tuple(
+            ColumnDetail(
+                _text(name),
+                _text(data_type),
+                _int(char_len if char_len is not None else prec),
+                _int(scale),
+                nullable=_text(nullable).upper() == "YES",
+                comment=_text(col_comment),
+            )
+            for name, data_type, char_len, prec, scale, nullable, col_comment in cols.rows
+        )
+        primary = tuple(_text(r[0]) for r in (await self._run(_PRIMARY_KEY, [real], None)).rows)
+        grouped: dict[str, tuple[bool, list[str]]] = {}
+        for index, non_unique, column in (await self._run(_INDEXES, [real], None)).rows:
+            entry = grouped.setdefault(_text(index), (not int(non_unique), []))
+            if column is not None:  # a functional key part has no column
+                entry[1].append(_text(column))
+        indexes = tuple(IndexDetail(n, u, tuple(c)) for n, (u, c) in grouped.items())
+        return TableDetail(real, columns, primary, indexes, comment)
 
     async def set_time_limit(self, ms: int | None) -> None:
         self._limit_ms = int(ms) if ms else None

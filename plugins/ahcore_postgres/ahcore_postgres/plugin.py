@@ -36,12 +36,16 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ahcore.api import (
     BatchedRowStream,
+    ColumnDetail,
     ColumnInfo,
     DatabaseUnavailable,
     Dialect,
     DriverSpec,
     FetchResult,
+    IndexDetail,
     StatementTimeout,
+    TableDetail,
+    TableSummary,
     from_sql_name,
     hookimpl,
 )
@@ -64,11 +68,47 @@ _COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
 WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position
 """
+_LIST_TABLES = """
+SELECT DISTINCT ON (c.relname) c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(current_schemas(false))
+ORDER BY c.relname, array_position(current_schemas(false), n.nspname)
+"""
+_TABLE_OID = """
+SELECT c.oid, coalesce(obj_description(c.oid, 'pg_class'), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s
+"""
+# numeric_precision counts bits for integer and float types (radix 2): only
+# a decimal precision (numeric) is a length as sqlor reported it.
+_COLUMN_DETAILS = """
+SELECT column_name, CASE WHEN data_type = 'ARRAY' THEN 'array' ELSE udt_name END,
+       character_maximum_length,
+       CASE WHEN numeric_precision_radix = 10 THEN numeric_precision END,
+       CASE WHEN numeric_precision_radix = 10 THEN numeric_scale END,
+       is_nullable, coalesce(col_description(%s::oid, ordinal_position::int), '')
+FROM information_schema.columns
+WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position
+"""
+# Key columns of each index in order (INCLUDE columns and expressions left out).
+_INDEX_COLUMNS = """
+SELECT ic.relname, i.indisprimary, i.indisunique, a.attname
+FROM pg_index i
+JOIN pg_class ic ON ic.oid = i.indexrelid
+JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON k.n <= i.indnkeyatts
+LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+WHERE i.indrelid = %s::oid
+ORDER BY ic.relname, k.n
+"""
 _CURSOR_NAMES = itertools.count(1)
 # SQLSTATE classes that mean the server or the connection is going away:
 # 08 connection exception, 57P operator intervention (shutdown, crash,
 # "cannot connect now"). 57014 (query_canceled) is the time limit instead.
 _GOING_AWAY = ("08", "57P")
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _server_going_away(exc: BaseException) -> bool:
@@ -194,6 +234,46 @@ class PostgresConnection:
         schema, real = found.rows[0]
         cols = await self._run(_COLUMNS, [schema, real], None)
         return real, [ColumnInfo(r[0], r[1]) for r in cols.rows]
+
+    async def list_tables(self) -> list[TableSummary]:
+        found = await self._run(_LIST_TABLES, [], None)
+        return [TableSummary(r[0], r[1]) for r in found.rows]
+
+    async def describe_table(self, table: str) -> TableDetail | None:
+        found = await self._run(_FIND_TABLE, [table, table], None)
+        if not found.rows:
+            return None
+        schema, real = found.rows[0]
+        oid_rows = (await self._run(_TABLE_OID, [schema, real], None)).rows
+        if not oid_rows:
+            return None  # dropped in between
+        oid, comment = oid_rows[0]
+        cols = await self._run(_COLUMN_DETAILS, [oid, schema, real], None)
+        columns = tuple(
+            ColumnDetail(
+                name,
+                udt,
+                _int(char_len if char_len is not None else prec),
+                _int(scale),
+                nullable=nullable == "YES",
+                comment=col_comment,
+            )
+            for name, udt, char_len, prec, scale, nullable, col_comment in cols.rows
+        )
+        primary: list[str] = []
+        grouped: dict[str, tuple[bool, list[str]]] = {}
+        for index, is_primary, unique, column in (
+            await self._run(_INDEX_COLUMNS, [oid], None)
+        ).rows:
+            if is_primary:
+                if column is not None:
+                    primary.append(column)
+                continue
+            entry = grouped.setdefault(index, (bool(unique), []))
+            if column is not None:
+                entry[1].append(column)
+        indexes = tuple(IndexDetail(n, u, tuple(c)) for n, (u, c) in grouped.items())
+        return TableDetail(real, columns, tuple(primary), indexes, comment)
 
     async def set_time_limit(self, ms: int | None) -> None:
         self._limit_ms = int(ms) if ms else None

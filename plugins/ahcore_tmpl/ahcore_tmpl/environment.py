@@ -22,6 +22,7 @@ import jinja2
 from aiohttp import web
 
 from ahcore.api import SiteView
+from ahcore_tmpl.builtins import template_builtins
 from ahcore_tmpl.loader import UrlLoader
 from ahcore_tmpl.syncsafe import ANALYSIS_ATTRIBUTE, Analysis, analyze, poison
 
@@ -110,8 +111,13 @@ SYNC_ENVIRONMENT_KEY: web.AppKey[UrlEnvironment] = web.AppKey(
 
 
 def make_environment(site: SiteView) -> UrlEnvironment:
-    """A fresh environment for ``site``: async rendering, per-file autoescape, reload checks."""
-    return UrlEnvironment(
+    """A fresh environment for ``site``: async rendering, per-file autoescape, reload checks.
+
+    Its globals are Jinja2's own plus Python's builtins
+    (:mod:`ahcore_tmpl.builtins`); Jinja2's ``range``, ``dict`` … are kept
+    where both have a name.
+    """
+    env = UrlEnvironment(
         loader=UrlLoader(site),
         enable_async=True,
         autoescape=autoescape_for,
@@ -119,6 +125,9 @@ def make_environment(site: SiteView) -> UrlEnvironment:
         # loader's ``uptodate`` so an edited include is used on the next request.
         auto_reload=True,
     )
+    for name, value in template_builtins(site).items():
+        env.globals.setdefault(name, value)
+    return env
 
 
 def make_sync_environment(env: UrlEnvironment, site: SiteView) -> UrlEnvironment:

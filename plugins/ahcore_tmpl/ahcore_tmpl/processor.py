@@ -20,6 +20,7 @@ check, the async copy renders the page.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "TemplateBrokenError",
     "TmplProcessor",
     "content_type_for",
+    "is_json_text",
     "prepare_sync",
 ]
 
@@ -64,6 +66,26 @@ def content_type_for(filename: str) -> str:
         if filename.endswith(suffix):
             return content_type
     return "text/html"
+
+
+def is_json_text(text: str) -> bool:
+    """Whether ``text`` is a JSON object or array (surrounding blanks allowed).
+
+    ahserver sent any template output that ``json.loads`` accepts as
+    ``application/json``; bricks UIs fetch widget descriptions from
+    templates that way. Only objects and arrays count here (as for a
+    script's returned text), and only text that really parses: ``[draft]``
+    stays HTML. The parse runs only when the first and last characters
+    already look like JSON.
+    """
+    head, tail = text.lstrip()[:1], text.rstrip()[-1:]
+    if (head, tail) not in (("{", "}"), ("[", "]")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def compile_template(env: UrlEnvironment, source: str, url: str, filename: str) -> jinja2.Template:
@@ -188,5 +210,9 @@ class TmplProcessor(Processor):
         return await self.template.render_async(namespace)
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
+        """The rendered text; an HTML template's output that is JSON goes as JSON."""
         text = await self.produce(context)
-        return web.Response(text=text, content_type=self.content_type, charset="utf-8")
+        content_type = self.content_type
+        if content_type == "text/html" and is_json_text(text):
+            content_type = "application/json"
+        return web.Response(text=text, content_type=content_type, charset="utf-8")

@@ -55,8 +55,9 @@ A template the sync environment compiles but that needs async raises
 check and the render); the page is then rendered async.
 
 Assumed rather than proved: a plain function never returns an awaitable or
-an async iterable, and a plain attribute of ``request``, of a module or of
-plain data is never an awaitable; no object the kernel provides breaks this.
+an async iterable (the builtins ``aiter`` and ``anext``, which do, are
+known), and a plain attribute of ``request``, of a module or of plain data
+is never an awaitable; no object the kernel provides breaks this.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ def _is_async_callable(function: Any) -> bool:
 def is_sync_callable(value: Any) -> bool:
     """Whether calling ``value`` provably does not give an awaitable or async iterable."""
     if isinstance(value, ModuleType) or not callable(value):
+        return False
+    if value is aiter or value is anext:  # builtins returning async iterators, awaitables
         return False
     if isinstance(value, type):
         if any(hasattr(value, name) for name in ("__await__", "__aiter__", "__anext__")):

@@ -1,7 +1,7 @@
 """The ahcore plugin module (entry point ``xlsxds`` in the ``ahcore`` group).
 
 Uses only public hooks: ``register_processor`` for ``.xlsxds`` files and
-``env_globals`` to give scripts ``data2xlsx``.
+``env_globals`` to give scripts ``data2xlsx`` and ``xlsxdata``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore.api import FileOutZone, ProcessorSpec, SiteFileNotFound, SiteView, get_site, hookimpl
 from ahcore_xlsxds.export import data2xlsx
 from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor
+from ahcore_xlsxds.xlsxdata import XLSXData
 
 
 @hookimpl
@@ -45,4 +46,47 @@ def env_globals(app: web.Application) -> Mapping[str, Any]:
 
     site_data2xlsx.__doc__ = data2xlsx.__doc__
     site_data2xlsx.__name__ = site_data2xlsx.__qualname__ = "data2xlsx"
-    return {"data2xlsx": site_data2xlsx}
+
+    site = get_site(app)
+
+    def xlsxdata(path: str | os.PathLike[str], desc: Mapping[str, Any]) -> XLSXData:
+        """ahserver's ``xlsxdata(path, desc)`` (:class:`ahcore_xlsxds.xlsxdata.XLSXData`).
+
+        ``path`` is relative to the site's work directory, or absolute (what
+        ``abspath(url)`` gives); it must lie in the work directory or a
+        content root: else :class:`FileOutZone` (403), and no file is read.
+        """
+        return XLSXData(workbook_path(site, path), desc)
+
+    return {"data2xlsx": site_data2xlsx, "xlsxdata": xlsxdata}
+
+
+def workbook_path(site: SiteView, path: str | os.PathLike[str]) -> str:
+    """The real path of a workbook a script names, if it lies inside the site.
+
+    Inside means: in the work directory or a content root, never under
+    ``conf/``. A path spelt inside the site that leads out through a link the
+    owner placed (a module folder linked into ``wwwroot``), or a path the site
+    serves through such a link (what ``abspath(url)`` returns), counts as
+    inside while ``website.follow_symlinks`` is on, as for serving.
+    """
+    name = os.fspath(path)
+    lexical = os.path.normpath(os.path.join(site.workdir, name))
+    real = os.path.realpath(lexical)
+    conf = os.path.realpath(site.workdir / "conf") + os.sep
+    if (real + os.sep).startswith(conf):
+        raise FileOutZone(name, "the site's conf/ folder is private")
+    folders = [str(site.workdir), *(str(root.folder) for root in site.roots)]
+    reals = [os.path.realpath(site.workdir) + os.sep, *(root.real for root in site.roots)]
+    inside = any((real + os.sep).startswith(base) for base in reals)
+    if not inside and site.config.website.follow_symlinks:
+        spelt_inside = any(
+            (lexical + os.sep).startswith(os.path.abspath(f).rstrip(os.sep) + os.sep)
+            for f in folders
+        )
+        inside = spelt_inside or site.file_url(real) is not None
+    if not inside:
+        raise FileOutZone(name, "outside the site")
+    if not os.path.isfile(real):
+        raise SiteFileNotFound(name)
+    return real
