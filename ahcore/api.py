@@ -23,6 +23,9 @@ example):
 - **Users**: :func:`current_user`, :func:`current_ticket`,
   :func:`remember_user`, :func:`forget_user`.
 - **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`.
+- **Data for people**: :func:`wants_html` (is this a browser opening the
+  page?) and :class:`DataPage` → :func:`data_page_response`, the sortable,
+  paged HTML table the data-source plugins show a browser.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
   base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`
   …) and errors, and :func:`open_site` for a plugin's own command line.
@@ -41,6 +44,17 @@ from ahcore.appkeys import get_site as _get_site
 from ahcore.background import add_startup
 from ahcore.config import ConfigError, DatabaseConfig, SiteConfig
 from ahcore.context import RequestContext, current_context
+from ahcore.datatable import (
+    VARY,
+    DataPage,
+    FormField,
+    TableColumn,
+    data_page_response,
+    render_data_page,
+    sort_keys,
+    sort_text,
+    wants_html,
+)
 from ahcore.db.driver import (
     BatchedRowStream,
     ColumnInfo,
@@ -74,18 +88,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELD_TYPES",
+    "VARY",
     "BadQuery",
     "BatchedRowStream",
     "ColumnInfo",
     "ConfigError",
     "Connection",
     "DBPools",
+    "DataPage",
     "DatabaseConfig",
     "DatabaseUnavailable",
     "Dialect",
     "DictObject",
     "DriverSpec",
     "FetchResult",
+    "FormField",
     "JsonRowsWriter",
     "PluginError",
     "Pool",
@@ -100,11 +117,13 @@ __all__ = [
     "SiteConfig",
     "SiteView",
     "StatementTimeout",
+    "TableColumn",
     "add_startup",
     "bad_request",
     "current_context",
     "current_ticket",
     "current_user",
+    "data_page_response",
     "dumps",
     "encode_rows",
     "forget_user",
@@ -120,11 +139,15 @@ __all__ = [
     "placeholder_names",
     "read_params",
     "remember_user",
+    "render_data_page",
     "request_origin",
     "request_scheme",
     "server_error",
+    "sort_keys",
+    "sort_text",
     "to_response",
     "url_segments",
+    "wants_html",
 ]
 
 
