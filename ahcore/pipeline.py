@@ -72,7 +72,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)
     try:
-        resolved = site.resolver.resolve(segments, raw_path.endswith("/"))
+        resolved = site.resolver.resolve_page(segments, raw_path.endswith("/"))
     except RedirectToSlash as redirect:
         await check_access(site, request, redirect.url)
         location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
