@@ -220,7 +220,7 @@ async def test_max_rows_setting(make_site, ahcore_client):
 
 
 async def test_a_bad_setting_stops_start_up(make_site, ahcore_client):
-    with pytest.raises(Exception, match="plugins.{name}.max_rows"):
+    with pytest.raises(ValueError, match="plugins.{name}.max_rows"):
         await start(make_site, ahcore_client, settings={{"max_rows": "many"}})
 
 

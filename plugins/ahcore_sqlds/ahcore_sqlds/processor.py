@@ -121,7 +121,7 @@ class SqldsProcessor(Processor):
     async def _respond_html(self, context: RequestContext, params: DictObject) -> web.Response:
         """A ``pagingdata`` window as the kernel's browsable page (ahcore.datatable)."""
         src = self.source
-        title = context.url.rsplit("/", 1)[-1]
+        title = context.url
         labels = {
             d["name"]: str(d.get("label") or d["name"])
             for d in src.datadesc or ()

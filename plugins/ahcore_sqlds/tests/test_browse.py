@@ -65,7 +65,7 @@ async def test_a_browser_gets_an_html_table(db_client, engine) -> None:
     assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
     assert resp.headers["Vary"] == "Accept, Sec-Fetch-Dest"
     assert "script-src" not in resp.headers["Content-Security-Policy"]  # no script allowed
-    assert "<title>items.sqlds</title>" in body
+    assert "<title>/items.sqlds</title>" in body
     # Column labels from datadesc; sorted by the file's sortfield.
     assert re.findall(r'<th scope="col"[^>]*><a [^>]*>([^<]*)</a>', body) == [
         "id ▲", "field1", "Fruit", "price"
@@ -169,5 +169,5 @@ async def test_html_can_be_turned_off(db_client, engine) -> None:
 
 
 async def test_a_wrong_html_setting_stops_start_up(db_client, engine) -> None:
-    with pytest.raises(Exception, match="plugins.sqlds.html"):
+    with pytest.raises(ValueError, match="plugins.sqlds.html"):
         await start(db_client, {"html": "no"})

@@ -226,7 +226,7 @@ class XlsxdsProcessor(Processor):
             if not f.get("listhide")
         ]
         page = DataPage(
-            title=context.url.rsplit("/", 1)[-1],
+            title=context.url,
             columns=columns,
             rows=(),
             total=len(data.records),

@@ -109,5 +109,5 @@ async def test_html_can_be_turned_off(make_site, ahcore_client, files) -> None:
 
 async def test_a_wrong_html_setting_stops_start_up(make_site, ahcore_client, files) -> None:
     site = make_site(config=config({"html": "yes"}), files=files)
-    with pytest.raises(Exception, match="plugins.xlsxds.html"):
+    with pytest.raises(ValueError, match="plugins.xlsxds.html"):
         await ahcore_client(site)
