@@ -121,14 +121,13 @@ class SqldsProcessor(Processor):
     async def _respond_html(self, context: RequestContext, params: DictObject) -> web.Response:
         """A ``pagingdata`` window as the kernel's browsable page (ahcore.datatable)."""
         src = self.source
-        title = context.url
         labels = {
             d["name"]: str(d.get("label") or d["name"])
             for d in src.datadesc or ()
             if isinstance(d, dict) and isinstance(d.get("name"), str)
         }
         page = DataPage(
-            title=title,
+            title=context.url,
             columns=(),
             rows=(),
             total=0,
