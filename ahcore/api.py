@@ -32,6 +32,9 @@ example):
   that leads outside the site or to nothing.
 - **Function routes** (``website.startswiths``): :func:`register_function`,
   :func:`registered_function` — the application's own registry.
+- **Data for people**: :func:`wants_html` (is this a browser opening the
+  page?) and :class:`DataPage` → :func:`data_page_response`, the sortable,
+  paged HTML table the data-source plugins show a browser.
 - **Data**: :class:`DBPools` (``site.pools``), :class:`SQLor`, the driver
   base types (:class:`Connection`, :class:`Pool`, :class:`BatchedRowStream`,
   the table descriptions :class:`TableSummary`/:class:`TableDetail` …) and
@@ -56,6 +59,17 @@ from ahcore.background import add_startup
 from ahcore.config import ConfigError, DatabaseConfig, SiteConfig
 from ahcore.context import RequestContext, current_context
 from ahcore.cookies import SameSite, delete_cookie, set_cookie
+from ahcore.datatable import (
+    VARY,
+    DataPage,
+    FormField,
+    TableColumn,
+    data_page_response,
+    render_data_page,
+    sort_keys,
+    sort_text,
+    wants_html,
+)
 from ahcore.db.driver import (
     BatchedRowStream,
     ColumnDetail,
@@ -96,6 +110,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELD_TYPES",
+    "VARY",
     "BadQuery",
     "BatchedRowStream",
     "BodyMode",
@@ -104,6 +119,7 @@ __all__ = [
     "ConfigError",
     "Connection",
     "DBPools",
+    "DataPage",
     "DatabaseConfig",
     "DatabaseUnavailable",
     "Dialect",
@@ -113,6 +129,7 @@ __all__ = [
     "FetchResult",
     "FileOutZone",
     "IndexDetail",
+    "FormField",
     "JsonRowsWriter",
     "PluginError",
     "Pool",
@@ -132,12 +149,14 @@ __all__ = [
     "add_globals",
     "TableDetail",
     "TableSummary",
+    "TableColumn",
     "add_startup",
     "bad_request",
     "current_context",
     "current_ticket",
     "current_user",
     "delete_cookie",
+    "data_page_response",
     "dumps",
     "encode_rows",
     "forget_user",
@@ -156,12 +175,16 @@ __all__ = [
     "register_function",
     "registered_function",
     "remember_user",
+    "render_data_page",
     "request_origin",
     "request_scheme",
     "server_error",
     "set_cookie",
+    "sort_keys",
+    "sort_text",
     "to_response",
     "url_segments",
+    "wants_html",
     "webapp",
 ]
 

@@ -118,7 +118,7 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
         if route is not None:
             return await function_route(site, snapshot, request, route, path)
     try:
-        resolved = snapshot.resolver.resolve(segments, raw_path.endswith("/"))
+        resolved = snapshot.resolver.resolve_page(segments, raw_path.endswith("/"))
     except RedirectToSlash as redirect:
         await check_access(site, request, redirect.url)
         location = redirect.url + (f"?{request.query_string}" if request.query_string else "")

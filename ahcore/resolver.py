@@ -401,3 +401,31 @@ class Resolver:
                 rel = tuple(p for p in lexical[len(folder) :].split(os.sep) if p)
                 return self.canonical((*root.prefix, *rel))
         return None
+
+    def resolve_page(self, segments: tuple[str, ...], want_slash: bool) -> Resolved | None:
+        """:meth:`resolve` for a request from outside: a partial is no page (``None``: 404).
+
+        Templates (``include``, ``extends``), ``path_call`` and
+        ``SiteView.resolve`` use :meth:`resolve` and still find partials.
+        """
+        found = self.resolve(segments, want_slash)
+        return None if found is not None and is_partial(found) else found
+
+
+PARTIAL_PREFIX = "_"
+
+
+def is_partial(found: Resolved) -> bool:
+    """Whether ``found`` is a partial: a processor's file whose name starts with ``_``.
+
+    A partial (``_layout.tmpl``, ``_header.tmpl``, a ``_helpers.dspy``) is a
+    part of other pages: templates include and extend it, ``path_call`` runs
+    it, but a request never gets it as a page (404), so a layout is never
+    shown half-rendered. Only files a processor serves count: static files
+    keep their names (documentation generators put ``_static/_x.js`` on the
+    web), and so do folders. The name is the canonical one (the real file's,
+    so a symlink to a partial is a partial too).
+    """
+    if found.spec is None or found.is_dir:
+        return False
+    return found.url.rsplit("/", 1)[-1].startswith(PARTIAL_PREFIX)

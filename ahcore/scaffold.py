@@ -1,23 +1,32 @@
 """``ahcore new-plugin NAME``: write a working, installable processor plugin.
 
-The generated distribution has the shape of the built-in plugins
-(``plugins/ahcore_dspy`` and friends)::
+The generated distribution is the plugin ``docs/writing-a-processor.md``
+walks through, with the shape of the built-in plugins (``plugins/ahcore_md``
+and friends)::
 
     DIR/ahcore_NAME/
-      pyproject.toml          distribution "ahcore-NAME", entry point ahcore: NAME
+      pyproject.toml            distribution "ahcore-NAME", entry point ahcore: NAME
       README.md
       ahcore_NAME/__init__.py
-      ahcore_NAME/plugin.py   register_processor for ".NAME" and the Processor subclass
-      tests/test_NAME.py      make_site + ahcore_client, the plugin passed in-process
+      ahcore_NAME/plugin.py     the hooks: register_processor, on_startup
+      ahcore_NAME/processor.py  the Processor: a CSV file parsed once, served as records
+      tests/test_NAME.py        make_site + ahcore_client, the plugin passed in-process
 
-It pins the running kernel's exact version, as every built-in plugin does.
-Templates are plain Python strings filled with ``str.format``; nothing
-existing is ever overwritten.
+``.NAME`` files are read as CSV (a header line, then rows) and served as a
+JSON list of records — a real processor to rename and change, not a stub.
+The code imports only :mod:`ahcore.api` (the plugin API), and pins the
+running kernel's exact version, as every built-in plugin does. A name an
+installed plugin already uses is refused (the site could not tell the two
+apart). Templates are plain Python strings filled with ``str.format``;
+nothing existing is ever overwritten.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import keyword
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +38,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "ahcore-{name}"
 version = "0.1.0"
-description = "The .{name} processor for ahcore"
+description = "The .{name} processor for ahcore: CSV files served as JSON records"
 readme = "README.md"
 requires-python = ">=3.10"
 # Exact pin on purpose: the kernel's local version label exists only in its
@@ -54,7 +63,7 @@ testpaths = ["tests"]
 """
 
 INIT = '''\
-"""ahcore-{name}: ``.{name}`` files served by :class:`{cls}`.
+"""ahcore-{name}: ``.{name}`` files (CSV) served as JSON records by :class:`{cls}`.
 
 The module registered in the ``ahcore`` entry-point group is
 :mod:`ahcore_{name}.plugin`.
@@ -62,7 +71,7 @@ The module registered in the ``ahcore`` entry-point group is
 
 from __future__ import annotations
 
-from ahcore_{name}.plugin import PLUGIN_NAME, {cls}
+from ahcore_{name}.processor import PLUGIN_NAME, {cls}
 
 __all__ = ["PLUGIN_NAME", "{cls}"]
 '''
@@ -70,47 +79,90 @@ __all__ = ["PLUGIN_NAME", "{cls}"]
 PLUGIN = '''\
 """The plugin module registered as ``{name}`` in the ``ahcore`` entry-point group.
 
-It uses only public hooks: ``register_processor`` declares the processor
-for ``.{name}`` files. The kernel builds one :class:`{cls}` per file and
-reuses it while the file is unchanged; the object is shared by concurrent
-requests, so per-request state lives on the ``RequestContext``.
+It holds the hook implementations, and uses only public hooks and
+``ahcore.api``, as every plugin does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from aiohttp import web
 
-from ahcore.api import Processor, ProcessorSpec, RequestContext, hookimpl
-
-PLUGIN_NAME = "{name}"
-
-
-class {cls}(Processor):
-    """A ``.{name}`` file: its lines, read once per change, served as JSON."""
-
-    lines: list[str]
-
-    async def load(self) -> None:
-        """One-time work per file change: read (and parse, compile...) the file."""
-        text = self.path.read_text(encoding=self.site.config.website.coding)
-        self.lines = [line for line in text.splitlines() if line.strip()]
-
-    async def produce(self, context: RequestContext) -> Any:
-        """The value for one request (also what ``path_call`` returns)."""
-        params = await context.params()
-        settings = context.site.plugin_settings(PLUGIN_NAME)
-        lines = self.lines
-        if params.get("q"):
-            lines = [line for line in lines if str(params.q) in line]
-        if settings.get("upper"):
-            lines = [line.upper() for line in lines]
-        return {{"file": context.url, "count": len(lines), "lines": lines}}
+from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore_{name}.processor import PLUGIN_NAME, {cls}, max_rows
 
 
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.{name}`` files are served by :class:`{cls}`."""
     return ProcessorSpec(PLUGIN_NAME, (".{name}",), {cls})
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    """Check ``plugins.{name}`` when the server starts: a typo stops start-up, not each request."""
+    max_rows(get_site(app))
+'''
+
+PROCESSOR = '''\
+"""The ``.{name}`` processor: a CSV file parsed once per change, served as records.
+
+The kernel builds one :class:`{cls}` per file and reuses it while the file
+is unchanged (same mtime, size and inode); the object is shared by
+concurrent requests, so per-request state lives on the ``RequestContext``,
+never on ``self``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+from ahcore.api import Processor, RequestContext, SiteView
+
+PLUGIN_NAME = "{name}"
+DEFAULT_MAX_ROWS = 1000
+
+
+def max_rows(site: SiteView) -> int:
+    """``plugins.{name}.max_rows``: the most records one answer gives (default 1000)."""
+    value = site.plugin_settings(PLUGIN_NAME).get("max_rows", DEFAULT_MAX_ROWS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"plugins.{name}.max_rows: expected a positive integer, got {{value!r}}"
+        )
+    return value
+
+
+class {cls}(Processor):
+    """A ``.{name}`` file: CSV with a header line, served as a JSON list of records."""
+
+    columns: list[str]
+    rows: list[dict[str, str]]
+
+    async def load(self) -> None:
+        """One-time work per file change: read and parse (in a thread: it blocks)."""
+        text = await asyncio.to_thread(
+            self.path.read_text, encoding=self.site.config.website.coding
+        )
+        reader = csv.DictReader(io.StringIO(text), restval="")
+        # Values past the header's last column (restkey None) are dropped.
+        self.rows = [{{k: v for k, v in row.items() if k is not None}} for row in reader]
+        self.columns = list(reader.fieldnames or [])
+
+    async def produce(self, context: RequestContext) -> list[dict[str, str]]:
+        """The records for one request (also what ``path_call`` returns).
+
+        A parameter naming a column keeps the rows with that value
+        (``?name=ann``); other parameters are ignored.
+        """
+        params = await context.params()
+        rows = self.rows
+        for column in self.columns:
+            wanted = params.get(column)
+            if isinstance(wanted, str) and wanted != "":
+                rows = [row for row in rows if row[column] == wanted]
+        return rows[: max_rows(context.site)]
 '''
 
 TEST = '''\
@@ -126,9 +178,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 import ahcore_{name}.plugin
 
-SOURCE = "apple pie\\nbanana split\\n\\napple crumble\\n"
+PEOPLE = "name,age\\nann,30\\nbob,41\\n"
 
 
 def config(settings: Any = True) -> dict[str, Any]:
@@ -141,37 +195,43 @@ def config(settings: Any = True) -> dict[str, Any]:
     }}
 
 
-async def start(make_site, ahcore_client, settings: Any = True, files=None):
-    site = make_site(config=config(settings), files=files or {{"wwwroot/a.{name}": SOURCE}})
+async def start(make_site, ahcore_client, settings: Any = True):
+    site = make_site(config=config(settings), files={{"wwwroot/people.{name}": PEOPLE}})
     return site, await ahcore_client(site, extra_plugins={{"{name}": ahcore_{name}.plugin}})
 
 
-async def test_served_as_json(make_site, ahcore_client):
+async def test_rows_as_json_records(make_site, ahcore_client):
     _, client = await start(make_site, ahcore_client)
-    resp = await client.get("/a.{name}")
+    resp = await client.get("/people.{name}")
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
-    assert await resp.json() == {{
-        "file": "/a.{name}",
-        "count": 3,
-        "lines": ["apple pie", "banana split", "apple crumble"],
-    }}
+    assert await resp.json() == [{{"name": "ann", "age": "30"}}, {{"name": "bob", "age": "41"}}]
 
 
-async def test_parameters_and_settings(make_site, ahcore_client):
-    _, client = await start(make_site, ahcore_client, settings={{"upper": True}})
-    resp = await client.get("/a.{name}", params={{"q": "apple"}})
-    assert (await resp.json())["lines"] == ["APPLE PIE", "APPLE CRUMBLE"]
+async def test_a_column_parameter_filters(make_site, ahcore_client):
+    _, client = await start(make_site, ahcore_client)
+    resp = await client.get("/people.{name}", params={{"name": "ann"}})
+    assert await resp.json() == [{{"name": "ann", "age": "30"}}]
+
+
+async def test_max_rows_setting(make_site, ahcore_client):
+    _, client = await start(make_site, ahcore_client, settings={{"max_rows": 1}})
+    assert len(await (await client.get("/people.{name}")).json()) == 1
+
+
+async def test_a_bad_setting_stops_start_up(make_site, ahcore_client):
+    with pytest.raises(ValueError, match="plugins.{name}.max_rows"):
+        await start(make_site, ahcore_client, settings={{"max_rows": "many"}})
 
 
 async def test_a_changed_file_is_used_at_once(make_site, ahcore_client):
     site, client = await start(make_site, ahcore_client)
-    assert (await (await client.get("/a.{name}")).json())["count"] == 3
-    path = site / "wwwroot" / "a.{name}"
-    path.write_text("one line\\n")
+    assert len(await (await client.get("/people.{name}")).json()) == 2
+    path = site / "wwwroot" / "people.{name}"
+    path.write_text("name,age\\ncy,7\\n")
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert (await (await client.get("/a.{name}")).json())["lines"] == ["one line"]
+    assert await (await client.get("/people.{name}")).json() == [{{"name": "cy", "age": "7"}}]
 
 
 async def test_missing_file_is_404(make_site, ahcore_client):
@@ -182,13 +242,18 @@ async def test_missing_file_is_404(make_site, ahcore_client):
 README = """\
 # ahcore-{name}
 
-The `.{name}` processor for ahcore: each
-non-blank line of a `.{name}` file, read once per change and served as JSON
-`{{"file", "count", "lines"}}`. `?q=text` keeps the lines containing `text`.
+The `.{name}` processor for ahcore: a `.{name}` file is CSV (a header line,
+then rows), parsed once per change and served as a JSON list of records.
+A query parameter naming a column keeps the rows with that value:
 
-Generated by `ahcore new-plugin {name}`; replace the processor in
-`ahcore_{name}/plugin.py` with your own (see ahcore's
-`docs/writing-a-processor.md`).
+```sh
+curl http://127.0.0.1:8080/people.{name}?name=ann     # [{{"name": "ann", "age": "30"}}]
+```
+
+Generated by `ahcore new-plugin {name}`; change the processor in
+`ahcore_{name}/processor.py` to make it yours (ahcore's
+`docs/writing-a-processor.md` walks through every file). The code imports
+only `ahcore.api`, the plugin API.
 
 ## Install
 
@@ -204,15 +269,15 @@ pip install /path/to/ahcore ./ahcore_{name}
 ```json
 {{
   "website": {{"paths": [["$[workdir]$/wwwroot", ""]], "processors": [[".{name}", "{name}"]]}},
-  "plugins": {{"{name}": {{"upper": false}}}}
+  "plugins": {{"{name}": {{"max_rows": 1000}}}}
 }}
 ```
 
-Settings (`plugins.{name}`):
+Settings (`plugins.{name}`), checked when the server starts:
 
 | key | default | meaning |
 |---|---|---|
-| `upper` | `false` | serve the lines in upper case |
+| `max_rows` | `1000` | the most records one answer gives |
 
 ## Test
 
@@ -223,7 +288,7 @@ python -m pytest            # from this folder; needs ahcore[testing]
 
 
 class ScaffoldError(Exception):
-    """A plugin cannot be written (bad name, target exists)."""
+    """A plugin cannot be written (bad name, a name taken, target exists)."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +310,7 @@ class Scaffold:
             "README.md": README.format(**values),
             f"{package}/__init__.py": INIT.format(**values),
             f"{package}/plugin.py": PLUGIN.format(**values),
+            f"{package}/processor.py": PROCESSOR.format(**values),
             f"tests/test_{self.name}.py": TEST.format(**values),
         }
 
@@ -260,6 +326,36 @@ def validate_name(name: str) -> str:
     return name
 
 
+def _normalise(dist_name: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def installed_owner(name: str) -> str | None:
+    """What installed already answers to plugin ``name``, said for a person; else ``None``.
+
+    A plugin's name is its entry point's name in the ``ahcore`` group, and
+    by convention its distribution is ``ahcore-NAME`` and its package
+    ``ahcore_NAME``: a second plugin with any of those would be ambiguous
+    in a site's config, or shadow the first on import.
+    """
+    for ep in importlib.metadata.entry_points(group="ahcore"):
+        if ep.name == name:
+            dist = ep.dist
+            owner = f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
+            return f"the installed distribution {owner} (entry point ahcore: {name} = {ep.value})"
+    wanted = _normalise(f"ahcore-{name}")
+    for dist in importlib.metadata.distributions():
+        if _normalise(dist.metadata["Name"] or "") == wanted:
+            return f"the installed distribution {dist.metadata['Name']} {dist.version}"
+    try:
+        found = importlib.util.find_spec(f"ahcore_{name}")
+    except (ImportError, ValueError):
+        found = None
+    if found is not None:
+        return f"the importable package ahcore_{name} ({found.origin})"
+    return None
+
+
 def kernel_version() -> str:
     from ahcore import __version__
 
@@ -269,9 +365,15 @@ def kernel_version() -> str:
 def write_plugin(name: str, directory: str | Path = ".", version: str | None = None) -> Path:
     """Write plugin ``name`` to ``directory/ahcore_NAME``; return that folder.
 
-    Refuses (:class:`ScaffoldError`) a bad name or an existing target folder.
+    Refuses (:class:`ScaffoldError`) a bad name, a name an installed plugin
+    uses (:func:`installed_owner`), or an existing target folder.
     """
     validate_name(name)
+    owner = installed_owner(name)
+    if owner is not None:
+        raise ScaffoldError(
+            f"plugin name {name!r} is taken by {owner}; choose another name"
+        )
     target = Path(directory) / f"ahcore_{name}"
     if target.exists():
         raise ScaffoldError(f"{target} already exists; not overwriting it")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
 NEEDED = ("ahcore_dspy", "ahcore_tmpl", "ahcore_md", "ahcore_xlsxds", "ahcore_sqlds", "ahcore_rbac")
@@ -55,7 +56,30 @@ async def test_api_and_data_sources(demo):
 
 async def test_language_follows_accept_language(demo):
     r = await demo.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
-    assert "欢迎" in await r.text()
+    body = await r.text()
+    assert "欢迎" in body and '<html lang="zh-CN">' in body
+    assert "基于 SQLite 的产品目录" in body  # the cards too, not only the headings
+    for english in ("A SQLite-backed catalogue", "Read from a spreadsheet", "Served by ahcore"):
+        assert english not in body
+    body = await (await demo.get("/")).text()
+    assert '<html lang="en">' in body and "A SQLite-backed catalogue" in body
+
+
+async def test_partials_are_not_pages(demo):
+    for url in ("/_layout.tmpl", "/_layout_md.tmpl"):
+        r = await demo.get(url)
+        assert r.status == 404, url
+    # ...but every page is still built from them.
+    assert '<nav>' in await (await demo.get("/about.md")).text()
+
+
+async def test_a_browser_gets_the_data_sources_as_tables(demo):
+    browser = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+    for url, text in (("/products/list.sqlds", "Cordless drill"), ("/prices.xlsxds", "P01")):
+        r = await demo.get(url, headers=browser)
+        body = await r.text()
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/html"), url
+        assert "<table>" in body and text in body and "_format=json" in body
 
 
 async def test_contact_form_stores_and_redirects(demo):
@@ -64,15 +88,37 @@ async def test_contact_form_stores_and_redirects(demo):
     assert (await demo.post("/api/contact.dspy", data={"name": ""})).status == 400
 
 
+def account(body: str) -> str:
+    """The header's account corner of a demo page."""
+    return body.split('<div class="account">', 1)[1].split("</div>", 1)[0]
+
+
 async def test_login_page_and_admin_only_page(demo):
     assert (await demo.get("/admin/", allow_redirects=False)).status == 401
+    assert "Log in" in account(await (await demo.get("/")).text())
     r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "wrong"}, allow_redirects=False)
-    assert r.status == 302 and "failed=" in r.headers["Location"]
+    assert r.status == 302 and r.headers["Location"].endswith("/login.tmpl?failed=wrong")
+    body = await (await demo.get(URL(r.headers["Location"]).path_qs)).text()
+    assert '<p class="notice error" role="alert">Wrong user name or password.</p>' in body
     assert (await demo.get("/admin/")).status == 401
     r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "admin-demo"}, allow_redirects=False)
     assert r.status == 302 and r.headers["Location"].endswith("/admin/")
     r = await demo.get("/admin/")
     body = await r.text()
     assert r.status == 200 and "demo.admin" in body and "admin" in body
+    # Logged in, every page's header says who, and offers to log out (a POST).
+    corner = account(await (await demo.get("/")).text())
+    assert "admin" in corner and "Log out" in corner and "Log in" not in corner
+    assert 'method="post" action="/api/logout.dspy"' in corner
     await demo.post("/api/logout.dspy", allow_redirects=False)
     assert (await demo.get("/admin/")).status == 401
+    assert "Log in" in account(await (await demo.get("/")).text())
+
+
+async def test_the_login_message_is_the_sites_own(demo):
+    """A link cannot make the login page say what its author wants."""
+    body = await (await demo.get("/login.tmpl", params={"failed": "Call +1 555 0100 now"})).text()
+    assert "Call +1 555" not in body and "Wrong user name or password." in body
+    body = await (await demo.get("/login.tmpl", params={"failed": "locked"})).text()
+    assert "Too many failed logins" in body
+    assert "notice error" not in await (await demo.get("/login.tmpl")).text()

@@ -59,13 +59,37 @@ def seed_workbook(path: Path) -> None:
     wb.save(path)
 
 
-def seed_accounts() -> None:
-    """An administrator for the demo, through the rbac plugin's own CLI."""
+def accounts_seeded(db: Path) -> bool:
+    """Whether the demo's administrator exists and may reach /admin/ (a previous run made them)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = con.execute(
+            "select count(*) from users u join userrole ur on ur.userid = u.id "
+            "join rolepermission rp on rp.roleid = ur.roleid "
+            "join permission p on p.id = rp.permid "
+            "where u.username = 'admin' and p.path = '/admin/**'"
+        ).fetchone()
+    except sqlite3.Error:  # no rbac tables yet
+        return False
+    finally:
+        con.close()
+    return bool(row and row[0])
+
+
+def seed_accounts(db: Path) -> None:
+    """An administrator for the demo, through the rbac plugin's own CLI.
+
+    Skipped when a previous run made it: each command starts the whole
+    site, and the quick start's re-run should be quick.
+    """
     import importlib.util
     import subprocess
     import sys
 
-    if importlib.util.find_spec("ahcore_rbac") is None:
+    if importlib.util.find_spec("ahcore_rbac") is None or accounts_seeded(db):
         return
     for args in (
         ["addrole", "demo", "admin"],
@@ -83,5 +107,5 @@ def seed_accounts() -> None:
 if __name__ == "__main__":
     seed_database(HERE / "data" / "demo.db")
     seed_workbook(HERE / "wwwroot" / ".data" / "prices.xlsx")
-    seed_accounts()
+    seed_accounts(HERE / "data" / "demo.db")
     print(f"demo data ready in {HERE}")

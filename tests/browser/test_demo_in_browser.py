@@ -3,7 +3,9 @@
 The browser comes from the system packages, never from Playwright's own
 download: the setup installs Debian's ``chromium`` when it is missing (as
 root with apt-get), and Playwright is pointed at it with
-``executable_path``. Screenshots are saved under ``test-artifacts/``.
+``executable_path``. Screenshots are saved under ``test-artifacts/``; with
+``AHCORE_DOC_IMAGES=1`` the ones the documentation shows are also written
+to ``docs/img/`` (``AHCORE_DOC_IMAGES=1 nox -s tests -- tests/browser``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 ARTIFACTS = ROOT / "test-artifacts"
+DOC_IMAGES = ROOT / "docs" / "img"
 NEEDED = ("playwright", "ahcore_dspy", "ahcore_tmpl", "ahcore_md", "ahcore_xlsxds", "ahcore_sqlds")
 missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing), reason=f"needs {missing}")]
@@ -110,9 +113,13 @@ def open_page(browser, url: str, locale: str = "en-US"):
     return page, errors
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, doc: str | None = None) -> None:
+    """A full-page screenshot in test-artifacts/; ``doc``: also docs/img/DOC.png when asked."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if doc and os.environ.get("AHCORE_DOC_IMAGES") == "1":
+        DOC_IMAGES.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOC_IMAGES / f"{doc}.png"), full_page=True)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +172,45 @@ def test_contact_form_posts_and_thanks(browser, demo_url):
 def test_language_changes_with_the_browser_locale(browser, demo_url):
     page, errors = open_page(browser, demo_url + "/", locale="zh-CN")
     assert "欢迎" in page.content()
-    shot(page, "home-zh")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert "基于 SQLite 的产品目录" in page.inner_text(".cards")
+    assert "SQLite-backed" not in page.inner_text("body")
+    shot(page, "home-zh", doc="demo-home-zh")
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize(
+    "path, first, name",
+    [("/products/list.sqlds", "p05", "sqlds-table"), ("/prices.xlsxds", "P01", "xlsxds-table")],
+)
+def test_data_sources_are_browsable_tables(browser, demo_url, path, first, name):
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    missing: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+    page.goto(demo_url + path)
+    rows = page.locator("tbody tr")
+    assert rows.first.locator("td").first.inner_text() == first
+    page.fill("input[name=rows]", "5")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert rows.count() == 5
+    assert "page 1 of 3" in page.inner_text(".pager")
+    header = page.locator("th a").nth(2)  # the third column: a name or a price
+    header.click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_attribute("th:nth-child(3)", "aria-sort") == "ascending"
+    page.click("text=next ›")
+    page.wait_for_load_state("networkidle")
+    assert "rows 6–10 of 14 · page 2 of 3" in page.inner_text(".pager")
+    shot(page, name, doc=name)
+    page.click("text=this page as JSON")
+    assert '"total":14' in page.inner_text("body").replace(" ", "")
+    # The page is self-contained: nothing failed but the browser's own favicon guess.
+    assert errors == [] and all(u.endswith("/favicon.ico") for u in missing), missing
     page.context.close()
 
 
@@ -175,18 +220,26 @@ def test_login_through_the_form_reaches_the_admin_page(browser, demo_url):
     page, errors = open_page(browser, demo_url + "/login.tmpl")
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", "wrong")
-    page.click("button[type=submit]")
+    page.click("form.form button[type=submit]")
     page.wait_for_load_state("networkidle")
-    assert "wrong user name or password" in page.content()
+    notice = page.locator(".notice.error")
+    assert notice.inner_text() == "Wrong user name or password."
+    # Shown as an error, not in the green of a success notice.
+    colour = notice.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(253, 236, 234)", colour
+    shot(page, "login-failed", doc="demo-login-failed")
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", "admin-demo")
-    page.click("button[type=submit]")
+    page.click("form.form button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert page.url.endswith("/admin/")
     assert "demo.admin" in page.content()
-    shot(page, "admin")
-    page.click("text=Log out")
+    account = page.inner_text(".account")
+    assert "admin" in account and "Log out" in account and "Log in" not in account
+    shot(page, "admin", doc="demo-admin")
+    page.click(".account button")  # the header's Log out
     page.wait_for_load_state("networkidle")
+    assert "Log in" in page.inner_text(".account")
     response = page.goto(demo_url + "/admin/")
     assert response is not None and response.status == 401
     page.context.close()

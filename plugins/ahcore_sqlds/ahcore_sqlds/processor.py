@@ -29,11 +29,20 @@ A data source is read-only: its statement must be a query and runs in a
 read-only transaction. With ``"writable": true`` a non-query statement is
 allowed, by POST only, and answers ``{"rowcount": n}``. Every statement is
 stopped after ``time_limit_ms`` (504).
+
+A person's browser opening a query source (``getdata`` or ``pagingdata``;
+who counts as one: :func:`ahcore.api.wants_html`) gets the page of
+:mod:`ahcore.datatable` instead: a ``pagingdata`` window as a table with
+sort links, a pager and the arguments as a form; a bad argument or sort is
+the page with the message, status 400. Those two actions answer with
+``Vary: Accept, Sec-Fetch-Dest`` either way. ``plugins.sqlds.html: false``
+turns the page off (JSON for everyone, no ``Vary``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,17 +50,24 @@ import msgspec
 from aiohttp import web
 
 from ahcore.api import (
+    VARY,
     BadQuery,
+    DataPage,
     DictObject,
     JsonRowsWriter,
     Processor,
     Select,
     SQLor,
+    TableColumn,
+    data_page_response,
     encode_rows,
     json_response,
     parse_int,
+    sort_keys,
+    wants_html,
 )
 from ahcore_sqlds.arguments import bind_values
+from ahcore_sqlds.browse import argument_query, form_fields
 from ahcore_sqlds.settings import SqldsSettings
 from ahcore_sqlds.source import SqlDataSource
 
@@ -90,17 +106,55 @@ class SqldsProcessor(Processor):
         params = await context.params()
         if self.source.is_query:
             action = params.get("action") or "getdata"
-            if action == "getdata":
-                return await self._respond_getdata(context, params)
-            if action == "pagingdata":
-                return await self._respond_pagingdata(context, params)
+            if action in ("getdata", "pagingdata"):
+                vary = {"Vary": VARY} if self.settings.html else {}
+                if vary and wants_html(context.request):
+                    return await self._respond_html(context, params)
+                if action == "getdata":
+                    return await self._respond_getdata(context, params, vary)
+                return await self._respond_pagingdata(context, params, vary)
         answer = await self.answer(context)
         response = json_response(answer.value)
         response.headers.update(answer.headers)
         return response
 
+    async def _respond_html(self, context: RequestContext, params: DictObject) -> web.Response:
+        """A ``pagingdata`` window as the kernel's browsable page (ahcore.datatable)."""
+        src = self.source
+        labels = {
+            d["name"]: str(d.get("label") or d["name"])
+            for d in src.datadesc or ()
+            if isinstance(d, dict) and isinstance(d.get("name"), str)
+        }
+        page = DataPage(
+            title=context.url,
+            columns=(),
+            rows=(),
+            total=0,
+            fields=form_fields(src.arguments, src.arguments_raw, params),
+            query=argument_query(src.arguments, params),
+            max_rows=self.settings.row_cap,
+        )
+        try:
+            limit, offset, sort = self._page(params)
+            page = dataclasses.replace(
+                page, page=offset // limit + 1, page_rows=limit, sort=sort_keys(sort)
+            )
+            values = bind_values(src.arguments, params, strict=True)
+            async with self._context(context) as sor:
+                sel = await sor.select(src.sql, values, sort=sort)
+                total = await sor.count(sel)
+                result = await sor.rows(sel, limit, offset)
+        except web.HTTPBadRequest as exc:
+            message = (exc.text or exc.reason).strip()
+            return data_page_response(dataclasses.replace(page, error=message), status=400)
+        columns = [TableColumn(c, labels.get(c, c)) for c in result.columns]
+        return data_page_response(
+            dataclasses.replace(page, columns=columns, rows=result.rows, total=total)
+        )
+
     async def _respond_getdata(
-        self, context: RequestContext, params: DictObject
+        self, context: RequestContext, params: DictObject, vary: dict[str, str]
     ) -> web.StreamResponse:
         values = bind_values(self.source.arguments, params, strict=True)
         cap = self.settings.row_cap
@@ -119,11 +173,12 @@ class SqldsProcessor(Processor):
                     rows = result.rows[:cap] if truncated else result.rows
                     return _json_body(
                         b"[" + encode_rows(result.columns, rows) + b"]",
-                        {"X-Truncated": "true"} if truncated else None,
+                        {**vary, "X-Truncated": "true"} if truncated else vary,
                     )
                 truncated = await sor.has_more_than(sel, cap)
                 writer = JsonRowsWriter(
-                    context.request, headers={"X-Truncated": "true"} if truncated else None
+                    context.request,
+                    headers={**vary, "X-Truncated": "true"} if truncated else vary,
                 )
                 await _send(writer, sor, sel, limit=cap, batch_rows=batch)
             return await writer.finish()
@@ -133,7 +188,7 @@ class SqldsProcessor(Processor):
             return writer.abort(exc)
 
     async def _respond_pagingdata(
-        self, context: RequestContext, params: DictObject
+        self, context: RequestContext, params: DictObject, vary: dict[str, str]
     ) -> web.StreamResponse:
         values = bind_values(self.source.arguments, params, strict=True)
         limit, offset, sort = self._page(params)
@@ -146,10 +201,14 @@ class SqldsProcessor(Processor):
                     result = await sor.rows(sel, limit, offset)
                     return _json_body(
                         b'{"total":%d,"rows":[%s]}'
-                        % (total, encode_rows(result.columns, result.rows))
+                        % (total, encode_rows(result.columns, result.rows)),
+                        vary,
                     )
                 writer = JsonRowsWriter(
-                    context.request, head=b'{"total":%d,"rows":[' % total, tail=b"]}"
+                    context.request,
+                    head=b'{"total":%d,"rows":[' % total,
+                    tail=b"]}",
+                    headers=vary,
                 )
                 await _send(
                     writer,

@@ -1,7 +1,8 @@
 """The ahcore plugin module (entry point ``xlsxds`` in the ``ahcore`` group).
 
-Uses only public hooks: ``register_processor`` for ``.xlsxds`` files and
-``env_globals`` to give scripts ``data2xlsx`` and ``xlsxdata``.
+Uses only public hooks: ``register_processor`` for ``.xlsxds`` files,
+``env_globals`` to give scripts ``data2xlsx`` and ``xlsxdata``, and
+``on_startup`` to check ``plugins.xlsxds`` when the server starts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from ahcore.api import FileOutZone, ProcessorSpec, SiteFileNotFound, SiteView, get_site, hookimpl
 from ahcore_xlsxds.export import data2xlsx
-from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor
+from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor, html_enabled
 from ahcore_xlsxds.xlsxdata import XLSXData
 
 
@@ -24,6 +25,12 @@ def register_processor() -> ProcessorSpec:
     return ProcessorSpec(
         name=PLUGIN_NAME, suffixes=(".xlsxds",), factory=XlsxdsProcessor, data=True
     )
+
+
+@hookimpl
+def on_startup(app: web.Application) -> None:
+    """A wrong ``plugins.xlsxds.html`` stops start-up, rather than failing each request."""
+    html_enabled(get_site(app))
 
 
 @hookimpl

@@ -6,18 +6,36 @@ stats the workbook (one ``os.stat``) and re-parses when its mtime, size or
 inode changed. Parsing runs in a thread behind an :class:`asyncio.Lock`:
 requests arriving during a parse wait for that one parse instead of starting
 their own.
+
+A person's browser opening the source (``getdata`` or ``pagingdata``; who
+counts as one: :func:`ahcore.api.wants_html`) gets the kernel's browsable
+page (:mod:`ahcore.datatable`): a ``pagingdata`` window with sort links and
+a pager, ``listhide`` columns left out. Those two actions answer with
+``Vary: Accept, Sec-Fetch-Dest`` either way; ``plugins.xlsxds.html: false``
+sends everyone JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ahcore.api import DictObject, Processor, RequestContext, json_response
+from ahcore.api import (
+    VARY,
+    DataPage,
+    DictObject,
+    Processor,
+    RequestContext,
+    TableColumn,
+    data_page_response,
+    json_response,
+    wants_html,
+)
 from ahcore_xlsxds.sheet import (
     Descriptor,
     DescriptorError,
@@ -102,8 +120,18 @@ def parse_sort(value: Any, names: tuple[str, ...]) -> SortSpec:
     return tuple(spec)
 
 
-def _json_bytes(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+def _json_bytes(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=body, content_type="application/json", charset="utf-8", headers=headers
+    )
+
+
+def html_enabled(site: SiteView) -> bool:
+    """``plugins.xlsxds.html`` (default true): whether browsers get the HTML table."""
+    html = site.plugin_settings(PLUGIN_NAME).get("html", True)
+    if not isinstance(html, bool):
+        raise ValueError(f"plugins.xlsxds.html: expected true or false, got {html!r}")
+    return html
 
 
 class XlsxdsProcessor(Processor):
@@ -112,6 +140,7 @@ class XlsxdsProcessor(Processor):
     def __init__(self, path: Path, site: SiteView) -> None:
         super().__init__(path, site)
         settings = site.plugin_settings(PLUGIN_NAME)
+        self.html = html_enabled(site)
         self.max_rows = int(settings.get("max_rows", MAX_PAGE_ROWS))
         self.default_rows = min(int(settings.get("default_rows", DEFAULT_PAGE_ROWS)), self.max_rows)
         self.descriptor: Descriptor | None = None
@@ -177,12 +206,49 @@ class XlsxdsProcessor(Processor):
             )
         return action, params
 
-    def _page(self, data: SheetData, params: DictObject) -> dict[str, Any]:
+    def _window(self, data: SheetData, params: DictObject) -> tuple[int, int, SortSpec]:
+        """``(page, rows, sort)`` of a ``pagingdata`` request, checked (400 otherwise)."""
         page = _int_param(params, ("page",), 1)
         rows = min(_int_param(params, ("rows", "pagerows"), self.default_rows), self.max_rows)
-        records = data.sorted_records(parse_sort(params.get("sort"), data.names))
+        return page, rows, parse_sort(params.get("sort"), data.names)
+
+    def _page(self, data: SheetData, params: DictObject) -> dict[str, Any]:
+        page, rows, sort = self._window(data, params)
+        records = data.sorted_records(sort)
         start = (page - 1) * rows
         return {"total": len(records), "rows": records[start : start + rows]}
+
+    def _html(self, context: RequestContext, data: SheetData, params: DictObject) -> web.Response:
+        """A ``pagingdata`` window as the kernel's browsable page (ahcore.datatable)."""
+        columns = [
+            TableColumn(f["name"], str(f.get("label") or f["name"]))
+            for f in data.fields
+            if not f.get("listhide")
+        ]
+        page = DataPage(
+            title=context.url,
+            columns=columns,
+            rows=(),
+            total=len(data.records),
+            page_rows=self.default_rows,
+            max_rows=self.max_rows,
+        )
+        try:
+            number, rows, sort = self._window(data, params)
+        except web.HTTPBadRequest as exc:
+            message = (exc.text or exc.reason).strip()
+            return data_page_response(dataclasses.replace(page, error=message), status=400)
+        records = data.sorted_records(sort)
+        start = (number - 1) * rows
+        return data_page_response(
+            dataclasses.replace(
+                page,
+                rows=records[start : start + rows],
+                page=number,
+                page_rows=rows,
+                sort=sort,
+            )
+        )
 
     async def produce(self, context: RequestContext) -> Any:
         """The action's answer as Python data (what ``path_call`` returns).
@@ -206,6 +272,14 @@ class XlsxdsProcessor(Processor):
         """Like :meth:`produce`, but getdata/resultFields send pre-encoded bytes."""
         action, params = await self._action(context)
         data = await self.sheet()
+        if action in ("getdata", "pagingdata") and self.html:
+            if wants_html(context.request):
+                return self._html(context, data, params)
+            if action == "getdata":
+                return _json_bytes(data.getdata_body, {"Vary": VARY})
+            response = json_response(self._page(data, params))
+            response.headers["Vary"] = VARY
+            return response
         if action == "getdata":
             return _json_bytes(data.getdata_body)
         if action == "pagingdata":
