@@ -74,7 +74,16 @@ def new_error_id() -> str:
 # Retry-After, are the same whatever the body.
 
 #: Headers of an HTTP exception that belong to the answer whatever its body.
-_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Error-Id", "Location", "Connection")
+_KEPT_HEADERS = (
+    "Allow",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Upgrade",
+    "Content-Range",
+    "X-Error-Id",
+    "Location",
+    "Connection",
+)
 
 _PAGE = (
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

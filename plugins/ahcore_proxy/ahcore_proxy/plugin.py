@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore_proxy.description import METHODS
 from ahcore_proxy.environment import ENVIRONMENT, make_environment
 from ahcore_proxy.processor import STATE, ProxyProcessor, ProxyState, make_client_session
 from ahcore_proxy.settings import PLUGIN_NAME, parse_settings
@@ -16,7 +17,7 @@ SUFFIXES = (".proxy",)
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """Proxy files are templates describing an upstream request (:class:`ProxyProcessor`)."""
-    return ProcessorSpec(PLUGIN_NAME, SUFFIXES, ProxyProcessor)
+    return ProcessorSpec(PLUGIN_NAME, SUFFIXES, ProxyProcessor, methods=METHODS)
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
-from ahcore_ws.processor import STATE, WsProcessor, WsState, close_all
+from ahcore_ws.processor import METHODS, STATE, WsProcessor, WsState, close_all
 from ahcore_ws.settings import PLUGIN_NAME, parse_settings
 
 #: ahserver's suffix for websocket scripts (its ``websocket_url`` turns
@@ -16,7 +16,7 @@ SUFFIXES = (".ws",)
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.ws`` files are websocket scripts run by :class:`WsProcessor`."""
-    return ProcessorSpec(PLUGIN_NAME, SUFFIXES, WsProcessor)
+    return ProcessorSpec(PLUGIN_NAME, SUFFIXES, WsProcessor, methods=METHODS)
 
 
 @hookimpl
