@@ -137,8 +137,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
+    """``mypy --strict`` on the kernel and every plugin package (CI runs it)."""
     install_all(session, "mypy")
-    session.run("mypy", "ahcore")
+    packages = sorted(
+        str(p.parent)
+        for p in (ROOT / "plugins").glob("*/*/__init__.py")
+        if p.parent.name != "tests" and not p.parent.name.endswith(".egg-info")
+    )
+    session.run("mypy", "--strict", "ahcore", *packages)
 
 
 @nox.session

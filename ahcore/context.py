@@ -113,7 +113,7 @@ class RequestContext:
         ns["params_kw"] = params
         self._namespace = ns
         if self.parent is None:  # a path_call child must not replace the caller's
-            self.request._run_ns = ns  # ahserver's name
+            self.request._run_ns = ns  # noqa: SLF001 - ahserver's name
         return ns
 
     def activate(self) -> Token[RequestContext]:
@@ -137,7 +137,7 @@ class RequestContext:
             # ns is held by the request's attribute, the local name and
             # getrefcount's argument; anything more is someone else's.
             if sys.getrefcount(ns) <= 3 and self.request.__dict__.get("_run_ns") is ns:
-                del self.request._run_ns  # type: ignore[attr-defined]
+                del self.request._run_ns  # type: ignore[attr-defined]  # noqa: SLF001 - ahserver's public name
 
     def child(self, resolved: Resolved, params: dict[str, Any]) -> RequestContext:
         """A context for ``path_call``: same request, another file, given parameters."""

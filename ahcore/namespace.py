@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid as _uuid
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -402,7 +402,7 @@ def _lang(context: RequestContext) -> str | None:
         state[_LANG] = context.site.translations.language_for(
             context.request.headers.get("Accept-Language")
         )
-    return state[_LANG]
+    return cast("str | None", state[_LANG])
 
 
 def i18n(text: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import msgspec
 from aiohttp import web
@@ -163,7 +163,7 @@ async def read_body(
     if mode == "raw":
         if not request.body_exists:
             return b""
-        return await _within_deadline(request, timeout, _read_raw(request))
+        return cast("DictObject | bytes", await _within_deadline(request, timeout, _read_raw(request)))
     params = DictObject()
     if request.body_exists and (mode == "fields" or request.method in BODY_METHODS):
         await _within_deadline(

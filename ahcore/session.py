@@ -31,7 +31,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import platformdirs
 from aiohttp import hdrs, web
@@ -285,13 +285,13 @@ async def current_user(request: web.Request) -> str | None:
     """
     state = request_state(request)
     if state.user is not _UNSET:
-        return state.user
+        return cast("str | None", state.user)
     ticket = await current_ticket(request)
     user = ticket.get("userid") if ticket else None
     if user is None:
         user = await _identify(request)
     state.user = user
-    return user
+    return cast("str | None", user)
 
 
 async def _identify(request: web.Request) -> Any:

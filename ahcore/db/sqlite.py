@@ -376,7 +376,7 @@ class SqliteRowStream(BatchedRowStream):
 
     async def fetch_batch(self) -> list[Any]:
         conn: SqliteConnection = self.conn
-        return await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)
+        return await conn._job(conn._fetch_batch, self.cur, self.batch_rows, self.deadline)  # noqa: SLF001 - the driver's own connection class
 
 
 class SqlitePool:
@@ -413,7 +413,7 @@ class SqlitePool:
             if not uri:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
-            db.set_progress_handler(conn._past_deadline, _PROGRESS_STEPS)
+            db.set_progress_handler(conn._past_deadline, _PROGRESS_STEPS)  # noqa: SLF001 - the driver's own connection class
 
         await raw.run(setup)
         return conn

@@ -86,6 +86,7 @@ def write_site(
 
 @pytest.fixture
 def make_site(tmp_path: Path) -> Callable[..., Path]:
+    """``make_site(config=..., files=...)``: write a site folder under ``tmp_path``; return its path."""
     counter = iter(range(1_000_000))
 
     def make(
@@ -102,6 +103,7 @@ class SiteTestServer(BaseTestServer):
     """aiohttp's test-server interface (for ``TestClient``), started by ``start_site``."""
 
     def __init__(self, app: web.Application, *, host: str = "127.0.0.1", **kwargs: Any) -> None:
+        """Serve ``app`` on ``host`` (a free port) once :meth:`start_server` runs."""
         super().__init__(host=host, **kwargs)
         self.app = app
         self.running: RunningSite | None = None
@@ -110,6 +112,7 @@ class SiteTestServer(BaseTestServer):
         raise NotImplementedError("SiteTestServer starts through start_site")
 
     async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+        """Start ``app`` through :func:`ahcore.server.start_site`, as ``ahcore serve`` does."""
         from ahcore.server import start_site
 
         if self.runner:
@@ -125,6 +128,7 @@ class SiteTestServer(BaseTestServer):
 
 @pytest.fixture
 def ahcore_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
+    """The site in-process with a test client: ``client = await ahcore_client(site, ...)``."""
     from ahcore.app import create_app
 
     async def start(workdir: str | Path, **kwargs: Any) -> Any:
@@ -135,6 +139,7 @@ def ahcore_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
 
 @_async_fixture
 async def ahcore_server() -> AsyncIterator[Callable[..., Awaitable[RunningSite]]]:
+    """The site listening on 127.0.0.1: ``server = await ahcore_server(site, ...)``."""
     from ahcore.app import create_app
     from ahcore.server import start_site
 

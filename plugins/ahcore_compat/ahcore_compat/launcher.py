@@ -17,7 +17,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -76,7 +76,7 @@ def _port_of(argv: list[str]) -> str | None:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-p", "--port")
     known, _ = parser.parse_known_args(argv)
-    return known.port
+    return cast("str | None", known.port)
 
 
 def webapp(init_func: Callable[..., Any] | None = None, app: Any = None) -> None:

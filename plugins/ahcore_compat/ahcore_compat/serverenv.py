@@ -19,7 +19,7 @@ so two applications in one process never see each other's names:
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -55,7 +55,7 @@ class ServerEnv(MutableMapping[str, Any]):
             object.__setattr__(env, "_app", app)
             object.__setattr__(env, "_state", state)
             state.env = env
-        return env
+        return cast("ServerEnv", env)
 
     # ---------------------------------------------------------------- events
 

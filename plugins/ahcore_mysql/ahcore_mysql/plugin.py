@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiomysql
 import pymysql
@@ -156,7 +156,7 @@ class _Binary:
 
 
 def _escape_binary(value: _Binary, mapping: Any = None) -> str:
-    return escape_bytes(value.data)
+    return cast("str", escape_bytes(value.data))
 
 
 encoders[_Binary] = _escape_binary  # our own type: no other user of PyMySQL is affected
@@ -354,7 +354,7 @@ class MysqlRowStream(BatchedRowStream):
     """The batches of one unbuffered result."""
 
     async def fetch_batch(self) -> list[Any]:
-        with self.conn._translated():
+        with self.conn._translated():  # noqa: SLF001 - the driver's own connection class
             return list(await self.cur.fetchmany(self.batch_rows))
 
 

@@ -28,7 +28,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -286,8 +286,8 @@ class PostgresRowStream(BatchedRowStream):
     """The batches of one server-side cursor, one ``FETCH`` each."""
 
     async def fetch_batch(self) -> list[Any]:
-        with self.conn._translated():
-            return await self.cur.fetchmany(self.batch_rows)
+        with self.conn._translated():  # noqa: SLF001 - the driver's own connection class
+            return cast("list[Any]", await self.cur.fetchmany(self.batch_rows))
 
 
 class PostgresPool:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -165,7 +165,7 @@ class RbacState:
     async def header_user(self, request: web.Request) -> str | None:
         cached = request.get(_HEADER_USER, _UNSET)
         if cached is not _UNSET:
-            return cached
+            return cast("str | None", cached)
         user = None
         for authenticate in self.authenticators:
             user = await authenticate(request)

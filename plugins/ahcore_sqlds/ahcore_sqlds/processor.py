@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from aiohttp import web
@@ -279,7 +279,7 @@ class SqldsProcessor(Processor):
         values = bind_values(src.arguments, params, strict=True)
         limit, offset, sort = self._page(params)
         async with self._context(context) as sor:
-            return await sor.paged(src.sql, values, limit=limit, offset=offset, sort=sort)
+            return cast("DictObject", await sor.paged(src.sql, values, limit=limit, offset=offset, sort=sort))
 
     async def _result_fields(self, context: RequestContext, params: DictObject) -> list[Any]:
         src = self.source
