@@ -128,7 +128,7 @@ class SiteTestServer(BaseTestServer):
 
 @pytest.fixture
 def ahcore_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
-    """The site in-process with a test client: ``client = await ahcore_client(site, ...)``."""
+    """The site in-process with an aiohttp test client (an async factory: await it with the site)."""
     from ahcore.app import create_app
 
     async def start(workdir: str | Path, **kwargs: Any) -> Any:
@@ -139,7 +139,7 @@ def ahcore_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
 
 @_async_fixture
 async def ahcore_server() -> AsyncIterator[Callable[..., Awaitable[RunningSite]]]:
-    """The site listening on 127.0.0.1: ``server = await ahcore_server(site, ...)``."""
+    """The site listening on 127.0.0.1 (an async factory: await it with the site)."""
     from ahcore.app import create_app
     from ahcore.server import start_site
 
