@@ -21,6 +21,7 @@ import re
 import sys
 import time
 import traceback
+import urllib.parse
 import uuid as _uuid
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -34,7 +35,7 @@ from ahcore.db.filter import DBFilter, default_filterjson
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
-from ahcore.passwordcodec import password_encode
+from ahcore.passwordcodec import password_decode, password_encode
 from ahcore.plugins import hookimpl
 from ahcore.sitefiles import SiteFiles, URIOp, folder_info
 
@@ -111,6 +112,31 @@ def uObject(obj: Any, coding: str = "utf8") -> Any:
     if isinstance(obj, (bytes, bytearray)):
         return obj.decode(coding)
     return obj
+
+
+def Success(data: Any) -> dict[str, Any]:
+    """ahserver's success answer: ``{"status": "OK", "data": data}``."""
+    return {"status": "OK", "data": data}
+
+
+def NeedLogin(path: Any) -> dict[str, Any]:
+    """ahserver's ``{"status": "need_login", "data": path}``."""
+    return {"status": "need_login", "data": path}
+
+
+def NoPermission(path: Any) -> dict[str, Any]:
+    """ahserver's ``{"status": "no_permission", "data": path}``."""
+    return {"status": "no_permission", "data": path}
+
+
+def return_ok(data: Any) -> dict[str, Any]:
+    """ahserver's ``{"status": "ok", "data": data}``."""
+    return {"status": "ok", "data": data}
+
+
+def return_error(error_message: Any) -> dict[str, Any]:
+    """ahserver's ``{"status": "error", "data": {"message": ...}}``."""
+    return {"status": "error", "data": {"message": error_message}}
 
 
 def Error(errno: Any = "undefined error", msg: Any = "Error") -> dict[str, Any]:
@@ -285,6 +311,35 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         key = site.config.raw.get("password_key")
         return password_encode(text, key if isinstance(key, str) else None)
 
+    def site_password_decode(code: str) -> str:
+        """ahserver's ``password_decode``: the inverse of ``password_encode``."""
+        key = site.config.raw.get("password_key")
+        return password_decode(code, key if isinstance(key, str) else None)
+
+    def get_config_value(kstr: str) -> Any:
+        """ahserver's ``get_config_value('a.b')``: ``None`` when a key is missing or empty."""
+        node: Any = site.config.raw
+        for key in kstr.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+            if not node:
+                return None
+        return node
+
+    def get_definition(k: str) -> Any:
+        """ahserver's ``get_definition(k)``: ``definitions.k`` of the config."""
+        return get_config_value(f"definitions.{k}")
+
+    def web_rootpath() -> str | None:
+        """ahserver's ``web_rootpath()``: the folder served at the top URL (prefix ``""``)."""
+        for folder, prefix in site.config.website.paths:
+            if prefix == "":
+                return folder
+        return None
+
+    def visualcoding() -> Any:
+        """ahserver's ``visualcoding()``: ``website.visualcoding`` of the config."""
+        return config_value(site.config.raw, ".website.visualcoding")
+
     return {
         "time": time,
         "datetime": datetime,
@@ -324,6 +379,20 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "openfile": openfile,
         "uriop": uriop,
         "password_encode": site_password_encode,
+        "password_decode": site_password_decode,
+        "get_config_value": get_config_value,
+        "get_definition": get_definition,
+        "web_rootpath": web_rootpath,
+        "visualcoding": visualcoding,
+        "Success": Success,
+        "NeedLogin": NeedLogin,
+        "NoPermission": NoPermission,
+        "return_ok": return_ok,
+        "return_error": return_error,
+        "partial": functools.partial,
+        "quote": urllib.parse.quote,
+        "json_response": web.json_response,
+        "Response": web.Response,
         "DBFilter": DBFilter,
         "default_filterjson": default_filterjson,
         **site_loggers(site),
