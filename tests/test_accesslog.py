@@ -52,7 +52,7 @@ def info_logger() -> logging.Logger:
 def site_config(logfile: Path, level: str = "info") -> dict[str, object]:
     return {
         "website": {
-            "host": "127.0.0.1", "cookie_secret": "s", "paths": [["$[workdir]$/wwwroot", ""]],
+            "host": "127.0.0.1", "cookie_secret": "accesslog-test-secret-of-at-least-32-bytes", "paths": [["$[workdir]$/wwwroot", ""]],
         },
         "logger": {"levelname": level, "logfile": str(logfile)},
     }
