@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("ahcore_dspy", reason="needs the dspy plugin (not in the kernel-only session)")
+
 SCRIPT = """
 return {
     'ok': Success([1]), 'need': NeedLogin('/a'), 'noperm': NoPermission('/b'),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
 import pytest
 
 from ahcore.api import get_site, hookimpl
+
+needs_dspy = pytest.mark.skipif(
+    importlib.util.find_spec("ahcore_dspy") is None,
+    reason="needs the dspy plugin (not in the kernel-only session)",
+)
 
 
 def _plugin(name: str, calls: list[str], **marks: Any) -> Any:
@@ -101,6 +107,7 @@ async def test_a_wrapper_wraps_every_startup_call(make_site, ahcore_client):
     await client.close()
 
 
+@needs_dspy
 async def test_identify_user_is_firstresult_and_awaits_async_answers(make_site, ahcore_client):
     asked: list[str] = []
 
@@ -135,6 +142,7 @@ async def test_identify_user_is_firstresult_and_awaits_async_answers(make_site, 
     await client.close()
 
 
+@needs_dspy
 async def test_trace_shows_every_kind_of_hook_call(make_site, ahcore_client, caplog, monkeypatch):
     monkeypatch.setenv("AHCORE_TRACE_PLUGINS", "1")
     calls: list[str] = []

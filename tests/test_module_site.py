@@ -26,6 +26,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+pytest.importorskip("ahserver", reason="needs the ahserver plugin (not in the kernel-only session)")
+pytest.importorskip("ahcore_bui", reason="needs the ahcore_bui plugin (not in the kernel-only session)")
+pytest.importorskip("ahcore_ws", reason="needs the ahcore_ws plugin (not in the kernel-only session)")
+pytest.importorskip("ahcore_proxy", reason="needs the ahcore_proxy plugin (not in the kernel-only session)")
+pytest.importorskip("ahcore_md", reason="needs the ahcore_md plugin (not in the kernel-only session)")
+pytest.importorskip("ahcore_dspy", reason="needs the ahcore_dspy plugin (not in the kernel-only session)")
+
 pytestmark = pytest.mark.slow
 
 APP_MODULE = '''\

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from ahcore.appkeys import get_site
 from ahcore.config import load_config
+
+pytest.importorskip("ahcore_dspy", reason="needs the dspy plugin (not in the kernel-only session)")
 
 SLOW = """
 before = configValue('.v')

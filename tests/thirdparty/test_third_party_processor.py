@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("ahcore_tmpl", reason="needs the ahcore_tmpl plugin (not in the kernel-only session)")
+
 from tests.thirdparty import notes_plugin
 
 HERE = Path(__file__).parent
