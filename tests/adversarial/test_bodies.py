@@ -162,18 +162,27 @@ async def test_many_files_each_under_cap_but_body_over_limit_is_413(server, site
     assert files_under(site / "files") == []
 
 
-async def test_too_many_parts_is_400_and_leaves_nothing(server, site):
+async def test_too_many_parts_is_413_and_leaves_nothing(server, site):
+    before = snapshot(site)
     parts = [(f"f{i}", f"f{i}.txt", b"data") for i in range(MAX_PARTS + 1)]
     r = await post(server, multipart(parts), mp_headers())
-    assert r.status == 400, r.raw[:300]
-    assert b"too many form parts" in r.body
+    assert r.status == 413, r.raw[:300]
+    assert b"too many form parts" in r.body and f"limit {MAX_PARTS}".encode() in r.body
+    r.assert_clean()
     assert files_under(site / "files") == []
+    assert snapshot(site) == before
+    # at the limit the same body is stored
+    ok = await post(server, multipart(parts[:MAX_PARTS]), mp_headers())
+    assert ok.status == 200 and len(files_under(site / "files")) == MAX_PARTS
 
 
-async def test_too_many_text_fields_is_400(server):
+async def test_too_many_text_fields_is_413(server, site):
+    before = snapshot(site)
     parts = [(f"t{i}", None, b"v") for i in range(MAX_PARTS + 1)]
     r = await post(server, multipart(parts), mp_headers())
-    assert r.status == 400
+    assert r.status == 413, r.raw[:300]
+    assert b"too many form parts" in r.body
+    assert snapshot(site) == before
 
 
 # ------------------------------------------------------------------ JSON
