@@ -227,6 +227,28 @@ async def test_deeply_nested_json_is_400(server, body):
     assert r.status == 400, r.status
 
 
+@pytest.mark.parametrize(
+    "body, value",
+    [(b"[1, 2]", [1, 2]), (b"42", 42), (b'"text"', "text"), (b"null", None), (b"true", True)],
+)
+async def test_a_json_body_that_is_not_an_object_is_kept_under_json_in_params_kw(
+    server, site, body, value
+):
+    """The decision for ``params_kw`` (a script expects no particular shape).
+
+    ahserver's ``dict.update`` of such a value raised a TypeError (a 500), so
+    no site relied on it; ahcore keeps the value under ``_json`` for the
+    script to read, merging nothing else. Where an object *is* expected (the
+    login endpoint, a plugin's ``fields`` mode) it is a 400: see
+    ``test_a_plugin_reading_fields_refuses_what_is_not_an_object``.
+    """
+    before = snapshot(site)
+    r = await post(server, body, {"Content-Type": "application/json"})
+    assert r.status == 200, r.raw[:300]
+    assert json.loads(r.body)["params"] == {"_json": value}
+    assert snapshot(site) == before
+
+
 async def test_reasonable_json_still_works(server):
     nested = b"[" * 10 + b"1" + b"]" * 10
     r = await post(server, b'{"a": ' + nested + b"}", {"Content-Type": "application/json"})
