@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ahcore.appkeys import SITE_KEY
 from ahcore.csrf import csrf_refusal
+from ahcore.forwarded import forwarded_refusal
 from ahcore.jsonutil import json_response
 
 log = logging.getLogger("ahcore.errors")
@@ -205,8 +206,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse cross-site state changes (CSRF), and turn any unexpected
-    exception into a 500 without a traceback for the visitor.
+    """Refuse malformed forwarded headers from a trusted proxy (400) and
+    cross-site state changes (CSRF), and turn any unexpected exception into
+    a 500 without a traceback for the visitor.
 
     Every request goes through this once: as a middleware when plugins add
     routes of their own (:data:`error_middleware`), else called directly by
@@ -214,6 +216,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     (the middleware and aiohttp's own ``_fix_request_current_app``) to every
     request — about a tenth of a small script's cost.
     """
+    bad_forwarding = forwarded_refusal(request)  # a plugin route's only check
+    if bad_forwarding is not None:
+        return error_response(request, 400, bad_forwarding)
     reason = csrf_refusal(request)
     if reason is not None:
         return error_response(request, 403, reason)

@@ -1,10 +1,19 @@
-"""X-Forwarded-* headers, honoured only from configured trusted proxies."""
+"""X-Forwarded-* headers, honoured only from configured trusted proxies.
+
+From a trusted proxy a malformed value (a host that is not one, a port out
+of range, an address that is not an IP, a scheme other than http/https) is
+a 400 naming the header (SPEC §16) rather than dropped in silence: the
+site would otherwise build its links and cookies from the proxy's own
+address. From any other peer the headers are ignored, whatever they hold.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -80,33 +89,132 @@ def is_trusted(peer: str | None, networks: tuple[Network, ...]) -> bool:
 
 def forwarded_changes(request: web.Request, networks: tuple[Network, ...]) -> dict[str, str] | None:
     """What a trusted proxy's ``X-Forwarded-*`` headers change (``remote``,
-    ``scheme``, ``host``, ``prepath``), or None when the peer is not trusted."""
+    ``scheme``, ``host``, ``prepath``), or None when the peer is not trusted.
+
+    A malformed value changes nothing here; :func:`forwarded_refusal` is what
+    refuses the request for it (400), before anything runs.
+    """
     if not is_trusted(request.remote, networks):
         return None
-    h = request.headers
+    return _read_forwarded(request.headers)[0]
+
+
+def forwarded_refusal(request: web.Request) -> str | None:
+    """Why a trusted proxy's forwarded headers are refused (a 400 names the header), or None.
+
+    None for a peer that is not a trusted proxy: its headers mean nothing
+    and are ignored, whatever they hold.
+    """
+    site = request.app.get(SITE_KEY)
+    networks = site.trusted_proxies if site is not None else ()
+    if not networks or not is_trusted(request.remote, networks):
+        return None
+    return _read_forwarded(request.headers)[1]
+
+
+# A host name as a proxy forwards it: ASCII letters, digits, "-", "_", dots.
+_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_.])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _port(text: str) -> bool:
+    return _PORT.fullmatch(text) is not None and 0 < int(text) < 65536
+
+
+def _split_port(value: str) -> tuple[str, str | None] | None:
+    """``(host, port)`` of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; None if neither."""
+    if value.startswith("["):
+        inner, sep, rest = value[1:].partition("]")
+        if not sep:
+            return None
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            return None
+        host = f"[{inner}]"
+    else:
+        host, sep, port = value.partition(":")
+        rest = sep + port
+    if not rest:
+        return host, None
+    if rest[0] != ":" or not _port(rest[1:]):
+        return None
+    return host, rest[1:]
+
+
+def _host(value: str) -> tuple[str, str | None] | None:
+    """``(host, port)`` of an ``X-Forwarded-Host`` element, or None when malformed."""
+    parts = _split_port(value)
+    if parts is None or not (parts[0].startswith("[") or _HOSTNAME.fullmatch(parts[0])):
+        return None
+    return parts
+
+
+def _address(value: str) -> str | None:
+    """The IP address in an ``X-Forwarded-For`` element (a port or brackets allowed)."""
+    if value.count(":") == 1 or value.startswith("["):  # 1.2.3.4:5678, [v6], [v6]:port
+        parts = _split_port(value)
+        if parts is None:
+            return None
+        value = parts[0].strip("[]")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _malformed(header: str, expected: str) -> str:
+    return f"malformed {header} header from a trusted proxy: expected {expected}"
+
+
+def _read_forwarded(h: Any) -> tuple[dict[str, str], str | None]:
+    """``(changes, problem)``: what the headers say, and the first malformed one.
+
+    A header may hold a comma-separated list (proxies in a chain append to
+    it); every element must be well-formed, and the first — the one the
+    client-facing proxy wrote — is used.
+    """
     changes: dict[str, str] = {}
+    problem: str | None = None
     fwd_for = h.get("X-Forwarded-For")
     if fwd_for:
-        client = fwd_for.split(",")[0].strip()
-        try:
-            ipaddress.ip_address(client)
+        addresses = [_address(p.strip()) for p in fwd_for.split(",")]
+        client = addresses[0]
+        if client is None or None in addresses:
+            problem = problem or _malformed("X-Forwarded-For", "a list of IP addresses")
+        else:
             changes["remote"] = client
-        except ValueError:
-            pass
-    scheme = (h.get("X-Forwarded-Scheme") or h.get("X-Forwarded-Proto") or "").lower()
-    if scheme in ("http", "https"):
-        changes["scheme"] = scheme
-    host = h.get("X-Forwarded-Host")
+    for name in ("X-Forwarded-Scheme", "X-Forwarded-Proto"):
+        value = h.get(name)
+        if not value:
+            continue
+        schemes = [p.strip().lower() for p in value.split(",")]
+        if any(s not in ("http", "https") for s in schemes):
+            problem = problem or _malformed(name, "http or https")
+        else:
+            changes.setdefault("scheme", schemes[0])
+    raw_host = h.get("X-Forwarded-Host")
+    host_has_port = False
+    if raw_host:
+        hosts = [_host(p.strip()) for p in raw_host.split(",")]
+        first = hosts[0]
+        if first is None or None in hosts:
+            problem = problem or _malformed("X-Forwarded-Host", "a host name and an optional port")
+        else:
+            changes["host"] = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
+            host_has_port = first[1] is not None
     port = h.get("X-Forwarded-Port")
-    if host and all(c.isalnum() or c in "-.:[]" for c in host):
-        if port and port.isdigit() and ":" not in host.rsplit("]", 1)[-1]:
-            host = f"{host}:{port}"
-        changes["host"] = host
+    if port:
+        ports = [p.strip() for p in port.split(",")]
+        if not all(_port(p) for p in ports):
+            problem = problem or _malformed("X-Forwarded-Port", "a port number from 1 to 65535")
+        elif "host" in changes and not host_has_port:
+            changes["host"] = f"{changes['host']}:{ports[0]}"
     prepath = h.get("X-Forwarded-Prepath")
     if prepath:
         cleaned = "/" + "/".join(p for p in prepath.split("/") if p and p not in (".", ".."))
         changes["prepath"] = cleaned.rstrip("/")
-    return changes
+    return changes, problem
 
 
 def apply_forwarded(request: web.Request, networks: tuple[Network, ...]) -> web.Request:
@@ -114,9 +222,14 @@ def apply_forwarded(request: web.Request, networks: tuple[Network, ...]) -> web.
 
     Honours ``X-Forwarded-For`` (first address), ``-Scheme``/``-Proto``,
     ``-Host`` and ``-Port``; ``-Prepath`` is kept for URL building in
-    ``request[PREPATH]``. From any other peer the headers are ignored.
+    ``request[PREPATH]``. A malformed value from a trusted proxy is a 400
+    naming the header. From any other peer the headers are ignored.
     """
-    changes = forwarded_changes(request, networks)
+    if not is_trusted(request.remote, networks):
+        return request
+    changes, problem = _read_forwarded(request.headers)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=problem + "\n")  # errors imports this module
     if not changes:
         return request
     cloned = request

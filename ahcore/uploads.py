@@ -1,8 +1,9 @@
 """Uploads: multipart files streamed to ``filesroot`` under generated names.
 
 The client's file name is kept only as metadata; the stored name is random,
-inside a dated folder. Each file is bounded by ``max_file_size`` and the
-whole body by ``client_max_size``; a partial file is removed on any failure
+inside a dated folder. Each file is bounded by ``max_file_size``, the
+whole body by ``client_max_size`` and its number of parts by ``max_parts``
+(each a 413); a partial file is removed on any failure
 (client gone, limit hit, body deadline — ``website.request_timeout``,
 enforced around this by ``ahcore.params.read_params`` — disk full) before
 the error propagates.
@@ -124,7 +125,12 @@ class UploadStore:
                     raise bad_request("malformed multipart body: nested multipart")
                 parts += 1
                 if parts > self.max_parts:
-                    raise bad_request(f"too many form parts (limit {self.max_parts})")
+                    # Too large a body, counted in parts: 413, like the byte limits.
+                    raise web.HTTPRequestEntityTooLarge(
+                        self.max_parts,
+                        parts,
+                        text=f"413: too many form parts (limit {self.max_parts})\n",
+                    )
                 name = part.name
                 if not name:
                     raise bad_request("malformed multipart body: a part has no name")

@@ -44,6 +44,17 @@ class BadQuery(web.HTTPBadRequest):
         return self.message
 
 
+class ReadOnlyRefused(web.HTTPForbidden):
+    """403: a write in a read-only data source or transaction; nothing was changed."""
+
+    def __init__(self, message: str = "this data source is read-only; nothing was changed") -> None:
+        super().__init__(text=message + "\n")
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class DataConflict(web.HTTPConflict):
     """409: the change conflicts with data already stored (a unique key or a reference)."""
 
@@ -104,3 +115,30 @@ def integrity_error(exc: BaseException) -> web.HTTPException | None:
     ):
         return DataConflict(CONFLICT_MESSAGE)
     return BadQuery(INVALID_MESSAGE)
+
+
+# What each engine reports for a write in a read-only transaction.
+_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
+_READ_ONLY_MYSQL = 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION (MariaDB too)
+_READ_ONLY_SQLITE = "SQLITE_READONLY"  # PRAGMA query_only refuses with it
+
+
+def read_only_refusal(exc: BaseException) -> ReadOnlyRefused | None:
+    """A :class:`ReadOnlyRefused` (403) when ``exc`` is the database refusing a
+    write in a read-only transaction, else None.
+
+    Driver-neutral like :func:`integrity_error`: PostgreSQL's SQLSTATE 25006,
+    MySQL's and MariaDB's error 1792, SQLite's ``SQLITE_READONLY`` (what
+    ``PRAGMA query_only`` answers). The read-only transaction is what
+    guarantees a read-only data source writes nothing, whatever its SQL
+    looks like (a function with side effects, ``SELECT … FOR UPDATE``); this
+    makes its refusal the 403 it is instead of a 500.
+    """
+    if getattr(exc, "sqlstate", None) == _READ_ONLY_SQLSTATE:
+        return ReadOnlyRefused()
+    if getattr(exc, "sqlite_errorname", None) == _READ_ONLY_SQLITE:
+        return ReadOnlyRefused()
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "DatabaseError" in names and exc.args and exc.args[0] == _READ_ONLY_MYSQL:
+        return ReadOnlyRefused()
+    return None

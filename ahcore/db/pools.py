@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ahcore.db.driver import DriverSpec, Pool
-from ahcore.db.errors import DatabaseUnavailable, integrity_error
+from ahcore.db.errors import DatabaseUnavailable, integrity_error, read_only_refusal
 from ahcore.db.schema import SchemaCache
 from ahcore.db.sqlor import SQLor
 from ahcore.plugins import canonical_driver
@@ -106,7 +106,8 @@ class DBPools:
 
         Commits when the block ends normally (or leaves with an HTTP
         redirect/success exception), rolls back and re-raises on any other
-        exception. ``read_only`` opens a read-only transaction;
+        exception. ``read_only`` opens a read-only transaction (a write the
+        database refuses in it is a 403, :class:`ahcore.db.errors.ReadOnlyRefused`);
         ``time_limit_ms`` stops any statement running longer (504).
         """
         db = self.database(name)
@@ -123,9 +124,13 @@ class DBPools:
                 else:
                     await conn.rollback()
                 raise
-            except BaseException:
+            except BaseException as exc:
                 await conn.rollback()
-                raise
+                refused = read_only_refusal(exc) if read_only else None
+                if refused is None:
+                    raise
+                log.info("database %r: write refused in a read-only transaction: %s", name, exc)
+                raise refused from None
             else:
                 try:
                     await conn.commit()

@@ -17,8 +17,6 @@ from ahcore.db.errors import BadQuery
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}\$")
 _SORT_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?\s*", re.IGNORECASE)
-_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
-_QUERY_WORDS = frozenset({"select", "with", "values", "show", "explain", "pragma", "describe"})
 
 MAX_PAGEROWS = 1000
 DEFAULT_PAGEROWS = 80
@@ -59,14 +57,145 @@ def escape_percent(sql: str, dialect: Dialect) -> str:
 
 
 def is_query(sql: str) -> bool:
-    """Whether ``sql`` reads (SELECT, WITH …) rather than writes, judged by its first word.
+    """Whether ``sql`` is one statement that only reads.
 
-    Used to refuse writes in read-only data sources; the transaction itself
-    is also opened read-only there, so a write hidden in a CTE still fails.
+    Judged on the statement's tokens (comments, string literals and quoted
+    names skipped), not on its first word alone:
+
+    - a common table expression is judged by what it leads to and by each of
+      its bodies: ``WITH x AS (SELECT 1) DELETE FROM t`` and PostgreSQL's
+      ``WITH d AS (DELETE … RETURNING …) SELECT …`` write;
+    - ``EXPLAIN`` is judged by what it explains (``EXPLAIN ANALYZE DELETE``
+      runs the delete);
+    - ``SELECT … INTO`` writes (a new table, or MySQL's ``INTO OUTFILE``);
+    - a second statement after a ``;`` makes it a script, not a query;
+    - a SQLite ``PRAGMA`` that assigns (``PRAGMA query_only = 0``) writes.
+
+    Used to refuse writes in read-only data sources (403) before anything
+    runs. It cannot see what a function does (``SELECT nextval(…)``): the
+    read-only transaction those sources run in is the guarantee, and the
+    database's refusal there is a 403 too (:func:`ahcore.db.errors.read_only_refusal`).
     """
-    rest = _LEADING_NOISE.sub("", sql, count=1)
-    word = re.match(r"[A-Za-z]+", rest)
-    return word is not None and word.group(0).lower() in _QUERY_WORDS
+    tokens = _tokens(sql)
+    while tokens and tokens[-1] == ";":
+        tokens.pop()
+    if ";" in tokens:
+        return False
+    return _reads(tokens)
+
+
+# A token is a lower-cased word, a punctuation character, or "" for a
+# literal or a quoted name (never a keyword).
+_TOKEN = re.compile(
+    r"""
+      (?P<skip>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
+    | (?P<literal>'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`(?:[^`]|``)*`?
+                 |\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*|)\$.*?(?:\$(?P=tag)\$|\Z)
+                 |\$\{[A-Za-z_][A-Za-z0-9_]*\}\$|[0-9][0-9A-Za-z_.]*)
+    | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+    | (?P<other>.)
+    """,
+    re.DOTALL | re.VERBOSE,
+)
+_READ_WORDS = frozenset({"select", "values", "table", "show", "describe", "pragma"})
+#: Words after EXPLAIN that are options, not the explained statement.
+_EXPLAIN_OPTIONS = frozenset(
+    {"analyze", "analyse", "verbose", "query", "plan", "extended", "partitions", "format"}
+)
+
+
+def _tokens(sql: str) -> list[str]:
+    out: list[str] = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup if m.lastgroup != "tag" else "literal"
+        if kind == "skip":
+            continue
+        if kind == "word":
+            out.append(m.group().lower())
+        elif kind == "other":
+            out.append(m.group())
+        else:
+            out.append("")
+    return out
+
+
+def _close(tokens: list[str], i: int) -> int:
+    """The index just past the ``)`` matching the ``(`` at ``tokens[i]``."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] == "(":
+            depth += 1
+        elif tokens[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(tokens)
+
+
+def _reads(tokens: list[str]) -> bool:
+    """Whether the statement in ``tokens`` (no ``;``) only reads."""
+    i = 0
+    while i < len(tokens) and tokens[i] == "(":
+        i += 1
+    if i == len(tokens):
+        return False
+    word = tokens[i]
+    if word == "with":
+        return _cte_reads(tokens, i + 1)
+    if word == "explain":
+        j = i + 1
+        while j < len(tokens) and tokens[j] in _EXPLAIN_OPTIONS:
+            if tokens[j] == "format":  # MySQL's FORMAT=JSON, PostgreSQL's FORMAT JSON
+                j += 2 if j + 1 < len(tokens) and tokens[j + 1] == "=" else 1
+            j += 1
+        if j < len(tokens) and tokens[j] == "(":  # PostgreSQL's (ANALYZE, …) options
+            j = _close(tokens, j)
+        rest = tokens[j:]
+        # EXPLAIN tbl: MySQL's DESCRIBE.
+        return len(rest) <= 1 or _reads(rest)
+    if word not in _READ_WORDS:
+        return False
+    if word == "select":
+        depth = 0
+        for token in tokens[i:]:
+            depth += (token == "(") - (token == ")")
+            if depth <= 0 and token == "into":
+                return False
+    if word == "pragma":
+        return "=" not in tokens
+    return True
+
+
+def _cte_reads(tokens: list[str], i: int) -> bool:
+    """After ``WITH``: whether every body and the main statement only read."""
+    if i < len(tokens) and tokens[i] == "recursive":
+        i += 1
+    while i < len(tokens):
+        i += 1  # the name
+        if i < len(tokens) and tokens[i] == "(":  # its column list
+            i = _close(tokens, i)
+        if i < len(tokens) and tokens[i] == "as":
+            i += 1
+        while i < len(tokens) and tokens[i] in ("not", "materialized"):
+            i += 1
+        if i >= len(tokens) or tokens[i] != "(":
+            return False  # not a CTE this function understands: not a query
+        end = _close(tokens, i)
+        if not _reads(tokens[i + 1 : end - 1]):
+            return False
+        i = end
+        # PostgreSQL's SEARCH … / CYCLE … clauses end at the next "," or statement.
+        while i < len(tokens) and tokens[i] != "," and tokens[i] not in _STATEMENT_WORDS:
+            i = _close(tokens, i) if tokens[i] == "(" else i + 1
+        if i < len(tokens) and tokens[i] == ",":
+            i += 1
+            continue
+        return _reads(tokens[i:])
+    return False
+
+
+#: Words that start the statement a ``WITH`` leads to.
+_STATEMENT_WORDS = frozenset({"select", "values", "table", "insert", "update", "delete", "merge"})
 
 
 def strip_statement(sql: str) -> str:

@@ -37,6 +37,15 @@ FILES = {
     "wwwroot/page.tmpl": '<p>{{ params_kw.q }}</p><a href="?x={{ params_kw.q }}">l</a>',
     "wwwroot/ns.tmpl": "{{ request.method }}|{{ json.__name__ }}|{{ params_kw.request }}",
     "wwwroot/broken.tmpl": "{{ undefined_function_" + "xyz() }}",
+    # includes a visitor may steer, or that point outside the roots
+    "wwwroot/part.tmpl": "PART-OK",
+    "wwwroot/dyn.tmpl": "[{% include params_kw.part %}]",
+    "wwwroot/dyn.html.tmpl": "[{% include params_kw.part %}]",
+    "wwwroot/inc/conf.tmpl": '{% include "../../conf/config.json" %}',
+    "wwwroot/inc/encoded.tmpl": '{% include "%2e%2e/%2e%2e/conf/config.json" %}',
+    "wwwroot/inc/passwd.tmpl": '{% include "/etc/passwd" %}',
+    "wwwroot/inc/layout.tmpl": '{% extends "../../conf/config.json" %}',
+    "conf/secret.txt": SECRET,
     "wwwroot/evil.md": (
         "# Title\n\n"
         "<script>alert('md-xss')</script>\n\n"
@@ -102,6 +111,51 @@ async def test_post_to_a_failing_script_changes_nothing(server, site):
     assert r.status == 500
     r.assert_clean()
     assert sorted(p.name for p in site.rglob("*")) == before
+
+
+INCLUDE_REFUSED = [
+    "/inc/conf.tmpl",
+    "/inc/encoded.tmpl",
+    "/inc/passwd.tmpl",
+    "/inc/layout.tmpl",
+    "/dyn.tmpl?part=../../conf/config.json",
+    "/dyn.tmpl?part=..%2f..%2fconf%2fsecret.txt",
+    "/dyn.tmpl?part=/etc/passwd",
+    "/dyn.tmpl?part=%2fetc%2fpasswd",
+    "/dyn.tmpl?part=%2e%2e/conf/secret.txt",
+    "/dyn.tmpl?part=/conf/secret.txt",
+    "/dyn.tmpl?part=.hidden",
+    "/dyn.tmpl?part=no-such-part.tmpl",
+    "/dyn.html.tmpl?part=/etc/passwd",
+]
+
+
+@pytest.mark.parametrize("target", INCLUDE_REFUSED)
+async def test_an_include_outside_the_roots_is_the_404_of_a_missing_file(server, site, target):
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in site.rglob("*") if p.is_file())
+    missing = await get(server, "/no-such-page.tmpl")
+    assert missing.status == 404
+    r = await get(server, target)
+    assert r.status == 404, (target, r.status, r.raw[:300])
+    assert r.body == missing.body, target
+    assert "x-error-id" not in r.headers
+    r.assert_clean()
+    for leak in (SECRET.encode(), b"cookie_secret", b"root:", b"TemplateNotFound", b"refused"):
+        assert leak not in r.raw, (target, leak)
+    # a JSON client gets the JSON form of the same 404
+    j = await raw_exchange(
+        server, request_bytes("GET", target, headers={"Accept": "application/json"})
+    )
+    assert j.status == 404 and json.loads(j.body) == {
+        "error": {"status": 404, "message": "Not Found"}
+    }
+    # the page works with a part that is there
+    ok = await get(server, "/dyn.tmpl?part=part.tmpl")
+    assert ok.status == 200 and ok.body == b"[PART-OK]"
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in site.rglob("*") if p.is_file())
+    assert [n for n, _ in after if n != ".session_secret"] == [
+        n for n, _ in before if n != ".session_secret"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -53,11 +53,67 @@ def test_parse_sort_refuses(sort) -> None:
         parse_sort(sort, ["id", "price"], QMARK)
 
 
-def test_is_query() -> None:
-    assert is_query("  -- comment\n /* c */ (SELECT 1)")
-    assert is_query("with x as (select 1) select * from x")
-    assert not is_query("delete from t")
-    assert not is_query("/* select */ update t set a = 1")
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "  -- comment\n /* c */ (SELECT 1)",
+        "with x as (select 1) select * from x",
+        "with x as (select 1 as one) select one from x where 1 = 0 union all select 1 from t",
+        "select id from t where a >= ${low}$;",
+        "select 'a; delete' as x",
+        "select $$ ; delete $$ as x",
+        "select $q$ ) delete $q$ as x",
+        'select "into", `delete` from t',
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        "with a as materialized (select 1), b(x) as not materialized (select 2) select * from a, b",
+        "with recursive t(n) as (select 1) search depth first by n set o select * from t",
+        "explain select 1",
+        "EXPLAIN FORMAT=JSON SELECT 1",
+        "explain (analyze, format json) select 1",
+        "EXPLAIN QUERY PLAN SELECT * FROM t",
+        "explain t",
+        "pragma table_info(t)",
+        "values (1), (2)",
+        "table t",
+        "show tables",
+        "select 1 /* ; delete */",
+        "select replace(name, 'a', 'b') from t",
+    ],
+)
+def test_is_query_reads(sql: str) -> None:
+    assert is_query(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "delete from t",
+        "/* select */ update t set a = 1",
+        "WITH x AS (SELECT 1 AS one) DELETE FROM t",
+        "-- first\nWITH RECURSIVE x(n) AS (SELECT 1) UPDATE t SET name = 'gone'",
+        "with x as (select ')' as p, 'with' as w) delete from t",
+        'WITH "a)b" AS (SELECT 1) DELETE FROM t',
+        "with d as (delete from t returning id) select id from d",
+        "with x as (select 1), y as (insert into t values (1) returning *) select 1",
+        "select id from t; delete from t",
+        "select 1;; select 2",
+        "EXPLAIN ANALYZE DELETE FROM t",
+        "explain (analyze) delete from t",
+        "EXPLAIN FORMAT=JSON DELETE FROM t",
+        "(WITH x AS (SELECT 1) DELETE FROM t)",
+        "select * into t2 from t",
+        "select * from t into outfile '/tmp/x'",
+        "pragma query_only = 0",
+        "insert into t select 1",
+        "create table t2 as select 1",
+        "analyze delete from t",
+        "",
+        "with x as",
+        "with x as (select 1)",
+    ],
+)
+def test_is_query_refuses_what_writes_or_is_not_one_query(sql: str) -> None:
+    assert not is_query(sql)
 
 
 def test_page_window() -> None:

@@ -7,7 +7,8 @@
   Optional ``sort``.
 - ``pagingdata``: ``{"total": n, "rows": [...]}`` by ``page``,
   ``rows``/``pagerows`` (clamped to ``row_cap``) and ``sort`` (default the
-  file's ``sortfield``).
+  file's ``sortfield``); ``"truncated": true`` is added when the clamp cut
+  the page (more rows were asked for than ``row_cap`` and more followed).
 - ``arguments``: the file's ``arguments`` list.
 - ``resultFields``: the file's ``datadesc``, or ``name``/``type``/``label``
   of each result column, ``type`` from the database
@@ -25,10 +26,12 @@ the headers were sent cuts the connection: the client sees an incomplete
 body, never a short well-formed one. The connection goes back to the pool
 when the answer ends, fails, or the client goes away.
 
-A data source is read-only: its statement must be a query and runs in a
-read-only transaction. With ``"writable": true`` a non-query statement is
-allowed, by POST only, and answers ``{"rowcount": n}``. Every statement is
-stopped after ``time_limit_ms`` (504).
+A data source is read-only: its statement must be a query
+(:func:`ahcore.api.is_query`: a CTE in front of a ``DELETE`` is not) and runs
+in a read-only transaction; a statement that writes is a 403, before it
+runs or when the database refuses it. With ``"writable": true`` a non-query
+statement is allowed, by POST only, and answers ``{"rowcount": n}``. Every
+statement is stopped after ``time_limit_ms`` (504).
 
 A person's browser opening a query source (``getdata`` or ``pagingdata``;
 who counts as one: :func:`ahcore.api.wants_html`) gets the page of
@@ -136,7 +139,7 @@ class SqldsProcessor(Processor):
             max_rows=self.settings.row_cap,
         )
         try:
-            limit, offset, sort = self._page(params)
+            limit, offset, sort, _capped = self._page(params)
             page = dataclasses.replace(
                 page, page=offset // limit + 1, page_rows=limit, sort=sort_keys(sort)
             )
@@ -191,23 +194,24 @@ class SqldsProcessor(Processor):
         self, context: RequestContext, params: DictObject, vary: dict[str, str]
     ) -> web.StreamResponse:
         values = bind_values(self.source.arguments, params, strict=True)
-        limit, offset, sort = self._page(params)
+        limit, offset, sort, capped = self._page(params)
         writer: JsonRowsWriter | None = None
         try:
             async with self._context(context) as sor:
                 sel = await sor.select(self.source.sql, values, sort=sort)
                 total = await sor.count(sel)
+                tail = b'],"truncated":true}' if capped and total - offset > limit else b"]}"
                 if min(limit, total - offset) <= self.settings.batch_rows:
                     result = await sor.rows(sel, limit, offset)
                     return _json_body(
-                        b'{"total":%d,"rows":[%s]}'
-                        % (total, encode_rows(result.columns, result.rows)),
+                        b'{"total":%d,"rows":[%s%s'
+                        % (total, encode_rows(result.columns, result.rows), tail),
                         vary,
                     )
                 writer = JsonRowsWriter(
                     context.request,
                     head=b'{"total":%d,"rows":[' % total,
-                    tail=b"]}",
+                    tail=tail,
                     headers=vary,
                 )
                 await _send(
@@ -250,7 +254,7 @@ class SqldsProcessor(Processor):
         values = bind_values(src.arguments, params, strict=True)
         if not src.is_query:
             if not src.writable:
-                raise web.HTTPForbidden(text="this data source is read-only\n")
+                raise _read_only()
             if context.request.method != "POST":
                 raise web.HTTPMethodNotAllowed(
                     context.request.method, ["POST"], text="a writing data source needs POST\n"
@@ -263,23 +267,37 @@ class SqldsProcessor(Processor):
             )
         return Answer(rows, {"X-Truncated": "true"} if truncated else {})
 
-    def _page(self, params: DictObject) -> tuple[int, int, Any]:
-        """``(limit, offset, sort)`` of a ``pagingdata`` request."""
+    def _page(self, params: DictObject) -> tuple[int, int, Any, bool]:
+        """``(limit, offset, sort, capped)`` of a ``pagingdata`` request.
+
+        ``capped``: the page size asked for (80 by default) is over the row
+        cap, so ``limit`` is the cap; the page is cut when more rows follow.
+        """
         page = parse_int(params.get("page"), "page", 1)
         raw_rows = params.get("rows")
         if raw_rows is None or raw_rows == "":
             raw_rows = params.get("pagerows")
-        rows = min(parse_int(raw_rows, "rows", 80), self.settings.row_cap)
-        return rows, (page - 1) * rows, params.get("sort") or self.source.sortfield
+        wanted = parse_int(raw_rows, "rows", 80)
+        rows = min(wanted, self.settings.row_cap)
+        sort = params.get("sort") or self.source.sortfield
+        return rows, (page - 1) * rows, sort, wanted > rows
 
     async def _pagingdata(self, context: RequestContext, params: DictObject) -> DictObject:
         src = self.source
         if not src.is_query:
+            if not src.writable:
+                raise _read_only()
             raise BadQuery("pagingdata needs a query (SELECT) data source")
         values = bind_values(src.arguments, params, strict=True)
-        limit, offset, sort = self._page(params)
+        limit, offset, sort, capped = self._page(params)
         async with self._context(context) as sor:
-            return cast("DictObject", await sor.paged(src.sql, values, limit=limit, offset=offset, sort=sort))
+            answer = cast(
+                "DictObject",
+                await sor.paged(src.sql, values, limit=limit, offset=offset, sort=sort),
+            )
+        if capped and answer["total"] - offset > limit:
+            answer["truncated"] = True
+        return answer
 
     async def _result_fields(self, context: RequestContext, params: DictObject) -> list[Any]:
         src = self.source
@@ -306,6 +324,13 @@ async def _send(writer: JsonRowsWriter, sor: SQLor, sel: Select, **window: Any) 
         await writer.start()
         async for rows in stream:
             await writer.write(stream.columns, rows)
+
+
+def _read_only() -> web.HTTPForbidden:
+    """403 for a statement that writes in a data source that is not ``writable``."""
+    return web.HTTPForbidden(
+        text="this data source is read-only: its statement writes; nothing was changed\n"
+    )
 
 
 def _json_body(body: bytes, headers: dict[str, str] | None = None) -> web.Response:

@@ -55,11 +55,12 @@ FILES = {
 }
 
 
-async def start(db_client, engine, *, settings=None, maxconn=4, files=None):
+async def start(db_client, engine, *, settings=None, maxconn=4, files=None, dspy=False):
     all_files = dict(FILES)
     all_files["wwwroot/slow.sqlds"] = sqlds(SLOW_SQL[engine])
     all_files.update(files or {})
-    client = await db_client(files=all_files, maxconn=maxconn, plugins={"sqlds": settings or True})
+    plugins = {"sqlds": settings or True, **({"dspy": True} if dspy else {})}
+    client = await db_client(files=all_files, maxconn=maxconn, plugins=plugins)
     async with client.pools.sqlorContext("db1") as sor:
         for row in ROWS:
             await sor.C("tbl1", row)
@@ -162,7 +163,21 @@ async def test_row_cap_truncates_with_header(db_client, engine) -> None:
     resp = await client.get("/items.sqlds?low=3")
     assert "X-Truncated" not in resp.headers
     page = await get_json(client, "/items.sqlds?action=pagingdata&rows=50")
-    assert page["total"] == 3 and len(page["rows"]) == 2
+    assert page["total"] == 3 and len(page["rows"]) == 2 and page["truncated"] is True
+    page = await get_json(client, "/items.sqlds?action=pagingdata&rows=2")
+    assert "truncated" not in page
+
+
+async def test_pagingdata_through_path_call_says_when_the_cap_cut_it(db_client, engine) -> None:
+    files = {
+        "wwwroot/page.dspy": (
+            "answer = await path_call('/items.sqlds', action='pagingdata', rows=params_kw.rows)\n"
+            "return {'n': len(answer['rows']), 'truncated': answer.get('truncated', False)}\n"
+        )
+    }
+    client = await start(db_client, engine, settings={"row_cap": 2}, files=files, dspy=True)
+    assert await get_json(client, "/page.dspy?rows=50") == {"n": 2, "truncated": True}
+    assert await get_json(client, "/page.dspy?rows=2") == {"n": 2, "truncated": False}
 
 
 async def test_slow_query_is_stopped_and_pool_recovers(db_client, engine) -> None:

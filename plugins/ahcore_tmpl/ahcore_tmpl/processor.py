@@ -28,14 +28,14 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from ahcore.api import Processor, RequestContext, SiteView
+from ahcore.api import Processor, RequestContext, SiteView, not_found
 from ahcore_tmpl.environment import (
     AnalyzingLoader,
     UrlEnvironment,
     environment_for,
     sync_environment_for,
 )
-from ahcore_tmpl.loader import PROCESSOR_NAME
+from ahcore_tmpl.loader import PROCESSOR_NAME, TemplateNameRefused
 from ahcore_tmpl.syncsafe import Analysis, NeedsAsyncRender, closure_check, is_plain_data
 
 __all__ = [
@@ -196,18 +196,36 @@ class TmplProcessor(Processor):
         return "sync"
 
     async def produce(self, context: RequestContext) -> str:
-        """The rendered text (also what ``path_call`` returns)."""
-        if self.template is None:
+        """The rendered text (also what ``path_call`` returns).
+
+        An ``include``/``extends``/``import`` whose name leaves the content
+        roots (:class:`~ahcore_tmpl.loader.TemplateNameRefused`) or names no
+        file is the 404 of a missing file (SPEC §16), never a 500: the name
+        may come from the request (``{% include params_kw.part %}``), and a
+        prober must not tell a refused name from an absent one. The log
+        says which template and name.
+        """
+        template = self.template
+        if template is None:
             raise TemplateBrokenError(self.error)
         namespace = await context.namespace()
-        sync_template = self.sync_template
-        if sync_template is not None:
-            if self.render_mode(namespace, context.parent is not None) == "sync":
-                try:
-                    return sync_template.render(namespace)
-                except NeedsAsyncRender as exc:  # an include changed since the check
-                    log.debug("template %s: rendering async after all: %s", self.url, exc)
-        return await self.template.render_async(namespace)
+        try:
+            sync_template = self.sync_template
+            if sync_template is not None:
+                if self.render_mode(namespace, context.parent is not None) == "sync":
+                    try:
+                        return sync_template.render(namespace)
+                    except NeedsAsyncRender as exc:  # an include changed since the check
+                        log.debug("template %s: rendering async after all: %s", self.url, exc)
+            return await template.render_async(namespace)
+        except jinja2.TemplateNotFound as exc:
+            why = (
+                "refused: it leaves the content roots"
+                if isinstance(exc, TemplateNameRefused)
+                else "not found"
+            )
+            log.info("template %s: include %r %s; answered 404", self.url, exc.name, why)
+            raise not_found() from None
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
         """The rendered text; an HTML template's output that is JSON goes as JSON."""

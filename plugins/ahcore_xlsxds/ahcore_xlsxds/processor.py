@@ -142,7 +142,9 @@ class XlsxdsProcessor(Processor):
         settings = site.plugin_settings(PLUGIN_NAME)
         self.html = html_enabled(site)
         self.max_rows = int(settings.get("max_rows", MAX_PAGE_ROWS))
-        self.default_rows = min(int(settings.get("default_rows", DEFAULT_PAGE_ROWS)), self.max_rows)
+        # As configured: a default over max_rows is cut (and says so) like a request.
+        self.asked_default_rows = int(settings.get("default_rows", DEFAULT_PAGE_ROWS))
+        self.default_rows = min(self.asked_default_rows, self.max_rows)
         self.descriptor: Descriptor | None = None
         self.workbook: Path | None = None
         self._data: SheetData | None = None
@@ -206,17 +208,27 @@ class XlsxdsProcessor(Processor):
             )
         return action, params
 
-    def _window(self, data: SheetData, params: DictObject) -> tuple[int, int, SortSpec]:
-        """``(page, rows, sort)`` of a ``pagingdata`` request, checked (400 otherwise)."""
+    def _window(self, data: SheetData, params: DictObject) -> tuple[int, int, SortSpec, bool]:
+        """``(page, rows, sort, capped)`` of a ``pagingdata`` request, checked (400 otherwise).
+
+        ``capped``: more rows were asked for (or are the configured default)
+        than ``max_rows`` allows, so ``rows`` is the cap.
+        """
         page = _int_param(params, ("page",), 1)
-        rows = min(_int_param(params, ("rows", "pagerows"), self.default_rows), self.max_rows)
-        return page, rows, parse_sort(params.get("sort"), data.names)
+        wanted = _int_param(params, ("rows", "pagerows"), self.asked_default_rows)
+        rows = min(wanted, self.max_rows)
+        return page, rows, parse_sort(params.get("sort"), data.names), wanted > rows
 
     def _page(self, data: SheetData, params: DictObject) -> dict[str, Any]:
-        page, rows, sort = self._window(data, params)
+        """``{"total", "rows"}``, and ``"truncated": true`` when ``max_rows`` cut the page
+        (the page size was capped and more rows follow it)."""
+        page, rows, sort, capped = self._window(data, params)
         records = data.sorted_records(sort)
         start = (page - 1) * rows
-        return {"total": len(records), "rows": records[start : start + rows]}
+        answer: dict[str, Any] = {"total": len(records), "rows": records[start : start + rows]}
+        if capped and len(records) - start > rows:
+            answer["truncated"] = True
+        return answer
 
     def _html(self, context: RequestContext, data: SheetData, params: DictObject) -> web.Response:
         """A ``pagingdata`` window as the kernel's browsable page (ahcore.datatable)."""
@@ -234,7 +246,7 @@ class XlsxdsProcessor(Processor):
             max_rows=self.max_rows,
         )
         try:
-            number, rows, sort = self._window(data, params)
+            number, rows, sort, _capped = self._window(data, params)
         except web.HTTPBadRequest as exc:
             message = (exc.text or exc.reason).strip()
             return data_page_response(dataclasses.replace(page, error=message), status=400)

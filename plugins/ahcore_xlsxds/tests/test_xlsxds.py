@@ -208,6 +208,33 @@ async def test_rows_are_capped_by_plugin_setting(make_site, ahcore_client):
     client = await ahcore_client(make_site(config=config, files=site_files()))
     answer = await get_json(client, "/data.xlsxds?action=pagingdata&rows=100000")
     assert answer["total"] == 5 and len(answer["rows"]) == 3
+    assert answer["truncated"] is True
+    # the default page size (80) is cut by the cap as well
+    assert (await get_json(client, "/data.xlsxds?action=pagingdata"))["truncated"] is True
+    # pages the cap did not cut say nothing
+    answer = await get_json(client, "/data.xlsxds?action=pagingdata&rows=3")
+    assert len(answer["rows"]) == 3 and "truncated" not in answer
+    answer = await get_json(client, "/data.xlsxds?action=pagingdata&rows=100000&page=2")
+    assert [r["f1"] for r in answer["rows"]] == [4, 5] and "truncated" not in answer
+
+
+async def test_pagingdata_through_path_call_says_when_the_cap_cut_it(make_site, ahcore_client):
+    pytest.importorskip("ahcore_dspy")
+    config = {
+        **CONFIG,
+        "website": {**CONFIG["website"], "processors": [[".xlsxds", "xlsxds"], [".dspy", "dspy"]]},
+        "plugins": {"xlsxds": {"max_rows": 3}, "dspy": True},
+    }
+    files = {
+        **site_files(),
+        "wwwroot/page.dspy": (
+            "answer = await path_call('/data.xlsxds', action='pagingdata', rows=params_kw.rows)\n"
+            "return {'n': len(answer['rows']), 'truncated': answer.get('truncated', False)}\n"
+        ),
+    }
+    client = await ahcore_client(make_site(config=config, files=files))
+    assert await get_json(client, "/page.dspy?rows=9") == {"n": 3, "truncated": True}
+    assert await get_json(client, "/page.dspy?rows=2") == {"n": 2, "truncated": False}
 
 
 @pytest.mark.parametrize(
