@@ -147,7 +147,7 @@ passed as second argument). Plugins read their own section with
 One extra top-level section is read by the kernel: `uploads`
 (`{"max_file_size": bytes, "max_parts": n, "part_max_age": s, "sweep_every": s}`)
 bounds each uploaded file (default: `website.client_max_size`) and the
-number of form parts (100); files are written as `NAME.part` and renamed
+number of form parts (100), each a 413 when passed; files are written as `NAME.part` and renamed
 when complete, and a janitor removes `.part` files older than
 `part_max_age` (3600 s) at start-up and every `sweep_every` (600 s).
 
