@@ -202,11 +202,11 @@ async def test_text_fields_count_against_the_body_budget(store, make_request) ->
         await upload(store, make_request, body)
 
 
-async def test_too_many_parts_is_400_and_stores_nothing(store, make_request) -> None:
+async def test_too_many_parts_is_413_and_stores_nothing(store, make_request) -> None:
     body = multipart(*(part(f"f{i}", b"1", filename="a.txt") for i in range(6)))
-    with pytest.raises(web.HTTPBadRequest) as info:
+    with pytest.raises(web.HTTPRequestEntityTooLarge) as info:
         await upload(store, make_request, body)
-    assert info.value.text == "too many form parts (limit 5)\n"
+    assert info.value.text == "413: too many form parts (limit 5)\n"
     assert stored_files(store.root) == []
 
 
