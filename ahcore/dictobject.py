@@ -20,7 +20,10 @@ class DictObject(dict[str, Any]):
             raise AttributeError(name)
         value = self.get(name)
         if type(value) is dict:
+            # Converted in place (as appPublic's DictObject did), so a write
+            # through the nested view (d.user.name = 'bob') reaches this dict.
             value = DictObject(value)
+            self[name] = value
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -134,6 +134,8 @@ class UploadStore:
                 name = part.name
                 if not name:
                     raise bad_request("malformed multipart body: a part has no name")
+                if name == "_files":  # where the stored files are described: not a form field
+                    raise bad_request("malformed multipart body: the part name '_files' is reserved")
                 encoding = _transfer_encoding(part)
                 if part.filename is None:
                     if encoding not in TEXT_ENCODINGS:

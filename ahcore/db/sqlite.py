@@ -160,6 +160,13 @@ class SqliteConnection:
         """Run ``fn(*args)`` on the connection's thread, translating sqlite's errors."""
         try:
             return await self.raw.run(fn, *args)
+        except asyncio.CancelledError:
+            # The statement would go on running on the connection's thread,
+            # and the rollback that frees the pool slot would queue behind
+            # it: stop it now.
+            with contextlib.suppress(Exception):
+                self.raw.interrupt()
+            raise
         except sqlite3.OperationalError as exc:
             if str(exc) == "interrupted" and self._limit_s is not None:
                 raise self.timeout_error() from None

@@ -59,6 +59,11 @@ class ConnectionThread:
             raise ConnectionClosed(f"sqlite connection of {self.name!r} is closed")
         self._executor.submit(fn)
 
+    def interrupt(self) -> None:
+        """Abort the statement running on the connection's thread (safe from any thread)."""
+        if self._db is not None:
+            self._db.interrupt()
+
     async def close(self) -> None:
         """Close the connection on its thread, then let the thread end."""
         if self._closed:

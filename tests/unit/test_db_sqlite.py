@@ -250,12 +250,6 @@ async def test_an_interrupt_without_a_time_limit_is_not_called_a_timeout(pool) -
         await conn.rollback()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cancelling a request while its statement runs does not interrupt the statement; "
-    "the cancelled task, its pool slot and the connection wait until the statement ends "
-    "(unbounded without a time limit)",
-)
 async def test_cancelling_a_running_statement_stops_it_and_frees_the_connection(pool) -> None:
     conns = []
 

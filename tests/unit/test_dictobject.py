@@ -50,12 +50,6 @@ def test_nested_plain_dicts_read_as_dictobjects() -> None:
     assert isinstance(d.user, DictObject)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a nested dict read as an attribute is a new DictObject copy each time, "
-    "so d.user.name = 'bob' is silently lost (appPublic's DictObject converted nested "
-    "dicts in place)",
-)
 def test_nested_attribute_writes_persist() -> None:
     d = DictObject(user={"name": "ann"})
     user = d.user
