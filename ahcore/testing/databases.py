@@ -28,7 +28,11 @@ from typing import Any
 import pytest
 
 ENGINES = ("sqlite", "postgres", "mysql")
-TEST_DATABASE = "ahcore_test"
+# AHCORE_TEST_DATABASE names another one, so that two suites running at once
+# on one machine (two checkouts) do not drop each other's tables.
+TEST_DATABASE = os.environ.get("AHCORE_TEST_DATABASE", "ahcore_test")
+if not TEST_DATABASE.isidentifier():
+    raise ValueError(f"AHCORE_TEST_DATABASE must be a plain identifier, got {TEST_DATABASE!r}")
 
 
 def require_services() -> bool:
