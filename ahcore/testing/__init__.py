@@ -153,3 +153,23 @@ async def ahcore_server() -> AsyncIterator[Callable[..., Awaitable[RunningSite]]
     yield start
     for running in reversed(started):
         await running.close()
+
+
+def build_app(workdir: str | Path, **kwargs: Any) -> web.Application:
+    """The application ``ahcore serve`` would build for ``workdir`` (``create_app``).
+
+    For a plugin test that runs the server itself, with :func:`start_test_site`.
+    """
+    from ahcore.app import create_app
+
+    return create_app(workdir, **kwargs)
+
+
+async def start_test_site(app: web.Application, **kwargs: Any) -> RunningSite:
+    """Serve ``app`` as ``ahcore serve`` does (``start_site``); the caller closes it.
+
+    For a test that must control the server's life, such as its shutdown.
+    """
+    from ahcore.server import start_site
+
+    return await start_site(app, **kwargs)

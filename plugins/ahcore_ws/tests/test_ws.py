@@ -19,6 +19,7 @@ import pytest
 from ahcore_ws.settings import parse_settings
 
 from ahcore.api import hookimpl
+from ahcore.testing import build_app, start_test_site
 
 MakeSite = Callable[..., Path]
 Client = Callable[..., Awaitable[Any]]
@@ -310,9 +311,6 @@ async def test_path_call_of_a_ws_file_is_a_500_not_a_crash(make_site, ahcore_cli
 
 
 async def test_shutdown_closes_connections_with_going_away(make_site, tmp_path):
-    from ahcore.app import create_app
-    from ahcore.server import start_site
-
     done = tmp_path / "script-stopped"
     files = dict(
         FILES,
@@ -327,10 +325,10 @@ async def test_shutdown_closes_connections_with_going_away(make_site, tmp_path):
             )
         },
     )
-    app = create_app(make_site(config=config(), files=files), extra_plugins={"guard": Guard()})
+    app = build_app(make_site(config=config(), files=files), extra_plugins={"guard": Guard()})
     # A shutdown_timeout far beyond the wait below: only the plugin's own
     # close can make shutdown finish in time.
-    running = await start_site(app, shutdown_timeout=600)
+    running = await start_test_site(app, shutdown_timeout=600)
     async with aiohttp.ClientSession() as http:
         idle = await http.ws_connect(running.url / "echo.ws")
         busy = await http.ws_connect(running.url / "ticker.ws")
