@@ -1,7 +1,7 @@
 """What scaling over workers depends on, measured where throughput cannot show it.
 
-    python bench/scaling.py                 # ≈ 6 min: CPU per request (1, 2 workers), spread
-    python bench/scaling.py --quick         # ≈ 2 min smoke run
+    python bench/scaling.py                 # ≈ 8 min: CPU per request (1, 2 workers), spread
+    python bench/scaling.py --quick         # ≈ 2-3 min smoke run
     python bench/scaling.py --no-spread     # CPU per request only
     python bench/scaling.py --spread-workers 2,4,16 --spread-runs 5
 
