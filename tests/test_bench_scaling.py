@@ -93,6 +93,9 @@ def test_random_hashing_model(scaling: ModuleType) -> None:
     # More connections even out; more workers for the same connections do not.
     assert scaling.random_hashing(256, 2, trials=300)[1] < worst
     assert scaling.random_hashing(256, 16, trials=300)[1] > scaling.random_hashing(256, 2, trials=300)[1]
+    # 16 connections over 16 workers leave about a third of them without one.
+    assert scaling.idle_workers(16, 16) == pytest.approx(5.70, abs=0.01)
+    assert scaling.idle_workers(256, 2) < 1e-6
 
 
 def test_parse_wrk_count(scaling: ModuleType) -> None:
