@@ -5,6 +5,7 @@
     python bench/run.py --only .md      # one endpoint (repeatable; also auth .dspy)
     python bench/run.py --no-workers --no-auth
     python bench/run.py --compare       # + ahserver 1.2.0, Datasette and Starlette columns
+    python bench/run.py --scaling       # bench/scaling.py: CPU per request, SO_REUSEPORT spread
 
 Builds the benchmark site in a temporary folder and starts, as subprocesses
 pinned to CPU 0: ``python -m ahcore serve`` (one worker) on the site
@@ -516,6 +517,9 @@ def parse_args() -> argparse.Namespace:
                          "full run; none for --quick or --only unless given)")
     ap.add_argument("--no-chart", action="store_true", help="write no chart")
     ap.add_argument("--keep-site", action="store_true", help="print and keep the site folder")
+    ap.add_argument("--scaling", action="store_true",
+                    help="run bench/scaling.py instead (CPU per request with 1 and 2 workers, "
+                         "SO_REUSEPORT spread); the other arguments go to it")
     args = ap.parse_args()
     if args.quick:
         args.duration, args.repeat = 1, 1
@@ -525,6 +529,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:  # noqa: C901 - one straight script
+    if "--scaling" in sys.argv[1:]:
+        import scaling
+
+        return scaling.main([a for a in sys.argv[1:] if a != "--scaling"])
     args = parse_args()
     started = time.monotonic()
     wrk = ensure_wrk()
