@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ahcore_mysql.plugin import connect_kwargs
+from ahcore_mysql.driver import connect_kwargs
 
 from ahcore.api import DatabaseConfig, get_site
 from ahcore.testing.databases import database_config, reset_tables

@@ -40,14 +40,12 @@ from ahcore.api import (
     ColumnInfo,
     DatabaseUnavailable,
     Dialect,
-    DriverSpec,
     FetchResult,
     IndexDetail,
     StatementTimeout,
     TableDetail,
     TableSummary,
     from_sql_name,
-    hookimpl,
 )
 
 if TYPE_CHECKING:
@@ -363,12 +361,3 @@ async def create_pool(name: str, config: DatabaseConfig, site: SiteView) -> Post
     )
     await pool.open(wait=False)
     return PostgresPool(name, pool, config.acquire_timeout)
-
-
-@hookimpl
-def register_db_driver() -> DriverSpec:
-    return DriverSpec(
-        name="postgres",
-        aliases=("postgresql", "aiopg", "psycopg2", "psycopg"),
-        create_pool=create_pool,
-    )

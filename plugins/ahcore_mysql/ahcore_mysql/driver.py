@@ -41,13 +41,11 @@ from ahcore.api import (
     ColumnInfo,
     DatabaseUnavailable,
     Dialect,
-    DriverSpec,
     FetchResult,
     IndexDetail,
     StatementTimeout,
     TableDetail,
     TableSummary,
-    hookimpl,
 )
 
 if TYPE_CHECKING:
@@ -431,12 +429,3 @@ async def create_pool(name: str, config: DatabaseConfig, site: SiteView) -> Mysq
         **connect_kwargs(config),
     )
     return MysqlPool(name, pool, config.acquire_timeout)
-
-
-@hookimpl
-def register_db_driver() -> DriverSpec:
-    return DriverSpec(
-        name="mysql",
-        aliases=("aiomysql", "mysql.connector", "pymysql", "mariadb"),
-        create_pool=create_pool,
-    )
