@@ -29,14 +29,14 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import platformdirs
 from aiohttp import hdrs, web
 from aiohttp_session import AbstractStorage, Session
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from ahcore.appkeys import SITE_KEY
 from ahcore.context import current_context
@@ -90,11 +90,27 @@ def request_state(request: web.Request) -> RequestSessionState:
 
 @dataclass
 class SessionSettings:
-    storage: AbstractStorage
+    #: Makes the storage on first use (:attr:`storage`).
+    make_storage: Callable[[], AbstractStorage]
     max_time: int
     reissue_time: int
     revocations: Revocations
     redis: Any = None  # redis.asyncio.Redis when sessions live in Redis
+    _storage: AbstractStorage | None = field(default=None, repr=False)
+
+    @property
+    def storage(self) -> AbstractStorage:
+        """The storage, made when the first session is loaded or saved.
+
+        The cookie storage's Fernet cipher brings in ``cryptography`` (about
+        6 MB per worker): a worker that never meets a session cookie never
+        pays for it. Everything that can fail (the secret, Redis's URL) is
+        read at start-up, so making it later cannot fail.
+        """
+        storage = self._storage
+        if storage is None:
+            storage = self._storage = self.make_storage()
+        return storage
 
 
 SESSIONS: web.AppKey[SessionSettings] = web.AppKey("ahcore.sessions", t=object)  # type: ignore[arg-type]
@@ -185,7 +201,7 @@ async def setup_sessions(app: web.Application, site: Site) -> None:
     # the session is saved; the storage only names the cookie and its age.
     params: dict[str, Any] = {"cookie_name": COOKIE_NAME, "max_age": w.session_max_time}
     redis = None
-    storage: AbstractStorage
+    make_storage: Callable[[], AbstractStorage]
     revocations: Revocations
     if w.session_redis is not None:
         import redis.asyncio as aioredis
@@ -193,12 +209,19 @@ async def setup_sessions(app: web.Application, site: Site) -> None:
 
         redis = aioredis.from_url(w.session_redis.url)
         storage = RedisStorage(redis, **params)
+        make_storage = lambda: storage  # noqa: E731
         revocations = RedisRevocations(redis, f"{COOKIE_NAME}_revoked_")
     else:
-        storage = EncryptedCookieStorage(site_secret(site), **params)
+        secret = site_secret(site)
+
+        def make_storage() -> AbstractStorage:
+            from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+            return EncryptedCookieStorage(secret, **params)
+
         revocations = SqliteRevocations(sqlite_path(site.workdir))
     app[SESSIONS] = SessionSettings(
-        storage, w.session_max_time, w.session_reissue_time, revocations, redis
+        make_storage, w.session_max_time, w.session_reissue_time, revocations, redis
     )
 
 
