@@ -146,6 +146,39 @@ def Error(errno: Any = "undefined error", msg: Any = "Error") -> dict[str, Any]:
     return {"status": "Error", "data": {"message": msg, "errno": errno}}
 
 
+#: ahserver's ``openai_4xx()`` answers: OpenAI's error body for each status.
+_OPENAI_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("Parameters error.", "invalidparameters", "invalidparameters"),
+    401: (
+        "Incorrect API key provided: sk-abc...xyz. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    403: ("You don't have access to this model.", "invalid_request_error", "model_not_found"),
+    429: (
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota",
+        "insufficient_quota",
+    ),
+}
+
+
+def _openai_error(status: int) -> Callable[[], web.Response]:
+    message, kind, code = _OPENAI_ERRORS[status]
+
+    def answer() -> web.Response:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return web.json_response(body, status=status)
+
+    answer.__name__ = answer.__qualname__ = f"openai_{status}"
+    answer.__doc__ = f"ahserver's ``openai_{status}()``: an OpenAI-style {status} JSON answer."
+    return answer
+
+
+OPENAI_ERRORS = {f"openai_{status}": _openai_error(status) for status in _OPENAI_ERRORS}
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -464,6 +497,7 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "downloadfile2url": scriptfiles.downloadfile2url,
         "HttpClient": outbound.HttpClient,
         "StreamHttpClient": outbound.StreamHttpClient,
+        **OPENAI_ERRORS,
         **site_loggers(site),
         **REQUEST_BOUND,
     }

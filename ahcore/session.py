@@ -547,7 +547,7 @@ class SessionValues(MutableMapping[str, Any]):
 
     def _store(self, values: dict[str, Any]) -> None:
         try:
-            size = len(json.dumps(values, ensure_ascii=False).encode("utf-8"))
+            size = len(json.dumps(values))  # as the storage encodes it (ASCII, \u escapes)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"session values must be JSON (text, numbers, lists, dicts): {exc}") from None
         if size > self.limit:

@@ -82,6 +82,8 @@ ADDED = {
         "        'png': hex2base64('0x68656c6c6f', 'png'), 'plain': hex2base64('68656c6c6f', 'txt'),\n"
         "        'app': app is request.app, 'real': ref_real_path}\n"
     ),
+    "wwwroot/openai.dspy": "return {'400': openai_400, '401': openai_401, '403': openai_403,\n"
+    "        '429': openai_429}[params_kw.status]()\n",
     "wwwroot/bg.dspy": (
         "async def work(name, text='done'):\n"
         "    await async_sleep(0)\n"
@@ -418,6 +420,18 @@ async def test_session_values_are_json_and_bounded(added):
     assert got["kept"] == {"ok": 1}
 
 
+async def test_the_largest_session_values_still_fit_a_cookie(added):
+    await added.post("/login.dspy", data={"user": "u" * 100})
+    text = "\u4e2d" * 330  # JSON-escaped as the storage writes it: 6 bytes each
+    assert (await added.post("/setv.dspy", data={"k": "big", "v": text})).status == 200
+    cookie = added.session.cookie_jar.filter_cookies(added.make_url("/"))["AHCORE_SESSION"]
+    assert len(cookie.OutputString()) < 4096  # what browsers keep
+    assert (await (await added.get("/getv.dspy?k=big")).json())["v"] == text
+    too_big = await added.post("/setv.dspy", data={"k": "big", "v": text + "\u4e2d" * 20})
+    assert too_big.status == 500  # the script's ValueError; the old value is kept
+    assert (await (await added.get("/getv.dspy?k=big")).json())["v"] == text
+
+
 async def test_session_values_belong_to_one_login(added):
     await added.post("/setv.dspy", data={"k": "before", "v": "login"})
     await added.post("/login.dspy", data={"user": "u1"})
@@ -431,3 +445,15 @@ async def test_session_values_belong_to_one_login(added):
     added.session.cookie_jar.clear()
     replay = await added.get("/getv.dspy?k=secret", headers={"Cookie": f"AHCORE_SESSION={copied}"})
     assert (await replay.json())["v"] == "dflt"
+
+
+@pytest.mark.parametrize(
+    "status, code",
+    [("400", "invalidparameters"), ("401", "invalid_api_key"), ("403", "model_not_found"),
+     ("429", "insufficient_quota")],
+)  # fmt: skip
+async def test_openai_errors_answer_as_openai_does(added, status, code):
+    resp = await added.get("/openai.dspy", params={"status": status})
+    assert resp.status == int(status)
+    error = (await resp.json())["error"]
+    assert error["code"] == code and error["param"] is None and error["message"] and error["type"]
