@@ -457,3 +457,46 @@ async def test_openai_errors_answer_as_openai_does(added, status, code):
     assert resp.status == int(status)
     error = (await resp.json())["error"]
     assert error["code"] == code and error["param"] is None and error["message"] and error["type"]
+
+
+async def test_session_values_live_in_redis_with_redis_sessions(make_site, ahcore_client):
+    import copy
+    import socket
+
+    from .conftest import require_services
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError as exc:
+        if require_services():
+            pytest.fail(f"Redis is required (AHCORE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {exc}")
+    config = copy.deepcopy(FILES_CONFIG)
+    config["website"]["session_redis"] = {"url": "redis://127.0.0.1:6379/0"}
+    client = await ahcore_client(make_site(config=config, files=ADDED))
+    big = "x" * 10_000  # over the cookie limit, within Redis's
+    assert (await client.post("/setv.dspy", data={"k": "big", "v": big})).status == 200
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["AHCORE_SESSION"].value
+    assert len(cookie) < 100  # only an id: the values are in Redis
+    assert (await (await client.get("/getv.dspy?k=big")).json())["v"] == big
+
+
+async def test_file_response_keeps_to_the_root_when_links_are_not_followed(make_site, ahcore_client, tmp_path):
+    import copy
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the site")
+    for follow in (True, False):
+        config = copy.deepcopy(FILES_CONFIG)
+        config["website"]["follow_symlinks"] = follow
+        site = make_site(config=config, files=ADDED)
+        os.symlink(outside, site / "wwwroot" / "linked")
+        client = await ahcore_client(site)
+        resp = await client.get("/send.dspy", params={"path": "wwwroot/linked/secret.txt"})
+        # A link the site's owner placed is followed as serving follows it, unless confined.
+        assert resp.status == (200 if follow else 403), follow
+        # Spelling the target itself is never allowed.
+        direct = await client.get("/send.dspy", params={"path": str(outside / "secret.txt")})
+        assert direct.status == 403
