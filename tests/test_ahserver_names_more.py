@@ -500,3 +500,12 @@ async def test_file_response_keeps_to_the_root_when_links_are_not_followed(make_
         # Spelling the target itself is never allowed.
         direct = await client.get("/send.dspy", params={"path": str(outside / "secret.txt")})
         assert direct.status == 403
+
+
+async def test_file_response_with_a_relative_work_directory(make_site, ahcore_client, monkeypatch):
+    site = make_site(config=FILES_CONFIG, files=ADDED)
+    monkeypatch.chdir(site.parent)
+    client = await ahcore_client(site.name)  # as `ahcore serve -w site0`
+    resp = await client.get("/send.dspy", params={"path": "files/2024/01/01/stored.txt"})
+    assert resp.status == 200 and await resp.text() == "stored text"
+    assert (await client.get("/send.dspy", params={"path": "conf/config.json"})).status == 403
