@@ -19,6 +19,7 @@ from ahcore.errors import error_middleware, guarded
 from ahcore.functions import install_registry, report_unregistered
 from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
+from ahcore.outbound import OUTBOUND, Outbound
 from ahcore.pipeline import site_handler
 from ahcore.plugins import await_me_maybe, call_each, load_plugins
 from ahcore.site import Site
@@ -98,6 +99,7 @@ def create_app(
         app.router.add_route("*", ENDPOINT, own(reloader.endpoint))
     app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
+    app[OUTBOUND] = Outbound()  # scripts' HttpClient/StreamHttpClient: one session, closed at cleanup
     app.on_response_prepare.append(session.on_response_prepare)
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(_startup)
@@ -141,3 +143,4 @@ async def _cleanup(app: web.Application) -> None:
         await app[HOT_RELOADER].stop()
     await call_each(site.pm, "on_shutdown", isolate=True, app=app)
     await session.close_sessions(app)
+    await app[OUTBOUND].close()

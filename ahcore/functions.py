@@ -52,6 +52,7 @@ from aiohttp import web
 from ahcore.appkeys import get_site
 from ahcore.context import RequestContext, current_context
 from ahcore.errors import bad_request, not_found
+from ahcore.headers import content_disposition
 from ahcore.processor import to_response
 
 if TYPE_CHECKING:
@@ -268,6 +269,5 @@ async def send_upload(request: web.Request, params_kw: Any, *args: str) -> web.F
         raise not_found()
     headers = {}
     if params_kw.get("download") not in (None, "", 0, "0", False):
-        name = path.name.replace('"', "")
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        headers["Content-Disposition"] = content_disposition(path.name)
     return web.FileResponse(path, headers=headers)

@@ -10,6 +10,7 @@ routes get them too. A header a handler set itself is left alone, except
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -44,3 +45,21 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
             headers[name] = value
     # aiohttp has put its own "Python/x aiohttp/y" there before this signal.
     headers["Server"] = site.server_header
+
+
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """A ``Content-Disposition`` value naming ``filename`` safely (RFC 6266).
+
+    ``filename="…"`` carries an ASCII fallback (quoted by :func:`email.utils.quote`,
+    non-ASCII as ``_``) and ``filename*`` the exact name, percent-encoded by
+    :func:`email.utils.encode_rfc2231` — ahserver's shape. Control characters
+    (CR and LF among them) become ``_`` first, and any folder part is dropped,
+    so no name can add a header or suggest a path.
+    """
+    name = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in filename)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    fallback = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return (
+        f'{disposition}; filename="{email.utils.quote(fallback)}"; '
+        f"filename*={email.utils.encode_rfc2231(name, 'utf-8')}"
+    )

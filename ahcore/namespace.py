@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 from aiohttp import web
 
+from ahcore import outbound, scriptfiles
 from ahcore.config import config_value
 from ahcore.context import current_context
 from ahcore.db.filter import DBFilter, default_filterjson
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
+from ahcore.headers import content_disposition
 from ahcore.passwordcodec import password_decode, password_encode
 from ahcore.plugins import hookimpl
 from ahcore.sitefiles import SiteFiles, URIOp, folder_info
@@ -144,6 +146,39 @@ def Error(errno: Any = "undefined error", msg: Any = "Error") -> dict[str, Any]:
     return {"status": "Error", "data": {"message": msg, "errno": errno}}
 
 
+#: ahserver's ``openai_4xx()`` answers: OpenAI's error body for each status.
+_OPENAI_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("Parameters error.", "invalidparameters", "invalidparameters"),
+    401: (
+        "Incorrect API key provided: sk-abc...xyz. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    403: ("You don't have access to this model.", "invalid_request_error", "model_not_found"),
+    429: (
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota",
+        "insufficient_quota",
+    ),
+}
+
+
+def _openai_error(status: int) -> Callable[[], web.Response]:
+    message, kind, code = _OPENAI_ERRORS[status]
+
+    def answer() -> web.Response:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return web.json_response(body, status=status)
+
+    answer.__name__ = answer.__qualname__ = f"openai_{status}"
+    answer.__doc__ = f"ahserver's ``openai_{status}()``: an OpenAI-style {status} JSON answer."
+    return answer
+
+
+OPENAI_ERRORS = {f"openai_{status}": _openai_error(status) for status in _OPENAI_ERRORS}
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -196,6 +231,39 @@ def format_exc() -> str:
     return traceback.format_exc()
 
 
+def quotedstr(s: str) -> str:
+    """appPublic's ``quotedstr``: ``"`` and newlines escaped for a double-quoted literal."""
+    return s.replace('"', '\\"').replace("\n", "\\n")
+
+
+def paramify(data: Any, ns: dict[str, Any]) -> Any:
+    """ahserver's ``paramify(data, ns)``: ``${name}$`` markers replaced (looked up, never run)."""
+    return ArgsConvert("${", "}$").convert(data, ns)
+
+
+def get_loop_type() -> str:
+    """ahserver's ``get_loop_type()``: ``'uvloop.Loop'``, or the loop's type as text."""
+    loop = asyncio.get_running_loop()
+    try:
+        import uvloop
+    except ImportError:
+        return str(type(loop))
+    if isinstance(loop, uvloop.Loop):
+        return "uvloop.Loop"
+    return str(type(loop))
+
+
+def current_fileno() -> int:
+    """ahserver's ``current_fileno()``: the file descriptor the next ``open`` would get.
+
+    ahserver created and removed ``./t.txt`` to learn it; opening
+    ``os.devnull`` gives the same number and writes nothing.
+    """
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    return fd
+
+
 async def stream_response(
     request: web.Request,
     chunks: AsyncIterable[Any] | Iterable[Any],
@@ -241,6 +309,10 @@ def terminal_type(user_agent: str) -> str:
     return "pc"
 
 
+#: appPublic's ``clientinfo`` level: below ``debug``, the most talkative.
+CLIENTINFO = 5
+
+
 def _log_text(message: Any, args: tuple[Any, ...]) -> str:
     # ahserver's functions took one message; extra arguments are joined as print() would.
     return " ".join(str(part) for part in (message, *args)) if args else str(message)
@@ -266,6 +338,7 @@ def site_loggers(site: Any) -> dict[str, Callable[..., None]]:
         return log
 
     levels = {
+        "clientinfo": CLIENTINFO,
         "debug": logging.DEBUG,
         "info": logging.INFO,
         "warning": logging.WARNING,
@@ -336,6 +409,19 @@ def env_globals(app: web.Application) -> dict[str, Any]:
                 return folder
         return None
 
+    running: set[asyncio.Task[Any]] = set()  # background_reco's tasks, held until done
+
+    def background_reco(reco: Callable[..., Any], *args: Any, **kw: Any) -> asyncio.Task[Any]:
+        """ahserver's ``background_reco(f, *args)``: run ``f(*args, **kw)`` as a task.
+
+        The task is kept until it ends (a bare ``create_task`` may be
+        collected mid-way) and its exception, if any, logged.
+        """
+        task = asyncio.get_running_loop().create_task(reco(*args, **kw))
+        running.add(task)
+        task.add_done_callback(_reco_done(running))
+        return task
+
     def visualcoding() -> Any:
         """ahserver's ``visualcoding()``: ``website.visualcoding`` of the config."""
         return config_value(site.config.raw, ".website.visualcoding")
@@ -395,9 +481,37 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "Response": web.Response,
         "DBFilter": DBFilter,
         "default_filterjson": default_filterjson,
+        "app": app,
+        "background_reco": background_reco,
+        "quotedstr": quotedstr,
+        "paramify": paramify,
+        "get_loop_type": get_loop_type,
+        "current_fileno": current_fileno,
+        "get_baseurl": scriptfiles.get_baseurl,
+        "hex2base64": scriptfiles.hex2base64,
+        "FileStorage": scriptfiles.FileStorage,
+        "file_response": scriptfiles.file_response,
+        "file_download": scriptfiles.file_download,
+        "path_download": scriptfiles.path_download,
+        "b64media2url": scriptfiles.b64media2url,
+        "downloadfile2url": scriptfiles.downloadfile2url,
+        "HttpClient": outbound.HttpClient,
+        "StreamHttpClient": outbound.StreamHttpClient,
+        **OPENAI_ERRORS,
         **site_loggers(site),
         **REQUEST_BOUND,
     }
+
+
+def _reco_done(running: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logging.getLogger("ahcore.background").error(
+                "background_reco task failed", exc_info=task.exception()
+            )
+
+    return done
 
 
 # ---------------------------------------------------------------- request-bound helpers
@@ -505,8 +619,7 @@ async def download_file(subpath: str, filename: str | None = None) -> web.FileRe
     path = uploads.realpath(subpath)
     if not path.is_file():
         raise not_found()
-    name = (filename or path.name).replace('"', "").replace("\r", "").replace("\n", "")
-    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.FileResponse(path, headers={"Content-Disposition": content_disposition(filename or path.name)})
 
 
 REQUEST_BOUND: dict[str, Any] = {
@@ -528,5 +641,10 @@ REQUEST_BOUND: dict[str, Any] = {
 
 @hookimpl
 def request_namespace(context: RequestContext) -> dict[str, Any]:
-    """The one per-request *value* among the kernel's names (ahserver's ``terminalType``)."""
-    return {"terminalType": terminal_type(context.request.headers.get("User-Agent", ""))}
+    """The per-request *values* among the kernel's names: ``terminalType``, ``ref_real_path``."""
+    resolved = context.resolved
+    return {
+        "terminalType": terminal_type(context.request.headers.get("User-Agent", "")),
+        # ahserver's real path of the file being processed
+        "ref_real_path": str(resolved.path) if resolved is not None else None,
+    }

@@ -25,11 +25,12 @@ one place that decides HttpOnly, SameSite and Secure.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,7 @@ from ahcore.appkeys import SITE_KEY
 from ahcore.context import current_context
 from ahcore.cookies import delete_cookie, set_cookie
 from ahcore.csrf import COOKIE_NAME, STATE_CHANGING, cross_origin_reason, csrf_refusal  # noqa: F401 (re-exported)
+from ahcore.dictobject import DictObject
 from ahcore.plugins import await_me_maybe, hook_callers, hookimpl
 from ahcore.revocations import RedisRevocations, Revocations, SqliteRevocations, sqlite_path
 
@@ -470,10 +472,174 @@ async def get_userorgid() -> str | None:
     return "" if orgid is None else str(orgid)
 
 
+async def get_userinfo() -> DictObject:
+    """ahserver's ``get_userinfo()``: ``{userid, username, userorgid}`` as text; empty when anonymous.
+
+    A user known from a header login (``identify_user``) has only ``userid``
+    (the other two ``''``).
+    """
+    request = current_context().request
+    ticket = await current_ticket(request)
+    if ticket is not None:
+        parts = (ticket.get("userid"), ticket.get("username"), ticket.get("userorgid"))
+    else:
+        user = await current_user(request)
+        if user is None:
+            return DictObject()
+        parts = (user, "", "")
+    userid, username, userorgid = ("" if p is None else str(p) for p in parts)
+    return DictObject(userid=userid, username=username, userorgid=userorgid)
+
+
+async def get_username() -> str | None:
+    """ahserver's ``get_username()``: the ``username`` given at login; None when anonymous."""
+    return cast("str | None", (await get_userinfo()).username)
+
+
+def _identity(info: DictObject) -> str | None:
+    """ahserver's ``user``: the login as ``"userid:username:userorgid"`` text."""
+    if not info:
+        return None
+    return f"{info.userid}:{info.username}:{info.userorgid}"
+
+
+@hookimpl
+def request_namespace(context: Any) -> Any:
+    """ahserver's per-request ``user``: ``"userid:username:userorgid"``, or None.
+
+    Free for a visitor with no session cookie on a site without header
+    logins; otherwise looked up once (the access check usually has already).
+    """
+    request = context.request
+    state = request.get(_STATE)
+    known = state.user if state is not None else _UNSET
+    if known is None:
+        return {"user": None}
+    if (
+        known is _UNSET
+        and COOKIE_NAME not in request.cookies
+        and not context.site.pm.hook.identify_user.get_hookimpls()
+    ):
+        return {"user": None}
+
+    async def lookup() -> dict[str, Any]:
+        return {"user": _identity(await get_userinfo())}
+
+    return lookup()
+
+
+# ------------------------------------------------------------------ session values
+#
+# ahserver scripts kept their own values in the session (get_session,
+# session_getvalue, session_setvalue). They live in the same aiohttp-session
+# session as the ticket, under one key, so they are stored where the session
+# is: in the encrypted cookie (the default) or in Redis. Values are JSON (the
+# storage's encoder), bounded so a cookie stays under the browsers' 4 KiB.
+# They belong to the login they were set under: a login starts a fresh
+# session (values set before it are gone), and values set while logged in
+# are dropped once that ticket has ended (logout, expiry, another login), so
+# a cookie copied before logout does not keep them.
+
+VALUES = "ahcore.values"
+#: Largest JSON text of a session's values: in a cookie, and in Redis.
+COOKIE_VALUES_LIMIT = 2048
+REDIS_VALUES_LIMIT = 64 * 1024
+
+
+class SessionValues(MutableMapping[str, Any]):
+    """A script's values in the visitor's session (ahserver's ``await get_session()``).
+
+    A dict-like object: ``s['k'] = v``, ``s.get('k')``, ``del s['k']`` …
+    Keys are text, values JSON (lists, dicts, text, numbers, ``None``);
+    anything else, or more than the size limit, is a ``ValueError`` and
+    nothing changes. Changes are saved with the response.
+    """
+
+    def __init__(self, session: Session, sid: str | None, limit: int) -> None:
+        self._session = session
+        self._sid = sid
+        self.limit = limit
+        stored = session.get(VALUES)
+        if isinstance(stored, dict) and stored.get("sid") == sid and isinstance(stored.get("v"), dict):
+            self._values: dict[str, Any] = dict(stored["v"])
+        else:
+            self._values = {}
+            if stored is not None:
+                del session[VALUES]  # another login's values, or not ours: dropped
+
+    def _store(self, values: dict[str, Any]) -> None:
+        try:
+            size = len(json.dumps(values))  # as the storage encodes it (ASCII, \u escapes)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"session values must be JSON (text, numbers, lists, dicts): {exc}") from None
+        if size > self.limit:
+            raise ValueError(
+                f"session values would take {size} bytes; the limit is {self.limit} "
+                "(keep large data in the database, and its id in the session)"
+            )
+        self._values = values
+        if values:
+            self._session[VALUES] = {"sid": self._sid, "v": values}
+        elif VALUES in self._session:
+            del self._session[VALUES]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise ValueError(f"session keys are text, not {type(key).__name__}")
+        self._store({**self._values, key: value})
+
+    def __delitem__(self, key: str) -> None:
+        values = dict(self._values)
+        del values[key]
+        self._store(values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"SessionValues({self._values!r})"
+
+
+async def session_values(request: web.Request) -> SessionValues:
+    """The script values of ``request``'s session (see :class:`SessionValues`)."""
+    session = await get_session(request)
+    if session is None:
+        raise RuntimeError("sessions are not set up for this application")
+    settings = request.app[SESSIONS]
+    ticket = await current_ticket(request)
+    limit = REDIS_VALUES_LIMIT if settings.redis is not None else COOKIE_VALUES_LIMIT
+    return SessionValues(session, ticket["sid"] if ticket else None, limit)
+
+
+async def _get_session() -> SessionValues:
+    return await session_values(current_context().request)
+
+
+async def session_getvalue(key: str, defaultvalue: Any = None) -> Any:
+    """ahserver's ``session_getvalue(key, default)``."""
+    return (await _get_session()).get(key, defaultvalue)
+
+
+async def session_setvalue(key: str, value: Any) -> None:
+    """ahserver's ``session_setvalue(key, value)``: saved with the response."""
+    (await _get_session())[key] = value
+
+
 @hookimpl
 def env_globals(app: web.Application) -> dict[str, Any]:
     """The session names; each finds its request through ``current_context()``."""
     return {
+        "get_session": _get_session,
+        "session_getvalue": session_getvalue,
+        "session_setvalue": session_setvalue,
+        "get_username": get_username,
+        "get_userinfo": get_userinfo,
         "get_user": get_user,
         "remember_user": _remember_user,
         "forget_user": _forget_user,

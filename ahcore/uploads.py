@@ -92,6 +92,13 @@ class UploadStore:
         return Path(real)
 
     async def save_bytes(self, data: bytes, filename: str = "") -> str:
+        return self.store_bytes(data, filename)
+
+    def store_bytes(self, data: bytes, filename: str = "") -> str:
+        """Store ``data`` under a fresh random name (keeping ``filename``'s suffix); its subpath.
+
+        Written as ``NAME.part`` and renamed, so the final name is always whole.
+        """
         subpath = self.new_subpath(filename)
         target = self.realpath(subpath)
         tmp = target.with_name(target.name + PART_SUFFIX)

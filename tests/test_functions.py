@@ -252,7 +252,9 @@ async def test_idfile_sends_stored_uploads_only(site, ahcore_client, funcs):
     assert resp.status == 200 and await resp.text() == "stored upload"
     assert "Content-Disposition" not in resp.headers
     resp = await client.get("/files", params={"path": "2024/01/01/abc.txt", "download": "1"})
-    assert resp.headers["Content-Disposition"] == 'attachment; filename="abc.txt"'
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"abc.txt\"; filename*=utf-8''abc.txt"
+    )
     assert (await client.get("/files", params={"path": "../secret.txt"})).status == 400
     assert (await client.get("/files", params={"path": "2024/none.txt"})).status == 404
     assert (await client.get("/files")).status == 400

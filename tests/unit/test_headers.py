@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp import web
 
 from ahcore.appkeys import get_site
-from ahcore.headers import DEFAULT_HEADERS, add_security_headers, header_set
+from ahcore.headers import DEFAULT_HEADERS, add_security_headers, content_disposition, header_set
 
 
 def test_defaults_without_overrides() -> None:
@@ -52,3 +53,19 @@ async def test_prepare_on_an_app_that_is_not_a_site_does_nothing(make_request) -
     response = web.Response()
     await add_security_headers(make_request(app=web.Application()), response)
     assert "X-Content-Type-Options" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a.txt", "attachment; filename=\"a.txt\"; filename*=utf-8''a.txt"),
+        ('q"uote.txt', "attachment; filename=\"q\\\"uote.txt\"; filename*=utf-8''q%22uote.txt"),
+        ("C:\\Users\\me\\a.txt", "attachment; filename=\"a.txt\"; filename*=utf-8''a.txt"),
+        ("../../etc/passwd", "attachment; filename=\"passwd\"; filename*=utf-8''passwd"),
+        ("\u4e2d\u6587.pdf", "attachment; filename=\"__.pdf\"; filename*=utf-8''%E4%B8%AD%E6%96%87.pdf"),
+        ("a\r\nSet-Cookie: x", "attachment; filename=\"a__Set-Cookie: x\"; filename*=utf-8''a__Set-Cookie%3A%20x"),
+        ("", "attachment; filename=\"download\"; filename*=utf-8''download"),
+    ],
+)  # fmt: skip
+def test_content_disposition_quotes_and_never_breaks_the_header(name, expected) -> None:
+    assert content_disposition(name) == expected

@@ -244,16 +244,22 @@ async def test_download_file(activate, site) -> None:
     activate()
     sub = await site.uploads.save_bytes(b"x", "a.txt")
     resp = await ns_mod.download_file(sub, 'evil"\r\nSet-Cookie: x=1.txt')
-    assert resp.headers["Content-Disposition"] == 'attachment; filename="evilSet-Cookie: x=1.txt"'
+    # Control characters become "_", the quote is escaped: still one header.
+    assert resp.headers["Content-Disposition"] == (
+        'attachment; filename="evil\\"__Set-Cookie: x=1.txt"; '
+        "filename*=utf-8''evil%22__Set-Cookie%3A%20x%3D1.txt"
+    )
     with pytest.raises(web.HTTPNotFound):
         await ns_mod.download_file("2020/01/01/missing.bin")
     with pytest.raises(web.HTTPBadRequest):
         await ns_mod.download_file("../conf/config.json")
 
 
-def test_request_namespace_gives_terminal_type(activate) -> None:
+def test_request_namespace_gives_terminal_type_and_ref_real_path(activate) -> None:
     context = activate(headers={"User-Agent": "Mozilla/5.0 (iPad; CPU OS 17_0)"})
-    assert ns_mod.request_namespace(context) == {"terminalType": "pad"}
+    names = ns_mod.request_namespace(context)
+    assert names["terminalType"] == "pad"
+    assert names["ref_real_path"] == str(context.resolved.path)
 
 
 async def test_stream_response_sends_each_chunk(aiohttp_client) -> None:
