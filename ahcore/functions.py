@@ -52,7 +52,7 @@ from aiohttp import web
 from ahcore.appkeys import get_site
 from ahcore.context import RequestContext, current_context
 from ahcore.errors import bad_request, not_found
-from ahcore.headers import content_disposition
+from ahcore.headers import stored_file_headers
 from ahcore.processor import to_response
 
 if TYPE_CHECKING:
@@ -267,7 +267,5 @@ async def send_upload(request: web.Request, params_kw: Any, *args: str) -> web.F
     path = uploads.realpath(subpath)
     if not path.is_file():
         raise not_found()
-    headers = {}
-    if params_kw.get("download") not in (None, "", 0, "0", False):
-        headers["Content-Disposition"] = content_disposition(path.name)
-    return web.FileResponse(path, headers=headers)
+    download = params_kw.get("download") not in (None, "", 0, "0", False)
+    return web.FileResponse(path, headers=stored_file_headers(path.name, download))

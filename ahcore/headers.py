@@ -63,3 +63,20 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
         f'{disposition}; filename="{email.utils.quote(fallback)}"; '
         f"filename*={email.utils.encode_rfc2231(name, 'utf-8')}"
     )
+
+
+#: The policy sent with every file a visitor stored (an upload under
+#: ``filesroot``) when it is sent back. Such a file may be HTML or SVG that
+#: someone else wrote: ``sandbox`` gives the page an opaque origin with
+#: scripts off, so it cannot read the site's cookies or call its scripts
+#: as the visitor who opens it. Images, PDFs and downloads are unaffected.
+STORED_FILE_POLICY = "sandbox"
+
+
+def stored_file_headers(filename: str, download: bool) -> dict[str, str]:
+    """The headers of a response sending a stored upload (see :data:`STORED_FILE_POLICY`)."""
+    headers = {"Content-Security-Policy": STORED_FILE_POLICY}
+    if download:
+        headers["Content-Disposition"] = content_disposition(filename)
+    return headers
+

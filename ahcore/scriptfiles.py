@@ -37,7 +37,7 @@ from aiohttp import web
 from ahcore.context import current_context
 from ahcore.errors import bad_request
 from ahcore.forwarded import request_origin
-from ahcore.headers import content_disposition
+from ahcore.headers import content_disposition, stored_file_headers
 from ahcore.sitefiles import FileOutZone, SiteFileNotFound, runs_code
 
 if TYPE_CHECKING:
@@ -103,6 +103,11 @@ def servable_file(site: Site, filepath: str | os.PathLike[str]) -> Path:
 # ---------------------------------------------------------------- responses
 
 
+def _is_upload(site: Site, path: Path) -> bool:
+    """Whether the real ``path`` is a stored upload (under ``filesroot``)."""
+    return site.uploads is not None and path.is_relative_to(os.path.realpath(site.uploads.root))
+
+
 async def file_response(
     request: web.Request, filepath: str | os.PathLike[str], download: bool = False
 ) -> web.FileResponse:
@@ -110,8 +115,13 @@ async def file_response(
 
     With ``download`` the browser is told to save it under its own name.
     """
-    path = servable_file(current_context().site, filepath)
-    headers = {"Content-Disposition": content_disposition(path.name)} if download else {}
+    site = current_context().site
+    path = servable_file(site, filepath)
+    if _is_upload(site, path):
+        # A visitor's upload: sandboxed like /idfile sends it.
+        headers = stored_file_headers(path.name, download)
+    else:
+        headers = {"Content-Disposition": content_disposition(path.name)} if download else {}
     return web.FileResponse(path, headers=headers)
 
 

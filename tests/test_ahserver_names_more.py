@@ -105,6 +105,8 @@ ADDED = {
     "wwwroot/public/r\u00e9s\"um\u00e9\r\n.txt": "odd name",
     "files/2024/01/01/stored.txt": "stored text",
     "files/.secret": "dot file in filesroot",
+    "files/2024/01/01/page.html": "<script>document.title = document.cookie</script>",
+    "wwwroot/public/own.html": "<p>the site's own page</p>",
     "wwwroot/storage.dspy": (
         "fs = FileStorage()\n"
         "p = await fs.save('note.txt', 'hello storage')\n"
@@ -284,6 +286,21 @@ async def test_a_download_name_cannot_add_a_header(added):
         "filename*=utf-8''r%C3%A9s%22um%C3%A9__.txt"
     )
     assert list(resp.headers.keys()).count("Content-Disposition") == 1
+
+
+async def test_a_stored_upload_is_sent_sandboxed_and_a_site_file_is_not(added):
+    # An upload may be HTML someone else wrote: sent back inline, it must not
+    # run as the site (Content-Security-Policy: sandbox), by every route.
+    for resp in (
+        await added.get("/idfile", params={"path": "/2024/01/01/page.html"}),
+        await added.get("/pathdl.dspy", params={"path": "/2024/01/01/page.html"}),
+        await added.get("/send.dspy", params={"path": "files/2024/01/01/page.html"}),
+    ):
+        assert resp.status == 200 and "<script>" in await resp.text()
+        assert resp.headers["Content-Security-Policy"] == "sandbox", resp.url
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    own = await added.get("/send.dspy", params={"path": "wwwroot/public/own.html"})
+    assert own.status == 200 and "Content-Security-Policy" not in own.headers
 
 
 async def test_path_download_sends_stored_uploads_only(added):
