@@ -452,7 +452,7 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "rfexe": rfexe,
         "basic_auth_headers": basic_auth_headers,
         "format_exc": format_exc,
-        "realpath": os.path.realpath,
+        "realpath": file_realpath,  # 1.2.0: FileStorage().realPath, a path under filesroot
         "save_file": save_file,
         "async_sleep": asyncio.sleep,
         "server_error": server_error,

@@ -99,6 +99,7 @@ ADDED = {
         "    return await file_download(request, params_kw.path)\n"
         "return await file_response(request, params_kw.path)\n"
     ),
+    "wwwroot/real.dspy": "return {'path': realpath(params_kw.p), 'same': realpath(params_kw.p) == file_realpath(params_kw.p)}\n",
     "wwwroot/pathdl.dspy": "return await path_download(request, params_kw)\n",
     "wwwroot/public/doc.txt": "public text",
     "wwwroot/public/.hidden": "dot file",
@@ -301,6 +302,15 @@ async def test_a_stored_upload_is_sent_sandboxed_and_a_site_file_is_not(added):
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
     own = await added.get("/send.dspy", params={"path": "wwwroot/public/own.html"})
     assert own.status == 200 and "Content-Security-Policy" not in own.headers
+
+
+async def test_realpath_is_a_path_under_filesroot_as_in_ahserver(added):
+    site = get_site(added.app)
+    resp = await added.get("/real.dspy", params={"p": "/2024/01/01/stored.txt"})
+    got = await resp.json()
+    assert got["same"] is True
+    assert got["path"] == str(site.workdir / "files" / "2024" / "01" / "01" / "stored.txt")
+    assert (await added.get("/real.dspy", params={"p": "../conf/config.json"})).status == 400
 
 
 async def test_path_download_sends_stored_uploads_only(added):
