@@ -18,12 +18,13 @@ import logging
 
 from aiohttp import web
 
-from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore.api import Problem, ProcessorSpec, SiteView, get_site, hookimpl
 from ahcore_md.processor import (
     PROCESSOR_NAME,
     SUFFIXES,
     MarkdownProcessor,
     layout_available,
+    layout_problems,
     md_settings,
 )
 
@@ -41,6 +42,18 @@ def register_processor() -> ProcessorSpec:
         methods=("GET", "HEAD"),
         cross_site=True,
     )
+
+
+@hookimpl
+def check_settings(site: SiteView) -> list[Problem]:
+    """``plugins.md``: the types of ``allow_html``, ``template``, ``mode``; the layout file."""
+    try:
+        settings = md_settings(site)
+    except ValueError as exc:
+        return [Problem(str(exc))]
+    if settings.template is None:
+        return []
+    return layout_problems(site, settings.template)
 
 
 @hookimpl
