@@ -260,3 +260,47 @@ def test_a_missing_content_root_fails_check_and_serve_alike(tmp_path: Path, work
         f"ahcore: cannot start: {problem}\n",
         "",
     )
+
+
+def test_check_names_broken_ws_proxy_bricks_and_markdown_files(tmp_path: Path) -> None:
+    needs("ahcore_ws", "ahcore_proxy", "ahcore_bui", "ahcore_md", "ahcore_tmpl")
+    site = write_site(
+        tmp_path / "site",
+        {
+            "website": {"cookie_secret": SECRET},
+            "plugins": {
+                "ws": True,
+                "proxy": {"allow_hosts": ["api.example.com"]},
+                "bui": True,
+                "tmpl": True,
+                "md": {"template": "_page.tmpl"},  # relative: from each page's folder
+            },
+        },
+        {
+            "wwwroot/chat.ws": "if True:\nreturn 1\n",
+            "wwwroot/api.proxy": "{% for h in x %}\n",
+            "wwwroot/page.ui": '{"widgettype": "Text"}\n',
+            "wwwroot/_page.tmpl": "{{ params_kw.content }}\n",
+            "wwwroot/doc.md": "# fine: _page.tmpl is beside it\n",
+            "wwwroot/guide/intro.md": "# no guide/_page.tmpl\n",
+        },
+    )
+    out = ahcore("check", "-w", str(site))
+    assert out.returncode == 1
+    assert lines(out.stdout, "error") == [
+        "error: wwwroot/api.proxy, line 1: proxy file does not compile: Unexpected end of "
+        "template. Jinja was looking for the following tags: 'endfor' or 'else'. The "
+        "innermost block that needs to be closed is 'for'; fix it (until then its requests "
+        "fail)",
+        "error: wwwroot/chat.ws, line 2: does not compile: expected an indented block after "
+        "'if' statement on line 1; fix it (until then it cannot be used)",
+        'error: wwwroot/guide/intro.md: plugins.md.template: "_page.tmpl" names no file in '
+        "the content roots (from /guide/intro.md), so every markdown page answers 404; "
+        "create it, correct the URL, or leave the setting out",
+        "error: wwwroot/page.ui: the layout /bricks/header.tmpl that wraps this page cannot "
+        "be used: it does not exist in any content root (website.paths); until it can, the "
+        "page answers 500",
+        "error: wwwroot/page.ui: the layout /bricks/footer.tmpl that wraps this page cannot "
+        "be used: it does not exist in any content root (website.paths); until it can, the "
+        "page answers 500",
+    ], out.stdout
