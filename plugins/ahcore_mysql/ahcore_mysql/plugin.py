@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -45,12 +44,12 @@ from ahcore.api import (
     DriverSpec,
     FetchResult,
     IndexDetail,
-    Problem,
     StatementTimeout,
     TableDetail,
     TableSummary,
     hookimpl,
 )
+from ahcore_mysql.checks import check_settings  # noqa: F401 (a hook of this plugin)
 
 if TYPE_CHECKING:
     from ahcore.api import DatabaseConfig, SiteView
@@ -58,9 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ahcore_mysql")
 
 MYSQL = Dialect("mysql", "format", "`")
-DRIVER_NAME = "mysql"
-#: ahserver spellings of the database name, accepted beside the driver's own.
-_NAME_SPELLINGS = ("dbname", "database")
 _CONNECT_KEYS = ("host", "port", "user", "password", "db", "unix_socket", "charset")
 # Client-side "gone away", "lost connection", "can't connect" and friends.
 _CONNECTION_ERRORS = frozenset({2003, 2006, 2013, 2014, 2045, 2055, 1053, 1927})
@@ -445,41 +441,3 @@ def register_db_driver() -> DriverSpec:
         aliases=("aiomysql", "mysql.connector", "pymysql", "mariadb"),
         create_pool=create_pool,
     )
-
-
-@hookimpl
-def check_settings(site: SiteView) -> list[Problem]:
-    """Each ``databases`` entry this driver serves: its ``kwargs`` keys and their types."""
-    found = []
-    known = (*_CONNECT_KEYS, *_NAME_SPELLINGS)
-    for name, db in site.config.databases.items():
-        spec = site.drivers.get(db.driver.lower())
-        if spec is None or spec.name != DRIVER_NAME:
-            continue
-        where = f"databases.{name}.kwargs"
-        for key, value in db.kwargs.items():
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-                hint = f'did you mean "{close[0]}"? ' if close else ""
-                found.append(
-                    Problem(
-                        f"{where}.{key}: not a {DRIVER_NAME} connection setting, ignored; "
-                        f"{hint}(known: {', '.join(known)})",
-                        severity="warning",
-                    )
-                )
-            elif key == "port":
-                if isinstance(value, bool) or not (
-                    isinstance(value, int) or (isinstance(value, str) and value.isdigit())
-                ) or not 0 < int(value) < 65536:
-                    found.append(
-                        Problem(f"{where}.port: expected a TCP port (1 to 65535), got {value!r}")
-                    )
-            elif value is not None and not isinstance(value, str):
-                found.append(
-                    Problem(
-                        f"{where}.{key}: expected a string, got {type(value).__name__} "
-                        f"{value!r}; quote it"
-                    )
-                )
-    return found
