@@ -10,6 +10,9 @@ The surface, by concern (each is documented in ``docs/plugins.md`` with an
 example):
 
 - **Declaring**: :data:`hookimpl`, :class:`ProcessorSpec`, :class:`DriverSpec`.
+- **Checking** (``ahcore check``): :class:`Problem`, returned by the
+  ``check_settings`` hook and by :meth:`Processor.check`; :func:`json_error`
+  words a JSON file's decode error with its line and column.
 - **The site**: :func:`get_site` gives a :class:`SiteView` — config, roots,
   plugin settings, the resolver as a function (:meth:`SiteView.resolve`),
   URL building (:meth:`SiteView.file_url`), the processor table as a
@@ -56,7 +59,7 @@ from aiohttp import web
 
 from ahcore.appkeys import get_site as _get_site
 from ahcore.background import add_startup
-from ahcore.config import ConfigError, DatabaseConfig, SiteConfig
+from ahcore.config import ConfigError, DatabaseConfig, SiteConfig, json_error
 from ahcore.context import RequestContext, current_context
 from ahcore.cookies import SameSite, delete_cookie, set_cookie
 from ahcore.datatable import (
@@ -99,6 +102,7 @@ from ahcore.jsonutil import dumps, json_response
 from ahcore.params import BodyMode, read_body, read_params
 from ahcore.pipeline import path_call
 from ahcore.plugins import PluginError, hookimpl
+from ahcore.problems import Problem
 from ahcore.processor import Processor, ProcessorSpec, to_response
 from ahcore.resolver import Resolved, Root
 from ahcore.resolver import split_segments as url_segments
@@ -133,6 +137,7 @@ __all__ = [
     "JsonRowsWriter",
     "PluginError",
     "Pool",
+    "Problem",
     "Processor",
     "ProcessorSpec",
     "RequestContext",
@@ -164,6 +169,7 @@ __all__ = [
     "get_site",
     "hookimpl",
     "is_query",
+    "json_error",
     "json_response",
     "not_found",
     "open_site",

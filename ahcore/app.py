@@ -13,7 +13,7 @@ from aiohttp import web
 from ahcore import namespace, session
 from ahcore.appkeys import SITE_KEY
 from ahcore.background import start_background, stop_background
-from ahcore.config import CONFIG_RELPATH, ConfigError, SiteConfig, load_config
+from ahcore.config import CONFIG_RELPATH, ConfigError, SiteConfig, load_config, typo_warnings
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
 from ahcore.functions import install_registry, report_unregistered
@@ -21,13 +21,18 @@ from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.outbound import OUTBOUND, Outbound
 from ahcore.pipeline import site_handler
-from ahcore.plugins import await_me_maybe, call_each, load_plugins
+from ahcore.plugins import PluginError, await_me_maybe, call_each, load_plugins
+from ahcore.problems import Problem
 from ahcore.site import Site
 from ahcore.uploads import janitor
 
 log = logging.getLogger("ahcore.app")
 
 UPLOAD_JANITOR: web.AppKey[asyncio.Task[None]] = web.AppKey("ahcore.upload_janitor", asyncio.Task)
+#: Settings and config warnings found while the app was built, logged at start.
+START_WARNINGS: web.AppKey[list[str]] = web.AppKey("ahcore.start_warnings", list)
+#: What the plugins' ``check_settings`` hooks found (``ahcore check`` lists it).
+SETTINGS_PROBLEMS: web.AppKey[list[Problem]] = web.AppKey("ahcore.settings_problems", list)
 HOT_RELOADER: web.AppKey[HotReloader] = web.AppKey("ahcore.hot_reloader", HotReloader)
 
 # Kernel plugins: always on, registered through the same hooks as any plugin.
@@ -46,6 +51,7 @@ def create_app(
     extra_plugins: Mapping[str, object] | None = None,
     program_path: Path | None = None,
     check_secret: bool = True,
+    check_settings: bool = True,
 ) -> web.Application:
     """Build (but do not start) the aiohttp application serving ``workdir``.
 
@@ -58,6 +64,14 @@ def create_app(
     problem (SPEC §14); every way of serving a site comes through here, so
     none can skip it. ``check_secret=False`` is for ``ahcore check``, which
     reports the weak secret itself and goes on checking the rest.
+
+    Each enabled plugin's ``check_settings`` hook is asked about its
+    settings here, before any start-up hook: an error is a
+    :class:`~ahcore.plugins.PluginError` (``ahcore serve`` stops with that
+    line), a warning is logged when the application starts.
+    ``check_settings=False`` is for ``ahcore check``: the problems are kept
+    in ``app[SETTINGS_PROBLEMS]`` and, when one is an error, no plugin's
+    ``register_routes`` is called (the app is only for checking).
     """
     workdir = Path(workdir).resolve()
     if config is None:
@@ -73,15 +87,25 @@ def create_app(
         workdir, config, pm, debug=debug, offers=loaded.offers, plugin_warnings=loaded.warnings
     )
 
+    found = site.settings_problems()
+    errors = [p.render(workdir) for p in found if p.is_error]
+    if errors and check_settings:
+        raise PluginError(errors)
+    warnings = [p.render(workdir) for p in found if not p.is_error] + typo_warnings(config.raw)
+
     app = web.Application(
         client_max_size=config.website.client_max_size,
         handler_args={"max_field_size": 8190, "max_line_size": 8190},
     )
     app[SITE_KEY] = site
+    app[START_WARNINGS] = warnings
+    app[SETTINGS_PROBLEMS] = found
     site.app = app
     install_registry(app)  # before register_routes and init(app) may register functions
 
-    for result in pm.hook.register_routes(app=app):
+    # Plugins build their routes from their settings: with a settings error
+    # (only ever here for `ahcore check`, which serves nothing) they are left out.
+    for result in [] if errors else pm.hook.register_routes(app=app):
         if result is not None and hasattr(result, "__await__"):
             raise TypeError("register_routes must be synchronous")
     # Routes of plugins need the error/CSRF guard as a middleware; without
@@ -111,6 +135,8 @@ def create_app(
 async def _startup(app: web.Application) -> None:
     site = app[SITE_KEY]
     site.log_problems()
+    for warning in app[START_WARNINGS]:
+        log.warning("%s", warning)
     await session.setup_sessions(app, site)
     await site.build_namespace(app)
     # One pluggy call (wrappers wrap it once); async implementations return

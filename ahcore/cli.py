@@ -7,22 +7,15 @@ command lines keep working.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import shutil
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ahcore.config import ConfigError, load_config
 from ahcore.plugins import PluginError
-
-if TYPE_CHECKING:
-    from ahcore.resolver import Resolved
-    from ahcore.site import Site
 
 COMMANDS = ("serve", "check", "plugins", "init", "new-plugin")
 
@@ -145,163 +138,10 @@ def strict_problems(workdir: Path) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """List every problem in the site; exit 1 if there is any error."""
-    from ahcore.app import create_app
-    from ahcore.appkeys import get_site
+    """List every problem in the site; exit 1 if there is any error (see ahcore/checks.py)."""
+    from ahcore.checks import run_check
 
-    workdir = Path(args.workdir).resolve()
-    errors: list[str] = []
-    warnings: list[str] = []
-    try:
-        config = load_config(workdir)
-    except ConfigError as exc:
-        errors.extend(exc.problems)
-        config = None
-    if config is not None:
-        if not config.website.cookie_secret:
-            warnings.append(
-                "website.cookie_secret is not set: a random secret will be generated and "
-                "kept in conf/.session_secret (sessions are not shared between machines)"
-            )
-        # The same words `ahcore serve` stops with (checked here so the rest goes on).
-        from ahcore.session import weak_secret_problem
-
-        weak = weak_secret_problem(config)
-        if weak is not None:
-            errors.append(weak)
-        try:
-            app = create_app(workdir, config=config, check_secret=False)
-        except (ConfigError, PluginError) as exc:
-            errors.extend(exc.problems)
-        else:
-            site = get_site(app)
-            errors.extend(site.plugin_warnings)  # the site could serve a processor's source
-            file_errors, file_warnings = _check_files(site)
-            errors.extend(file_errors)
-            warnings.extend(file_warnings)
-    for w in warnings:
-        print(f"warning: {w}")
-    for e in errors:
-        print(f"error: {e}")
-    if errors:
-        print(f"{len(errors)} problem(s) found in {workdir}")
-        return 1
-    print(f"{workdir}: OK")
-    return 0
-
-
-def _check_files(site: Site) -> tuple[list[str], list[str]]:
-    """Look up every file as a request would; build each processor file once.
-
-    Compiles scripts and templates and parses data sources, and reports,
-    one line per suffix, files that answer 404 or 501 because their
-    processor is missing or not enabled (never their source).
-    """
-    from ahcore.resolver import RedirectToSlash
-
-    errors: list[str] = []
-    warnings: list[str] = []
-    unserved: dict[str, list[str]] = {}  # suffix -> files that answer 404 or 501
-    to_load: list[tuple[str, Resolved]] = []
-    for root in site.roots:
-        for segments, real in site.resolver.walk(root):
-            try:
-                resolved = site.resolver.resolve(segments, False)
-            except RedirectToSlash:
-                continue
-            shown = os.path.relpath(
-                os.path.join(root.folder, *segments[len(root.prefix) :]), site.workdir
-            )
-            if resolved is not None and os.fspath(resolved.path) != real:
-                continue  # shadowed by a file of an earlier root
-            if resolved is None:
-                suffix = _claimed_suffix(site, os.path.basename(real))
-                if suffix is not None:
-                    unserved.setdefault(suffix, []).append(shown)
-            elif resolved.suffix in site.gaps:
-                unserved.setdefault(resolved.suffix, []).append(shown)
-            elif resolved.spec is not None:
-                to_load.append((shown, resolved))
-    errors.extend(asyncio.run(_load_processors(site, to_load)))
-    for gap in site.gaps.values():
-        line = gap.message + _files_note(unserved.pop(gap.suffix, []))
-        (warnings if gap.deliberate else errors).append(line)
-    for suffix, paths in sorted(unserved.items()):
-        is_error, text = _unserved_advice(site, suffix)
-        if text:
-            (errors if is_error else warnings).append(text + _files_note(paths))
-    return errors, warnings
-
-
-async def _load_processors(site: Site, found: list[tuple[str, Resolved]]) -> list[str]:
-    problems = []
-    for shown, resolved in found:
-        assert resolved.spec is not None
-        try:
-            processor = resolved.spec.factory(resolved.path, site)
-            await processor.load()
-        except Exception as exc:
-            problems.append(f"{shown}: {type(exc).__name__}: {exc}")
-            continue
-        if processor.error is not None:  # loaded, but every request would fail
-            problems.append(f"{shown}: {processor.error}")
-    return problems
-
-
-def _files_note(paths: list[str]) -> str:
-    if not paths:
-        return ""
-    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-    return f" [{paths[0]}{more}]"
-
-
-def _claimed_suffix(site: Site, name: str) -> str | None:
-    """The longest never-raw suffix of ``name`` (lower case): why the file is not served."""
-    lower = name.lower()
-    found = [s for s in site.never_raw if lower.endswith(s) and len(lower) > len(s)]
-    return max(found, key=len) if found else None
-
-
-def _unserved_advice(site: Site, suffix: str) -> tuple[bool, str]:
-    """(is it an error, what to tell the owner) for files not served because of ``suffix``."""
-    from ahcore.plugins import disabled_plugins, install_advice
-
-    config = site.config
-    quoted = json.dumps(suffix)
-    for spec in site.specs.values():
-        if suffix in (s.lower() for s in spec.suffixes):
-            pair = json.dumps([suffix, spec.name])
-            return True, (
-                f"{quoted} files answer 404: the processor {json.dumps(spec.name)} is enabled "
-                f"but website.processors does not map {quoted}; add {pair} to website.processors"
-            )
-    for offer in site.offers:
-        if suffix not in (s.lower() for s in offer.suffixes):
-            continue
-        plugin = json.dumps(offer.plugin)
-        if offer.plugin in disabled_plugins(config):
-            return False, (
-                f"{quoted} files answer 404: their plugin is switched off ({plugin}: false "
-                "in the plugins section)"
-            )
-        pair = json.dumps([suffix, offer.processor])
-        if config.plugins is None:
-            how = f"add {pair} to website.processors"
-        else:
-            how = f"add {plugin}: true to the plugins section"
-            if config.website.processors is not None:
-                how += f" and {pair} to website.processors"
-        return True, (
-            f"{quoted} files answer 404: they need the processor {json.dumps(offer.processor)} "
-            f"of the plugin {plugin} ({offer.distribution}), which is installed but not "
-            f"enabled; {how}"
-        )
-    if suffix in (".py", ".pyc"):
-        return False, ""  # Python modules beside the pages: never served, nothing to do
-    return False, (
-        f"{quoted} files are never served (their source is not sent raw) and no installed "
-        f"plugin processes them; to run them, {install_advice(suffix.lstrip('.'))}"
-    )
+    return run_check(Path(args.workdir).resolve())
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -11,9 +11,11 @@ table (``workdir``, ``ProgramPath``, ``ENV:NAME``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+import types
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -211,11 +213,13 @@ def substitute(value: Any, subs: Substitutions, path: str, problems: list[str]) 
 # --------------------------------------------------------------------------
 # validation that reports every problem, not just the first
 
+#: JSON's names for the Python types a decoded document holds (and the
+#: schema's scalar annotations): what a site owner sees in an editor.
 _TYPE_NAMES = {
-    str: "str",
-    int: "int",
-    float: "float",
-    bool: "bool",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
     dict: "object",
     list: "array",
     tuple: "array",
@@ -227,10 +231,14 @@ def _json_type(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) is Union or isinstance(tp, types.UnionType)
+
+
 def _type_name(tp: Any) -> str:
+    if _is_union(tp):
+        return " or ".join(dict.fromkeys(_type_name(a) for a in get_args(tp)))
     origin = get_origin(tp)
-    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        return " or ".join(_type_name(a) for a in get_args(tp))
     if origin in (list, tuple):
         return "array"
     if origin is dict:
@@ -240,6 +248,20 @@ def _type_name(tp: Any) -> str:
     if tp is Any:
         return "any"
     return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _union_member(tp: Any, value: Any) -> Any:
+    """The member of union ``tp`` a value of this JSON type must match, if exactly one.
+
+    ``dict[str, bool | dict] | None`` given an object: the ``dict`` member, so
+    a bad item inside is reported at its own path ("plugins.dspy: expected
+    boolean or object, got string") instead of the union failing as a whole.
+    """
+    kind = _json_type(value)
+    members = [a for a in get_args(tp) if _type_name(a) == kind or (
+        kind == "integer" and a is float
+    )]
+    return members[0] if len(members) == 1 else None
 
 
 #: What to write when a required key is missing, by its path.
@@ -290,6 +312,11 @@ def _collect(value: Any, tp: Any, path: str, problems: list[str]) -> None:
         for i, (a, v) in enumerate(zip(args, value, strict=True)):
             _collect(v, a, f"{path}[{i}]", problems)
         return
+    if _is_union(tp):
+        member = _union_member(tp, value)
+        if member is not None:
+            _collect(value, member, path, problems)
+            return
     # A leaf (or a union that failed as a whole).
     if "Expected" in first:
         problems.append(f"{path}: expected {_type_name(tp)}, got {_json_type(value)}")
@@ -346,6 +373,68 @@ def _semantic_problems(cfg: SiteConfig) -> list[str]:
         if db.maxconn < 1:
             problems.append(f"databases.{name}.maxconn: must be at least 1")
     return problems
+
+
+#: Keys the kernel reads beyond the schema, by the path of their object.
+EXTRA_KEYS: Mapping[str, frozenset[str]] = {"": frozenset({"uploads"})}
+
+#: How alike an unknown key and a known one must be to suggest the known one
+#: (difflib's ratio): ``prot``/``port`` and ``plugin``/``plugins`` are, a
+#: site's own ``shop`` is like nothing.
+NEAR_MISS = 0.75
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str | None:
+    """The known word ``word`` is most likely a typo of, if one is close enough."""
+    found = difflib.get_close_matches(word, list(known), n=1, cutoff=NEAR_MISS)
+    return found[0] if found else None
+
+
+def typo_warnings(raw: Mapping[str, Any]) -> list[str]:
+    """A warning for each unknown key that is a near miss of a known one.
+
+    Unknown keys are allowed (sites keep their own settings in the file),
+    so only a key that looks like a misspelt known key (and whose known
+    spelling is not there too) is reported: ``website.prot: unknown key;
+    did you mean "port"?``.
+    """
+    out: list[str] = []
+    _typos(raw, SiteConfig, "", out)
+    return out
+
+
+def _typos(value: Any, tp: Any, path: str, out: list[str]) -> None:
+    if _is_union(tp):
+        member = _union_member(tp, value)
+        if member is not None:
+            _typos(value, member, path, out)
+        return
+    origin = get_origin(tp)
+    if origin is list and isinstance(value, list):
+        (item,) = get_args(tp)
+        for i, v in enumerate(value):
+            _typos(v, item, f"{path}[{i}]", out)
+        return
+    if origin is dict and isinstance(value, dict):
+        _, vtype = get_args(tp)
+        for k, v in value.items():
+            _typos(v, vtype, f"{path}.{k}".lstrip("."), out)
+        return
+    if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct) and isinstance(value, dict)):
+        return
+    fields = {f.encode_name: f for f in msgspec.structs.fields(tp) if f.name != "raw"}
+    known = set(fields) | EXTRA_KEYS.get(path, frozenset())
+    for key, item in value.items():
+        where = f"{path}.{key}".lstrip(".")
+        if key in fields:
+            _typos(item, fields[key].type, where, out)
+        elif key not in known and isinstance(key, str):
+            guess = did_you_mean(key, known)
+            if guess is not None and guess not in value:
+                out.append(
+                    f'{where}: unknown key, ignored by ahcore; did you mean "{guess}"? '
+                    f"(rename it, or keep it if it is your own setting)"
+                )
 
 
 def load_config(

@@ -114,7 +114,7 @@ type, and the server does not start:
 
 ```
 ahcore: cannot start:
-  - website.port: expected int, got str
+  - website.port: expected integer, got string
   - databases.main.driver: required key is missing
 ```
 
@@ -143,6 +143,13 @@ scripts and templates (a path walk; list items by index,
 `configValue('.website.paths.0')`; a missing key gives `None` or the default
 passed as second argument). Plugins read their own section with
 `site.plugin_settings(name)`.
+
+An unknown key that is a near miss of a known one (`website.prot`,
+`website.cokie_secret`, a top-level `plugin`) is reported as a warning by
+`ahcore check` and logged when the server starts, with the key it probably
+means: `website.prot: unknown key, ignored by ahcore; did you mean "port"?`.
+A plugin name in `plugins` that is not installed but is close to an
+installed one (`tmlp`) stops start-up with `did you mean "tmpl"?`.
 
 One extra top-level section is read by the kernel: `uploads`
 (`{"max_file_size": bytes, "max_parts": n, "part_max_age": s, "sweep_every": s}`)
@@ -188,6 +195,12 @@ case), or that `website.processors` names, answers 404 (501 as above) when
 no enabled processor handles it, and `ahcore check` says which plugin to
 enable. Each plugin documents its settings in its README; see
 [plugins.md](plugins.md).
+
+Each enabled plugin checks its own settings object (its `check_settings`
+hook) when the application is built: a wrong value
+(`"dspy": {"time_limit": -1}`, an `md` `template` that names no file)
+stops `ahcore serve` with one line naming the key and what to write, and
+`ahcore check` lists it with the other problems.
 
 ## Database drivers and `kwargs`
 

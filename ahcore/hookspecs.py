@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
     from aiohttp import web
 
+    from ahcore.api import SiteView
     from ahcore.context import RequestContext
     from ahcore.db.driver import DriverSpec
+    from ahcore.problems import Problem
     from ahcore.processor import ProcessorSpec
 
 PROJECT_NAME = "ahcore"
@@ -164,4 +166,28 @@ def register_routes(app: web.Application) -> None:
 
     Called once while the application is built, before it is frozen. Routes
     added here take precedence over URL-to-file resolution. Must be sync.
+    """
+
+
+@hookspec
+def check_settings(
+    name: str, settings: Mapping[str, Any], site: SiteView
+) -> Iterable[Problem | str] | None:
+    """Check this plugin's settings: what is wrong, each with what to do.
+
+    Called once for each enabled plugin that implements it, with that
+    plugin's own entry-point ``name`` and its settings object from the
+    ``plugins`` section (``{}`` for ``true`` or when the section does not
+    name it); ``site`` is the site being built, for settings that name files
+    (:meth:`SiteView.resolve`), databases (``site.config.databases``) or
+    other parts of the config. Runs when the application is built, before
+    any start-up hook, by ``ahcore serve`` and by ``ahcore check`` alike.
+
+    Return :class:`ahcore.api.Problem` objects (or plain strings, each an
+    error), or ``None`` when all is well. Name the key in the message
+    (``plugins.dspy.time_limit: expected a positive number of seconds, got
+    -1``). Any error stops ``ahcore serve`` with that one line and makes
+    ``ahcore check`` exit non-zero; a warning is logged at start and
+    listed by ``check``. Must be sync, must not touch the network or a
+    database, and should check exactly the keys the plugin reads.
     """

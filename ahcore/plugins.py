@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 from ahcore import hookspecs
-from ahcore.config import SiteConfig
+from ahcore.config import SiteConfig, did_you_mean
 
 if TYPE_CHECKING:
     from ahcore.processor import ProcessorSpec
@@ -447,6 +447,14 @@ def load_plugins(
             continue
         if name not in objects:
             if why.reason == "plugins":
+                guess = did_you_mean(name, [*objects, *import_errors])
+                if guess is not None:
+                    problems.append(
+                        f"{why.where}: no plugin {name!r} is installed; did you mean "
+                        f'"{guess}"? Rename the key to "{guess}", or remove "{name}" '
+                        "from the plugins section"
+                    )
+                    continue
                 problems.append(
                     f"{why.where}: no plugin {name!r} is installed; {install_advice(name)}, "
                     f'or remove "{name}" from the plugins section'

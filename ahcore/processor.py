@@ -26,6 +26,7 @@ from ahcore.jsonutil import json_response
 if TYPE_CHECKING:
     from ahcore.api import SiteView
     from ahcore.context import RequestContext
+    from ahcore.problems import Problem
     from ahcore.site import Site
 
 
@@ -57,6 +58,21 @@ class Processor:
     async def produce(self, context: RequestContext) -> Any:
         """Return this file's value for one request (also what ``path_call`` returns)."""
         raise NotImplementedError
+
+    async def check(self) -> Iterable[Problem | str]:
+        """What ``ahcore check`` reports for this file, after :meth:`load` succeeded.
+
+        Return :class:`ahcore.api.Problem` objects with the ``line`` where
+        each problem is (``file`` defaults to this file), or strings. The
+        default reports :attr:`error` when it is set. Override it to report
+        the line of a syntax error or what :meth:`load` tolerates but a
+        request would trip over (a missing file it names). An exception
+        raised by :meth:`load` is reported by the kernel as it is, so a
+        processor that fails loudly needs no ``check`` of its own.
+        """
+        if self.error is None:
+            return []
+        return [str(self.error)]
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
         """Turn :meth:`produce`'s value into a response."""

@@ -8,6 +8,7 @@ caches, events — reachable with :func:`get_site`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from ahcore.plugins import (
     hook_callers,
     install_advice,
 )
+from ahcore.problems import Problem, as_problems
 from ahcore.processor import ProcessorCache, ProcessorRegistry, ProcessorSpec, unavailable_spec
 from ahcore.resolver import (
     NEVER_RAW_SUFFIXES,
@@ -144,6 +146,32 @@ class Site:
         plugins = self.config.plugins or {}
         value = plugins.get(name)
         return value if isinstance(value, dict) else {}
+
+    def settings_problems(self) -> list[Problem]:
+        """What each enabled plugin's ``check_settings`` hook finds in its settings.
+
+        One call per plugin (through pluggy, so wrappers and tracing apply),
+        with that plugin's name and settings. A hook that raises is reported
+        as an error of that plugin, never as a traceback.
+        """
+        found: list[Problem] = []
+        for plugin, caller in hook_callers(self.pm, "check_settings"):
+            settings = self.plugin_settings(plugin)
+            try:
+                for result in caller(name=plugin, settings=settings, site=self):
+                    if inspect.isawaitable(result):
+                        if inspect.iscoroutine(result):
+                            result.close()
+                        raise TypeError("check_settings must be synchronous")
+                    found.extend(as_problems(result))
+            except Exception as exc:
+                found.append(
+                    Problem(
+                        f"plugins.{plugin}: the plugin's check_settings hook failed "
+                        f"({type(exc).__name__}: {exc}); this is a bug of the plugin"
+                    )
+                )
+        return found
 
     def _collect_processors(self) -> dict[str, ProcessorSpec]:
         specs: dict[str, ProcessorSpec] = {}

@@ -183,7 +183,7 @@ def test_check_looks_into_linked_module_folders_and_skips_special_files(tmp_path
     check = ahcore("check", "-w", str(site), timeout=30)
     assert check.returncode == 1
     errors = [x for x in check.stdout.splitlines() if x.startswith("error:")]
-    assert len(errors) == 1 and errors[0].startswith("error: wwwroot/mod/bad.dspy: "), errors
+    assert len(errors) == 1 and errors[0].startswith("error: wwwroot/mod/bad.dspy, line 1: "), errors
 
     cfg = json.loads((site / "conf" / "config.json").read_text())
     cfg["website"]["follow_symlinks"] = False

@@ -61,12 +61,12 @@ def test_every_problem_is_listed_with_its_path_and_type(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     problems = info.value.problems
-    assert "website.port: expected int, got str" in problems
-    assert "website.paths[0][1]: expected str, got int" in problems
-    assert "website.allowListFolder: expected bool, got str" in problems
+    assert "website.port: expected integer, got string" in problems
+    assert "website.paths[0][1]: expected string, got integer" in problems
+    assert "website.allowListFolder: expected boolean, got string" in problems
     assert "databases.db1.driver: required key is missing" in problems
-    assert "databases.db2.maxconn: expected int, got str" in problems
-    assert "website.port: expected int, got str" in str(info.value)
+    assert "databases.db2.maxconn: expected integer, got string" in problems
+    assert "website.port: expected integer, got string" in str(info.value)
 
 
 def test_malformed_json_and_missing_file(tmp_path):

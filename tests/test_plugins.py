@@ -289,6 +289,7 @@ def test_every_hook_is_documented_and_tested():
         "on_startup",
         "on_shutdown",
         "register_routes",
+        "check_settings",
     }
     tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
     docs_text = (ROOT / "docs" / "plugins.md").read_text()

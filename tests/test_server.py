@@ -254,8 +254,8 @@ def test_bad_config_stops_startup_with_every_problem(tmp_path):
         [sys.executable, "-m", "ahcore", "serve", "-w", str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 2
-    assert "website.port: expected int, got str" in out.stderr
-    assert "website.indexes: expected array, got int" in out.stderr
+    assert "website.port: expected integer, got string" in out.stderr
+    assert "website.indexes: expected array, got integer" in out.stderr
 
 
 def test_check_lists_problems_and_plugins_lists_plugins(tmp_path):

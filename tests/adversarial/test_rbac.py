@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from advkit import raw_exchange, request_bytes, set_cookie_lines, set_cookie_value
 
+from ahcore.api import PluginError
 from ahcore.session import COOKIE_NAME
 
 pytest.importorskip("ahcore_rbac")
@@ -362,7 +363,7 @@ async def test_default_allow_is_the_migration_switch_and_warns(make_site, serve,
     [({"default": "open"}, "default"), ({"public": "/"}, "public"), ({"public": ["static/**"]}, "public")],
 )
 async def test_bad_default_or_public_settings_stop_start_up(make_site, serve, settings, message):
-    with pytest.raises(ValueError, match=f"plugins.rbac.{message}"):
+    with pytest.raises(PluginError, match=f"plugins.rbac.{message}"):
         await serve(make_site(config=rbac_config(settings), files=FILES))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from ahcore_tmpl import TmplProcessor
 from aiohttp import web
 
-from ahcore.api import RequestContext, SiteView, path_call, to_response
+from ahcore.api import Problem, RequestContext, SiteView, path_call, to_response
 
 __all__ = [
     "APP_LAYOUT",
@@ -107,6 +107,19 @@ class BricksPage(TmplProcessor):
 
     #: The layout files this kind of page needs, in the order they are rendered.
     layouts: tuple[str, ...] = ()
+
+    async def check(self) -> list[Problem]:
+        """The template's own syntax error, and each layout file the page cannot be wrapped in."""
+        found = list(await super().check())
+        for url, why in missing_layouts(self.site, self.layouts).items():
+            found.append(
+                Problem(
+                    f"the layout {url} that wraps this page cannot be used: {why}; "
+                    "until it can, the page answers 500",
+                    self.path,
+                )
+            )
+        return found
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
         text = await self.produce(context)

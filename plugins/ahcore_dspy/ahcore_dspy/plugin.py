@@ -6,6 +6,9 @@ plugin: declare the processor, and check settings at start-up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
@@ -15,6 +18,7 @@ from ahcore_dspy.processor import (
     SCRIPT_METHODS,
     DspyProcessor,
     Runtime,
+    parse_time_limit,
     time_limit,
 )
 from ahcore_dspy.watchdog import Watchdog
@@ -24,6 +28,16 @@ from ahcore_dspy.watchdog import Watchdog
 def register_processor() -> ProcessorSpec:
     """``.dspy`` files are run by :class:`DspyProcessor`."""
     return ProcessorSpec(PLUGIN_NAME, (".dspy",), DspyProcessor, methods=SCRIPT_METHODS)
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.dspy``: ``time_limit`` must be a positive number of seconds."""
+    try:
+        parse_time_limit(settings)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 @hookimpl

@@ -11,16 +11,18 @@ from the :class:`~ahcore.RequestContext`.
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import re
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ahcore.api import Processor, RequestContext, SiteView
+from ahcore.api import Problem, Processor, RequestContext, SiteView
 from ahcore_dspy import compiler
 from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
 
@@ -98,12 +100,18 @@ def time_limit(site: SiteView) -> float:
     Read once at start-up into the app's :class:`Runtime` (plugin settings
     are fixed for the life of the process: changing them needs a restart).
     """
-    value = site.plugin_settings(PLUGIN_NAME).get("time_limit", DEFAULT_TIME_LIMIT)
+    return parse_time_limit(site.plugin_settings(PLUGIN_NAME))
+
+
+def parse_time_limit(settings: Mapping[str, Any]) -> float:
+    """``time_limit`` of the ``plugins.dspy`` object; ValueError saying what to write."""
+    value = settings.get("time_limit", DEFAULT_TIME_LIMIT)
     # `not value > 0` also rejects NaN; bool is an int but never a sensible limit.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(
             f"plugins.{PLUGIN_NAME}.time_limit: expected a positive number of seconds, "
-            f"got {value!r}"
+            f"got {json.dumps(value)}; write e.g. 30, or leave it out "
+            f"(default {DEFAULT_TIME_LIMIT:g})"
         )
     return float(value)
 
@@ -121,6 +129,8 @@ class DspyProcessor(Processor):
         super().__init__(path, site)
         self.code: types.CodeType | None = None
         self.error: ScriptSyntaxError | None = None
+        self.error_line: int | None = None
+        self.error_message = ""
         self.runtime: Runtime | None = None  # the app's, looked up once
 
     async def load(self) -> None:
@@ -142,9 +152,23 @@ class DspyProcessor(Processor):
             line = getattr(exc, "lineno", None)
             message = getattr(exc, "msg", None) or str(exc)
             where = f"{self.path}, line {line}" if line else str(self.path)
+            self.error_line, self.error_message = line, message
             self.error = ScriptSyntaxError(f"cannot compile {where}: {message}")
             self.error.__cause__ = exc
             log.error("%s", self.error)
+
+    async def check(self) -> list[Problem]:
+        """The compile error with its line, for ``ahcore check``."""
+        if self.error is None:
+            return []
+        return [
+            Problem(
+                f"does not compile: {self.error_message.rstrip('.')}; fix it (until then the page "
+                "answers 500)",
+                self.path,
+                self.error_line,
+            )
+        ]
 
     async def produce(self, context: RequestContext) -> Any:
         """Run the script for one request and return its raw return value.

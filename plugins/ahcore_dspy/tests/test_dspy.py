@@ -19,7 +19,7 @@ import pytest
 from ahcore_dspy.compiler import compile_script
 from ahcore_dspy.watchdog import TimeLimitExceeded, Watchdog
 
-from ahcore.api import get_site
+from ahcore.api import PluginError, get_site
 
 MakeSite = Callable[..., Path]
 Client = Callable[..., Awaitable[Any]]
@@ -309,7 +309,7 @@ async def test_scripts_own_timeout_is_a_500_not_a_504(start: Any) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, "30", True, None])
 async def test_bad_time_limit_stops_startup(start: Any, bad: Any) -> None:
-    with pytest.raises(ValueError, match="plugins.dspy.time_limit"):
+    with pytest.raises(PluginError, match="plugins.dspy.time_limit"):
         await start({"wwwroot/a.dspy": "return 1"}, {"time_limit": bad})
 
 

@@ -10,24 +10,22 @@ Settings (``plugins.md`` in the site config), read on each request:
     (the page HTML) and ``params_kw.title`` (the first heading) through
     ``path_call``. A relative URL is relative to each markdown file. Plain
     pages are served while no enabled processor handles the layout's suffix.
+
+Checked by ``check_settings`` when the application is built: a wrong type,
+or a ``template`` that names no file (every page would answer 404), stops
+``ahcore serve`` and is an ``ahcore check`` error.
 """
 
 from __future__ import annotations
 
-import logging
-
-from aiohttp import web
-
-from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore.api import Problem, ProcessorSpec, SiteView, hookimpl
 from ahcore_md.processor import (
     PROCESSOR_NAME,
     SUFFIXES,
     MarkdownProcessor,
-    layout_available,
+    layout_problems,
     md_settings,
 )
-
-log = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -44,13 +42,12 @@ def register_processor() -> ProcessorSpec:
 
 
 @hookimpl
-def on_startup(app: web.Application) -> None:
-    """Check the settings when the server starts, so a typo stops start-up."""
-    site = get_site(app)
-    settings = md_settings(site)
-    if settings.template is not None and not layout_available(site, settings.template):
-        log.warning(
-            "plugins.md.template %r: no enabled processor handles it (enable ahcore-tmpl "
-            "and map its suffix in website.processors); serving plain pages",
-            settings.template,
-        )
+def check_settings(site: SiteView) -> list[Problem]:
+    """``plugins.md``: the types of ``allow_html``, ``template``, ``mode``; the layout file."""
+    try:
+        settings = md_settings(site)
+    except ValueError as exc:
+        return [Problem(str(exc))]
+    if settings.template is None:
+        return []
+    return layout_problems(site, settings.template)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import posixpath
 import secrets
 from collections.abc import Mapping
@@ -28,7 +29,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ahcore.api import Processor, RequestContext, SiteView, path_call, request_origin, to_response
+from ahcore.api import (
+    Problem,
+    Processor,
+    RequestContext,
+    SiteView,
+    path_call,
+    request_origin,
+    to_response,
+)
 from ahcore_md import render
 from ahcore_md.source import rewrite_source
 from ahcore_md.urls import LinkRewriter
@@ -155,6 +164,41 @@ def md_settings(site: SiteView) -> MdSettings:
     return MdSettings(allow_html, template, mode)
 
 
+def layout_problems(site: SiteView, template: str, page_url: str | None = None) -> list[Problem]:
+    """Why ``plugins.md.template`` cannot wrap pages (served at ``page_url``), if it cannot.
+
+    An absolute URL is checked once (``page_url`` ``None``); a relative one
+    for each page, from the page's folder. A layout no file answers makes
+    every page a 404: an error. A layout no enabled processor runs is a
+    warning: the plain page is served.
+    """
+    if template.startswith("/"):
+        url = template
+    elif page_url is None:
+        return []
+    else:
+        url = posixpath.normpath(posixpath.join(posixpath.dirname(page_url), template))
+    shown = json.dumps(template)
+    if not layout_available(site, template):
+        return [
+            Problem(
+                f"plugins.md.template: no enabled processor runs {shown} (enable ahcore-tmpl "
+                "and map its suffix in website.processors); plain pages are served",
+                severity="warning",
+            )
+        ]
+    if site.resolve(url) is None:
+        where = f" (from {page_url})" if url != template else ""
+        return [
+            Problem(
+                f"plugins.md.template: {shown} names no file in the content roots{where}, so "
+                "every markdown page answers 404; create it, correct the URL, or leave "
+                "the setting out"
+            )
+        ]
+    return []
+
+
 def layout_available(site: SiteView, template: str) -> bool:
     """Whether some enabled processor (normally ahcore-tmpl's) can run ``template``."""
     return site.processor_name(posixpath.basename(template)) is not None
@@ -176,6 +220,14 @@ class MarkdownProcessor(Processor):
         url = self.site.file_url(self.path)
         if url is not None:
             await self.page_for(url, md_settings(self.site).allow_html)
+
+    async def check(self) -> list[Problem]:
+        """A relative ``plugins.md.template`` that names no file from this page."""
+        template = md_settings(self.site).template
+        url = self.site.file_url(self.path)
+        if template is None or template.startswith("/") or url is None:
+            return []
+        return [p for p in layout_problems(self.site, template, url) if p.is_error]
 
     async def page_for(self, url: str, allow_html: bool) -> Page:
         """The page as rendered for a file served at ``url`` (rendered on first need)."""

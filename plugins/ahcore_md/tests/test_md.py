@@ -12,6 +12,8 @@ import mistune
 import pytest
 from ahcore_md import is_safe_url, sanitize_html
 
+from ahcore.api import PluginError
+
 PAGE = """\
 # Guide & tips
 
@@ -332,7 +334,7 @@ async def test_layout_is_ignored_without_a_template_processor(
 async def test_wrong_settings_stop_start_up(
     ahcore_client: Any, site_factory: Any, settings: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(PluginError, match=message):
         await ahcore_client(site_factory(settings))
 
 

@@ -10,6 +10,8 @@ from ahcore_md.processor import negotiate
 from ahcore_md.source import rewrite_source
 from ahcore_md.urls import LinkRewriter
 
+from ahcore.api import PluginError
+
 SOURCE = """\
 # Guide
 
@@ -158,7 +160,7 @@ async def test_mode_forces_one_answer(
 
 @pytest.mark.parametrize("mode", ["markdown", "", None, True, ["html"]])
 async def test_a_bad_mode_stops_start_up(make_site: Any, ahcore_client: Any, mode: Any) -> None:
-    with pytest.raises(ValueError, match="plugins.md.mode"):
+    with pytest.raises(PluginError, match="plugins.md.mode"):
         await ahcore_client(make_site(config=config({"mode": mode}), files=FILES))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ahcore.api import DriverSpec, hookimpl
+from ahcore_postgres.checks import check_settings  # noqa: F401 (a hook implementation)
 
 if TYPE_CHECKING:
     from ahcore.api import DatabaseConfig, Pool, SiteView

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
@@ -18,6 +21,16 @@ SUFFIXES = (".proxy",)
 def register_processor() -> ProcessorSpec:
     """Proxy files are templates describing an upstream request (:class:`ProxyProcessor`)."""
     return ProcessorSpec(PLUGIN_NAME, SUFFIXES, ProxyProcessor, methods=METHODS)
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.proxy``: ``allow_hosts`` entries and ``time_limit``, as start-up reads them."""
+    try:
+        parse_settings(settings)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 @hookimpl

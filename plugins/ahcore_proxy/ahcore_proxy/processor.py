@@ -36,7 +36,14 @@ import jinja2
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ahcore.api import DictObject, Processor, RequestContext, SiteView, request_scheme
+from ahcore.api import (
+    DictObject,
+    Problem,
+    Processor,
+    RequestContext,
+    SiteView,
+    request_scheme,
+)
 from ahcore_proxy.description import METHODS, NO_DATA, DescriptionError, Upstream, parse_description
 from ahcore_proxy.environment import compile_template, environment_for
 from ahcore_proxy.headers import NOT_FORWARDED, filter_headers
@@ -141,6 +148,8 @@ class ProxyProcessor(Processor):
         super().__init__(path, site)
         self.template: jinja2.Template | None = None
         self.error: str | None = None
+        self.error_line: int | None = None
+        self.error_message = ""
 
     async def load(self) -> None:
         env = environment_for(self.site)
@@ -154,7 +163,21 @@ class ProxyProcessor(Processor):
             )
         except jinja2.TemplateSyntaxError as exc:
             self.error = f"{self.path}, line {exc.lineno}: {exc.message}"
+            self.error_line, self.error_message = exc.lineno, exc.message or str(exc)
             log.error("proxy file does not compile: %s", self.error)
+
+    async def check(self) -> list[Problem]:
+        """The template's syntax error with its line, for ``ahcore check``."""
+        if self.error is None:
+            return []
+        return [
+            Problem(
+                f"proxy file does not compile: {self.error_message.rstrip('.')}; fix it "
+                "(until then its requests fail)",
+                self.path,
+                self.error_line,
+            )
+        ]
 
     async def _render(self, context: RequestContext) -> str:
         if self.template is None:

@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from ahcore.api import (
+    Problem,
+    SiteView,
     current_context,
     current_ticket,
     forget_user,
@@ -24,10 +26,47 @@ from ahcore.api import (
     read_body,
     remember_user,
 )
-from ahcore_rbac.settings import RbacSettings
+from ahcore_rbac.settings import FALLBACK_SQLITE_FILE, RbacSettings
 from ahcore_rbac.state import RBAC_KEY, LoginResult, RbacState, UserInfo, get_rbac
 
 log = logging.getLogger("ahcore_rbac")
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any], site: SiteView) -> list[Problem]:
+    """``plugins.rbac``: every key's type and range, and the database ``db`` names."""
+    try:
+        parsed = RbacSettings.from_mapping(dict(settings))
+    except ValueError as exc:
+        return [Problem(str(exc))]
+    found = []
+    if parsed.db not in site.config.databases:
+        fallback = FALLBACK_SQLITE_FILE
+        if "sqlite" not in site.drivers:
+            found.append(
+                Problem(
+                    f"plugins.rbac.db: {parsed.db!r} is not in databases and the sqlite "
+                    f"driver is off, so the fallback {fallback} cannot be used; add the "
+                    'database to databases, or remove "sqlite": false from plugins'
+                )
+            )
+        elif "db" in settings:
+            found.append(
+                Problem(
+                    f"plugins.rbac.db: {parsed.db!r} is not in databases; users and roles "
+                    f"are kept in the fallback SQLite file {fallback} (a misspelt name?)",
+                    severity="warning",
+                )
+            )
+    if parsed.default == "allow":
+        found.append(
+            Problem(
+                'plugins.rbac.default is "allow": a path no permission rule covers is open '
+                "to everyone; remove it to deny by default",
+                severity="warning",
+            )
+        )
+    return found
 
 
 @hookimpl

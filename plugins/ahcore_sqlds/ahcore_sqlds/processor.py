@@ -58,12 +58,14 @@ from ahcore.api import (
     DataPage,
     DictObject,
     JsonRowsWriter,
+    Problem,
     Processor,
     Select,
     SQLor,
     TableColumn,
     data_page_response,
     encode_rows,
+    json_error,
     json_response,
     parse_int,
     sort_keys,
@@ -98,9 +100,24 @@ class SqldsProcessor(Processor):
         try:
             data = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
-            raise ValueError(f"{self.path}: not valid JSON: {exc}") from None
+            raise ValueError(json_error(self.path, raw, exc)) from None
         self.source = SqlDataSource.from_json(data, str(self.path))
         self.settings = SqldsSettings.of(self.site)
+
+    async def check(self) -> list[Problem]:
+        """The database ``sqldesc.db`` names must be configured."""
+        databases = self.site.config.databases
+        if self.source.db in databases:
+            return []
+        known = ", ".join(sorted(databases)) or "none"
+        return [
+            Problem(
+                f"sqldesc.db: {self.source.db!r} is not in databases (configured: {known}); "
+                "add it to databases in conf/config.json or correct the name (until then "
+                "its requests fail)",
+                self.path,
+            )
+        ]
 
     async def produce(self, context: RequestContext) -> Any:
         return (await self.answer(context)).value

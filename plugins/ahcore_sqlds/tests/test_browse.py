@@ -8,6 +8,8 @@ from html import unescape
 
 import pytest
 
+from ahcore.api import PluginError
+
 BROWSER = {
     "Sec-Fetch-Dest": "document",
     "Sec-Fetch-Mode": "navigate",
@@ -169,5 +171,5 @@ async def test_html_can_be_turned_off(db_client, engine) -> None:
 
 
 async def test_a_wrong_html_setting_stops_start_up(db_client, engine) -> None:
-    with pytest.raises(ValueError, match="plugins.sqlds.html"):
+    with pytest.raises(PluginError, match="plugins.sqlds.html"):
         await start(db_client, {"html": "no"})

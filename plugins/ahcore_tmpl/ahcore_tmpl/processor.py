@@ -28,7 +28,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from ahcore.api import Processor, RequestContext, SiteView, not_found
+from ahcore.api import Problem, Processor, RequestContext, SiteView, not_found
 from ahcore_tmpl.environment import (
     AnalyzingLoader,
     UrlEnvironment,
@@ -135,6 +135,8 @@ class TmplProcessor(Processor):
     sync_template: jinja2.Template | None = None
     analysis: Analysis | None = None
     error: str | None = None
+    error_line: int | None = None
+    error_message: str = ""
     url: str = ""
 
     def __init__(self, path: Path, site: SiteView) -> None:
@@ -160,6 +162,7 @@ class TmplProcessor(Processor):
                 compile_template, env, source, url, str(self.path)
             )
         except jinja2.TemplateSyntaxError as exc:
+            self.error_line, self.error_message = exc.lineno, exc.message or str(exc)
             self.error = f"{self.path}, line {exc.lineno}: {exc.message}"
             log.error("template does not compile: %s", self.error)
             return
@@ -173,6 +176,19 @@ class TmplProcessor(Processor):
             self.analysis, self.sync_template = None, None
         if self.analysis is not None and self.analysis.reason is not None:
             log.debug("template %s renders async: %s", url, self.analysis.reason)
+
+    async def check(self) -> list[Problem]:
+        """The syntax error with its line, for ``ahcore check``."""
+        if self.error is None:
+            return []
+        return [
+            Problem(
+                f"template does not compile: {self.error_message.rstrip('.')}; fix it (until then "
+                "the page answers 500)",
+                self.path,
+                self.error_line,
+            )
+        ]
 
     def render_mode(self, namespace: dict[str, Any], parent: bool = False) -> str:
         """``"sync"`` or ``"async"``: how :meth:`produce` renders for ``namespace``.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
@@ -17,6 +20,16 @@ SUFFIXES = (".ws",)
 def register_processor() -> ProcessorSpec:
     """``.ws`` files are websocket scripts run by :class:`WsProcessor`."""
     return ProcessorSpec(PLUGIN_NAME, SUFFIXES, WsProcessor, methods=METHODS)
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.ws``: ``max_message_size``, ``heartbeat``, ``allowed_origins``."""
+    try:
+        parse_settings(settings)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 @hookimpl

@@ -31,7 +31,7 @@ from typing import Any
 from ahcore_dspy import compile_script
 from aiohttp import WSMsgType, web
 
-from ahcore.api import Processor, RequestContext, SiteView, request_scheme
+from ahcore.api import Problem, Processor, RequestContext, SiteView, request_scheme
 from ahcore_ws.pool import HEARTBEAT_TEXT, WsPool, WsRegistry, ws_send
 from ahcore_ws.settings import WsSettings, origin_key
 
@@ -116,6 +116,8 @@ class WsProcessor(Processor):
     def __init__(self, path: Path, site: SiteView) -> None:
         super().__init__(path, site)
         self.code: types.CodeType | None = None
+        self.error_line: int | None = None
+        self.error_message = ""
         self.error: str | None = None
 
     async def load(self) -> None:
@@ -129,7 +131,21 @@ class WsProcessor(Processor):
             message = getattr(exc, "msg", None) or str(exc)
             where = f"{self.path}, line {line}" if line else str(self.path)
             self.error = f"cannot compile {where}: {message}"
+            self.error_line, self.error_message = line, str(message)
             log.error("%s", self.error)
+
+    async def check(self) -> list[Problem]:
+        """The compile error with its line, for ``ahcore check``."""
+        if self.error is None:
+            return []
+        return [
+            Problem(
+                f"does not compile: {self.error_message.rstrip('.')}; fix it (until then "
+                "it cannot be used)",
+                self.path,
+                self.error_line,
+            )
+        ]
 
     async def produce(self, context: RequestContext) -> Any:
         raise NotCallable(

@@ -15,7 +15,12 @@ from aiohttp import web
 
 from ahcore.api import FileOutZone, ProcessorSpec, SiteFileNotFound, SiteView, get_site, hookimpl
 from ahcore_xlsxds.export import data2xlsx
-from ahcore_xlsxds.processor import PLUGIN_NAME, XlsxdsProcessor, html_enabled
+from ahcore_xlsxds.processor import (
+    PLUGIN_NAME,
+    XlsxdsProcessor,
+    html_enabled,
+    settings_problems,
+)
 from ahcore_xlsxds.xlsxdata import XLSXData
 
 
@@ -25,6 +30,12 @@ def register_processor() -> ProcessorSpec:
     return ProcessorSpec(
         name=PLUGIN_NAME, suffixes=(".xlsxds",), factory=XlsxdsProcessor, data=True
     )
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.xlsxds``: ``html``, ``max_rows``, ``default_rows``."""
+    return settings_problems(settings)
 
 
 @hookimpl

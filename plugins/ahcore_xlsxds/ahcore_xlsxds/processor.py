@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,22 @@ def html_enabled(site: SiteView) -> bool:
     if not isinstance(html, bool):
         raise ValueError(f"plugins.xlsxds.html: expected true or false, got {html!r}")
     return html
+
+
+def settings_problems(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.xlsxds``: ``html`` a boolean, ``max_rows`` and ``default_rows`` positive integers."""
+    found = []
+    html = settings.get("html", True)
+    if not isinstance(html, bool):
+        found.append(f"plugins.xlsxds.html: expected true or false, got {html!r}")
+    for key, default in (("max_rows", MAX_PAGE_ROWS), ("default_rows", DEFAULT_PAGE_ROWS)):
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            found.append(
+                f"plugins.xlsxds.{key}: expected a positive whole number of rows, got "
+                f"{value!r}; write e.g. {default}, or leave it out (default {default})"
+            )
+    return found
 
 
 class XlsxdsProcessor(Processor):

@@ -80,6 +80,10 @@ class Descriptor:
         """Validate the JSON text of an ``.xlsxds`` file; unknown keys are ignored."""
         try:
             raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DescriptorError(
+                f"{source}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+            ) from None
         except ValueError as exc:
             raise DescriptorError(f"{source}: not valid JSON: {exc}") from None
         if not isinstance(raw, dict):

@@ -11,6 +11,8 @@ from typing import Any
 import openpyxl
 import pytest
 
+from ahcore.api import PluginError
+
 BROWSER = {
     "Sec-Fetch-Dest": "document",
     "Sec-Fetch-Mode": "navigate",
@@ -109,5 +111,5 @@ async def test_html_can_be_turned_off(make_site, ahcore_client, files) -> None:
 
 async def test_a_wrong_html_setting_stops_start_up(make_site, ahcore_client, files) -> None:
     site = make_site(config=config({"html": "yes"}), files=files)
-    with pytest.raises(ValueError, match="plugins.xlsxds.html"):
+    with pytest.raises(PluginError, match="plugins.xlsxds.html"):
         await ahcore_client(site)
