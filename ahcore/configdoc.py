@@ -57,6 +57,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.startswiths": "function routes `{leading, registerfunction}`, tried in order before any file: a path starting with `leading` calls the function registered under that name ([processors.md](processors.md#function-routes-websitestartswiths))",
     "website.startswiths.leading": "a URL path prefix, decoded (`/api/v1`); plain string prefix, as ahserver matched it",
     "website.startswiths.registerfunction": "the name an app module registered the function under (`register_function(app, name, fn)`; ahserver's `RegisterFunction().register`)",
+    "website.login_page": "the site's login page: a browser opening a page that answers 401 is sent there (303) with `?next=<the page>`, and a login handler sends it back with `safe_next(params_kw.next)`; `null`: the browser sees the 401 page ([security.md](security.md#login-redirects))",
     "website.ssl.crtfile": "certificate chain file (PEM)",
     "website.ssl.keyfile": "private key file (PEM)",
     "website.session_redis.url": "Redis URL, e.g. `redis://localhost:6379/0`",

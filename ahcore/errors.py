@@ -20,6 +20,7 @@ from ahcore.appkeys import SITE_KEY
 from ahcore.csrf import csrf_refusal
 from ahcore.forwarded import forwarded_refusal
 from ahcore.jsonutil import json_response
+from ahcore.loginpage import login_redirect
 
 log = logging.getLogger("ahcore.errors")
 
@@ -133,7 +134,15 @@ def error_message(exc: web.HTTPException) -> str:
 def error_response(
     request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """The answer for an error, in the form this client reads best."""
+    """The answer for an error, in the form this client reads best.
+
+    A 401 on a browser's navigation is a redirect to the site's login page
+    instead (:func:`ahcore.loginpage.login_redirect`).
+    """
+    if status == 401:
+        redirect = login_redirect(request, headers)
+        if redirect is not None:
+            return redirect
     reason = _reason(status)
     if wants_json(request) or is_data_endpoint(request):
         response = json_response({"error": {"status": status, "message": message}}, status=status)

@@ -35,6 +35,7 @@ from ahcore.db.filter import DBFilter, default_filterjson
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
+from ahcore.loginpage import safe_next
 from ahcore.passwordcodec import password_decode, password_encode
 from ahcore.plugins import hookimpl
 from ahcore.sitefiles import SiteFiles, URIOp, folder_info
@@ -386,6 +387,7 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "visualcoding": visualcoding,
         "Success": Success,
         "NeedLogin": NeedLogin,
+        "safe_next": safe_next,
         "NoPermission": NoPermission,
         "return_ok": return_ok,
         "return_error": return_error,
