@@ -33,7 +33,7 @@ DESCRIPTIONS: dict[str, str] = {
     "logger": "logging: logger name, level and optional log file",
     "hot_reload": "`true`/`false`, or an object of hot-reload settings (see below)",
     "plugins": "plugin name → `true`, `false` or that plugin's settings object; absent: enable what the config uses",
-    "debug": "show exception details in 500 pages (as `ahcore serve --debug`); never in production",
+    "debug": "a 500 shows browsers the debug page — the site's frames with their source, the request, the names a script saw — and other clients the traceback (as `ahcore serve --debug`; [getting-started.md](getting-started.md#5-the-debug-page)); never in production",
     "website.paths": "content roots `[folder, url_prefix]`, searched in order; each folder must exist",
     "website.host": "address to bind (`ahcore serve --host` wins)",
     "website.port": "TCP port (`ahcore serve -p` wins)",
@@ -188,7 +188,13 @@ any installed processor claims (enabled or not, compared without regard to
 case), or that `website.processors` names, answers 404 (501 as above) when
 no enabled processor handles it, and `ahcore check` says which plugin to
 enable. Each plugin documents its settings in its README; see
-[plugins.md](plugins.md).
+[plugins.md](plugins.md). One example, `plugins.tmpl.undefined`, says what
+a template gets for a name nobody defined: `"empty"` (default) renders it as
+an empty string — with `--debug` each such name is logged once per template
+line (`template …/index.tmpl, line 7: 'usr' is undefined (rendered as '')`)
+— and `"strict"` makes it an error (a 500; the debug page points at the
+template line). Any other value stops start-up and `ahcore check`:
+`plugins.tmpl.undefined: 'loud' is not one of 'empty', 'strict'`.
 
 ## Database drivers and `kwargs`
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ahcore import debugpage
 from ahcore.appkeys import SITE_KEY
 from ahcore.csrf import csrf_refusal
 from ahcore.forwarded import forwarded_refusal
@@ -206,8 +207,13 @@ def internal_error_response(exc: BaseException, request: web.Request, debug: boo
         "".join(traceback.format_exception(exc)),
     )
     message = f"Internal Server Error (error id {error_id})"
-    if debug:
-        message += "\n\n" + "".join(traceback.format_exception(exc))
+    if debug:  # never in production: the debug page shows source and names
+        if wants_html(request) and not wants_json(request):
+            page = debugpage.debug_page(exc, request, error_id, request.app.get(SITE_KEY))
+            return web.Response(
+                status=500, text=page, content_type="text/html", headers={"X-Error-Id": error_id}
+            )
+        message += "\n\n" + debugpage.debug_text(exc)
     return error_response(request, 500, message, {"X-Error-Id": error_id})
 
 

@@ -15,12 +15,20 @@ from aiohttp import web
 from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_tmpl.environment import ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY, install_environment
 from ahcore_tmpl.processor import PROCESSOR_NAME, SUFFIXES, TmplProcessor
+from ahcore_tmpl.undefined import undefined_mode
 
 
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.tmpl`` files (and ``.html.tmpl``, ``.tmpl.js``, ``.tmpl.css``) are Jinja2 templates."""
     return ProcessorSpec(name=PROCESSOR_NAME, suffixes=SUFFIXES, factory=TmplProcessor)
+
+
+@hookimpl
+def register_routes(app: web.Application) -> None:
+    """No routes: check ``plugins.tmpl`` while the app is built, so a bad value stops start-up
+    (and ``ahcore check``) with one clear line instead of failing at the first page."""
+    undefined_mode(get_site(app))
 
 
 @hookimpl
