@@ -12,7 +12,8 @@ What the page shows, as Werkzeug's and Django's do:
 - **the site's frames first** — frames whose file lies in the site folder or
   a content root (a ``.dspy`` script, a template at its template line, an
   app module) — innermost first, each with the source lines around it and
-  the names it could see (the script namespace: names only, never values);
+  its local names, then the names of the script namespace (names only,
+  never values);
 - the whole stack in call order, kernel and library frames folded
   (collapsed ``<details>``), and the plain traceback to copy;
 - the request: method, path and query, headers (``Cookie``,
@@ -62,6 +63,7 @@ class FrameInfo:
     site: bool
     lines: list[tuple[int, str]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    namespace: list[str] | None = None
 
 
 def site_folders(site: Site | None) -> list[Path]:
@@ -98,12 +100,20 @@ def _is_module_globals(namespace: Mapping[str, Any]) -> bool:
     return module is not None and vars(module) is namespace
 
 
+def _visible(names: Iterable[str]) -> list[str]:
+    return sorted(n for n in names if n.isidentifier() and not (n.startswith("__") and n.endswith("__")))
+
+
 def frame_names(frame: FrameType) -> list[str]:
-    """The names a frame could see: its locals, and its globals when they are a script's namespace."""
-    names = set(frame.f_locals)
-    if not _is_module_globals(frame.f_globals):
-        names.update(frame.f_globals)
-    return sorted(n for n in names if not (n.startswith("__") and n.endswith("__")))
+    """The frame's local names (a template frame's are the template's variables)."""
+    return _visible(frame.f_locals)
+
+
+def namespace_names(frame: FrameType) -> list[str] | None:
+    """The names of the namespace a script ran with, when the frame's globals are one."""
+    if _is_module_globals(frame.f_globals):
+        return None
+    return _visible(frame.f_globals)
 
 
 def _source(filename: str, lineno: int, frame: FrameType, context: int) -> list[tuple[int, str]]:
@@ -138,6 +148,7 @@ def walk(exc: BaseException, folders: Sequence[Path]) -> list[FrameInfo]:
         info.lines = _source(code.co_filename, lineno, frame, CONTEXT_LINES if info.site else 2)
         if info.site:
             info.names = frame_names(frame)
+            info.namespace = namespace_names(frame)
         frames.append(info)
     return frames
 
@@ -219,7 +230,7 @@ def _frame_html(frame: FrameInfo, *, folded: bool) -> str:
     )
     body = f"<pre class=\"src\">{src}</pre>" if src else ""
     if frame.names:
-        body += "<div class=\"names\">names: " + " ".join(
+        body += "<div class=\"names\">local names: " + " ".join(
             f"<code>{_e(n)}</code>" for n in frame.names
         ) + "</div>"
     kind = "frame site" if frame.site else "frame"
@@ -254,6 +265,14 @@ def debug_page(exc: BaseException, request: web.Request, error_id: str, site: Si
     else:
         parts.append("<h2>In your site</h2><p class=\"note\">No frame of the site's own files: "
                      "the error is in ahcore or a plugin (the full stack is below).</p>")
+    namespace = next((f.namespace for f in own if f.namespace is not None), None)
+    if namespace is not None:
+        parts.append(f"<h2>Script namespace ({len(namespace)} names)</h2>")
+        parts.append(
+            "<div class=\"frame\"><div class=\"names\">"
+            + " ".join(f"<code>{_e(n)}</code>" for n in namespace)
+            + "</div></div>"
+        )
     folded = sum(1 for f in frames if not f.site)
     parts.append(
         f"<h2>Full stack (call order; {folded} kernel and library frame{'s' if folded != 1 else ''} folded)</h2>"

@@ -61,9 +61,11 @@ async def test_a_browser_gets_the_debug_page_with_the_sites_frames_first(site, a
     assert "wwwroot/boom.dspy, line 5" in own
     assert '<span class="here"><i>5</i>raise ValueError(' in own
     assert "<i>1</i>total = 0" in own and "<i>4</i>order_id = params_kw.get(" in own
-    # The names the script saw (its namespace and locals): names only, no values.
-    names = re.findall(r"<code>([^<]+)</code>", own)
-    assert {"params_kw", "request", "order_id", "total", "n", "i18n"} <= set(names)
+    # The names the script saw: its locals, then its namespace; names only, no values.
+    assert set(re.findall(r"<code>([^<]+)</code>", own)) == {"n", "order_id", "total"}
+    namespace = set(re.findall(r"<code>([^<]+)</code>", frames_section(body, "<h2>Script namespace")))
+    assert {"params_kw", "request", "i18n", "entire_url", "configValue"} <= namespace
+    assert "order_id" not in namespace and "__builtins__" not in namespace
     # Kernel and library frames are in the full stack, folded; the site frame is open.
     stack = frames_section(body, "<h2>Full stack")
     assert re.search(r'<details class="frame"><summary>[^<]*ahcore/pipeline\.py', stack)
