@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from ahcore.appkeys import SITE_KEY
+from ahcore.forwarded import client_view
 
 #: The query parameter that carries the page to come back to.
 NEXT_PARAM = "next"
@@ -103,7 +104,10 @@ def login_redirect(
     (``headers`` has ``WWW-Authenticate``: the browser's own prompt), or the
     page asked for is the login page itself (no redirect loop). ``next`` is
     the path and query as the client sent them, and only when that is a safe
-    relative URL.
+    relative URL. Behind a trusted proxy that mounts the site under a prefix
+    (``X-Forwarded-Prepath``), the ``Location`` carries the prefix and
+    ``next`` is the site's own path (a script's ``redirect(next)`` adds the
+    prefix again).
     """
     site = request.app.get(SITE_KEY)
     if site is None:
@@ -117,6 +121,7 @@ def login_redirect(
         return None
     asked = request.raw_path
     location = login_location(login_page, asked) if is_safe_next(asked) else login_page
+    location = client_view(request).prepath + location
     return web.Response(
         status=303,
         headers={"Location": location, "Cache-Control": "no-store", "Vary": "Sec-Fetch-Mode, Accept"},

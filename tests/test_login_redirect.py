@@ -138,3 +138,15 @@ def test_a_login_page_that_is_not_a_site_path_is_a_config_error(value):
     with pytest.raises(ConfigError) as info:
         validate({"website": {"paths": [["/tmp", ""]], "login_page": value}})
     assert "website.login_page" in str(info.value)
+
+
+async def test_behind_a_proxy_mount_prefix_the_login_page_keeps_it(make_site, ahcore_client):
+    site = make_site(
+        {"website": {"login_page": "/login.html", "trusted_proxies": ["127.0.0.1"]}, "plugins": {"gate": True}},
+        {"wwwroot/private/report.txt": "secret"},
+    )
+    client = await ahcore_client(site, extra_plugins={"gate": Gate()})
+    r = await client.get("/private/report.txt", headers={**NAVIGATE, "X-Forwarded-Prepath": "/shop"},
+                         allow_redirects=False)
+    assert r.status == 303
+    assert r.headers["Location"] == "/shop/login.html?next=%2Fprivate%2Freport.txt"
