@@ -92,6 +92,12 @@ def _is_site_file(filename: str, folders: Sequence[Path]) -> Path | None:
     return None
 
 
+def _shown_name(filename: str, folders: Sequence[Path]) -> str:
+    """A site file relative to the site folder (or its real path, in a root outside it)."""
+    path = Path(filename).resolve()
+    return str(path.relative_to(folders[0])) if path.is_relative_to(folders[0]) else str(path)
+
+
 def _is_module_globals(namespace: Mapping[str, Any]) -> bool:
     """Whether a frame's globals are a Python module's (not a script's namespace)."""
     if "__jinja_exception__" in namespace or "__jinja_template__" in namespace:
@@ -116,8 +122,10 @@ def namespace_names(frame: FrameType) -> list[str] | None:
     return _visible(frame.f_globals)
 
 
-def _source(filename: str, lineno: int, frame: FrameType, context: int) -> list[tuple[int, str]]:
-    lines = linecache.getlines(filename, frame.f_globals)
+def _source(
+    filename: str, lineno: int, frame: FrameType | None, context: int
+) -> list[tuple[int, str]]:
+    lines = linecache.getlines(filename, frame.f_globals if frame is not None else None)
     if not lines:
         return []
     first = max(1, lineno - context)
@@ -132,15 +140,9 @@ def walk(exc: BaseException, folders: Sequence[Path]) -> list[FrameInfo]:
     for frame, lineno in traceback.walk_tb(tb):
         code = frame.f_code
         folder = _is_site_file(code.co_filename, folders)
-        shown = code.co_filename
-        if folder is not None:
-            try:
-                shown = str(Path(code.co_filename).resolve().relative_to(folders[0]))
-            except ValueError:
-                shown = str(Path(code.co_filename).resolve())
         info = FrameInfo(
             filename=code.co_filename,
-            shown_name=shown,
+            shown_name=code.co_filename if folder is None else _shown_name(code.co_filename, folders),
             lineno=lineno,
             function=code.co_name,
             site=folder is not None,
@@ -151,6 +153,42 @@ def walk(exc: BaseException, folders: Sequence[Path]) -> list[FrameInfo]:
             info.namespace = namespace_names(frame)
         frames.append(info)
     return frames
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def compile_errors(exc: BaseException, folders: Sequence[Path]) -> list[FrameInfo]:
+    """Where a site file failed to compile: a ``SyntaxError`` (or a template's) in ``exc``'s chain.
+
+    Such a file never ran, so no frame of it is in the traceback; its
+    ``filename`` and ``lineno`` say where the problem is.
+    """
+    found = []
+    for error in _chain(exc):
+        filename, lineno = getattr(error, "filename", None), getattr(error, "lineno", None)
+        if not isinstance(filename, str) or not isinstance(lineno, int):
+            continue
+        folder = _is_site_file(filename, folders)
+        if folder is None:
+            continue
+        found.append(
+            FrameInfo(
+                filename=filename,
+                shown_name=_shown_name(filename, folders),
+                lineno=lineno,
+                function=f"does not compile: {getattr(error, 'msg', None) or error}",
+                site=True,
+                lines=_source(filename, lineno, None, CONTEXT_LINES),
+            )
+        )
+    return found
 
 
 def _redact(name: str, value: str) -> str:
@@ -248,7 +286,7 @@ def debug_page(exc: BaseException, request: web.Request, error_id: str, site: Si
     """The HTML debug page for ``exc`` raised while answering ``request``."""
     folders = site_folders(site)
     frames = walk(exc, folders)
-    own = [f for f in reversed(frames) if f.site]
+    own = compile_errors(exc, folders) + [f for f in reversed(frames) if f.site]
     title = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
     parts = [
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",

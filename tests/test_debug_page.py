@@ -132,3 +132,15 @@ async def test_production_never_shows_a_traceback_or_source(site, ahcore_client,
     for leak in ("Traceback", "raise ValueError", "pwned", "script", "customer", "boom.dspy",
                  "page.tmpl", "In your site", "params_kw", "wwwroot", "ahcore/"):
         assert leak not in body, leak
+
+
+async def test_a_script_that_does_not_compile_is_shown_at_its_line(make_site, ahcore_client):
+    site = make_site({"plugins": {"dspy": True}},
+                     {"wwwroot/broken.dspy": "total = 1\nrows = await path_call('/x'\nreturn rows\n"})
+    client = await ahcore_client(site, debug=True)
+    r = await client.get("/broken.dspy", headers=BROWSER)
+    body = await r.text()
+    assert r.status == 500 and "ScriptSyntaxError" in body
+    own = frames_section(body, "<h2>In your site")
+    assert "wwwroot/broken.dspy, line 2" in own and "does not compile: &#x27;(&#x27; was never closed" in own
+    assert '<span class="here"><i>2</i>rows = await path_call(&#x27;/x&#x27;</span>' in own
