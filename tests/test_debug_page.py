@@ -144,3 +144,13 @@ async def test_a_script_that_does_not_compile_is_shown_at_its_line(make_site, ah
     own = frames_section(body, "<h2>In your site")
     assert "wwwroot/broken.dspy, line 2" in own and "does not compile: &#x27;(&#x27; was never closed" in own
     assert '<span class="here"><i>2</i>rows = await path_call(&#x27;/x&#x27;</span>' in own
+
+
+async def test_a_template_that_does_not_compile_is_shown_at_its_line(make_site, ahcore_client):
+    site = make_site({"plugins": {"tmpl": True}}, {"wwwroot/bad.tmpl": "<h1>x</h1>\n{% if user %}\n<p>no endif</p>\n"})
+    client = await ahcore_client(site, debug=True)
+    body = await (await client.get("/bad.tmpl", headers=BROWSER)).text()
+    own = frames_section(body, "<h2>In your site")
+    assert "wwwroot/bad.tmpl, line 2" in own  # Jinja2 names the unclosed {% if %}
+    assert "does not compile: Unexpected end of template" in own
+    assert "{% if user %}" in own
