@@ -26,7 +26,10 @@ example):
   to run another file's processor; :func:`to_response` for ahserver's
   return conventions.
 - **Users**: :func:`current_user`, :func:`current_ticket`,
-  :func:`remember_user`, :func:`forget_user`.
+  :func:`remember_user`, :func:`forget_user`; :func:`safe_next` (where a
+  login handler may send the visitor back to: same-site paths only),
+  :func:`login_redirect` (the kernel's 303 to ``website.login_page`` for a
+  401 on a navigation, for a plugin that answers its own 401s).
 - **Cookies**: :func:`set_cookie` and :func:`delete_cookie`, the one way a
   cookie is set (HttpOnly, SameSite=Lax, Secure when the client used https).
 - **Errors**: :func:`bad_request`, :func:`not_found`, :func:`server_error`;
@@ -99,6 +102,7 @@ from ahcore.events import EventDispatcher
 from ahcore.forwarded import client_scheme, request_origin
 from ahcore.functions import register_function, registered_function
 from ahcore.jsonutil import dumps, json_response
+from ahcore.loginpage import NEXT_PARAM, is_safe_next, login_redirect, safe_next
 from ahcore.params import BodyMode, read_body, read_params
 from ahcore.pipeline import path_call
 from ahcore.plugins import PluginError, hookimpl
@@ -114,6 +118,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELD_TYPES",
+    "NEXT_PARAM",
     "VARY",
     "BadQuery",
     "BatchedRowStream",
@@ -169,8 +174,10 @@ __all__ = [
     "get_site",
     "hookimpl",
     "is_query",
+    "is_safe_next",
     "json_error",
     "json_response",
+    "login_redirect",
     "not_found",
     "open_site",
     "parse_int",
@@ -181,6 +188,7 @@ __all__ = [
     "register_function",
     "registered_function",
     "remember_user",
+    "safe_next",
     "render_data_page",
     "request_origin",
     "request_scheme",

@@ -22,6 +22,8 @@ from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
+from ahcore.loginpage import is_safe_next
+
 CONFIG_RELPATH = Path("conf") / "config.json"
 
 
@@ -107,6 +109,9 @@ class WebsiteConfig(_Base):
     server_header: str = "ahcore"
     # Function routes: a path starting with `leading` calls a registered function.
     startswiths: list[StartswithConfig] = []
+    # Where a browser opening a page that needs a login is sent (303, with
+    # ?next=<the page>); null: it sees the 401 page (ahcore/loginpage.py).
+    login_page: str | None = None
 
 
 class LoggerConfig(_Base):
@@ -369,6 +374,11 @@ def _semantic_problems(cfg: SiteConfig) -> list[str]:
             problems.append(
                 f"website.processors[{i}][0]: suffix {suffix!r} must start with '.' (\".{suffix}\")"
             )
+    if w.login_page is not None and not is_safe_next(w.login_page):
+        problems.append(
+            f"website.login_page: {w.login_page!r} must be a path of this site starting with "
+            "one '/' (\"/login.html\"), without spaces or backslashes"
+        )
     for name, db in cfg.databases.items():
         if db.maxconn < 1:
             problems.append(f"databases.{name}.maxconn: must be at least 1")

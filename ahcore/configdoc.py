@@ -33,7 +33,7 @@ DESCRIPTIONS: dict[str, str] = {
     "logger": "logging: logger name, level and optional log file",
     "hot_reload": "`true`/`false`, or an object of hot-reload settings (see below)",
     "plugins": "plugin name → `true`, `false` or that plugin's settings object; absent: enable what the config uses",
-    "debug": "show exception details in 500 pages (as `ahcore serve --debug`); never in production",
+    "debug": "a 500 shows browsers the debug page — the site's frames with their source, the request, the names a script saw — and other clients the traceback (as `ahcore serve --debug`; [getting-started.md](getting-started.md#5-the-debug-page)); never in production",
     "website.paths": "content roots `[folder, url_prefix]`, searched in order; each folder must exist",
     "website.host": "address to bind (`ahcore serve --host` wins)",
     "website.port": "TCP port (`ahcore serve -p` wins)",
@@ -57,6 +57,7 @@ DESCRIPTIONS: dict[str, str] = {
     "website.startswiths": "function routes `{leading, registerfunction}`, tried in order before any file: a path starting with `leading` calls the function registered under that name ([processors.md](processors.md#function-routes-websitestartswiths))",
     "website.startswiths.leading": "a URL path prefix, decoded (`/api/v1`); plain string prefix, as ahserver matched it",
     "website.startswiths.registerfunction": "the name an app module registered the function under (`register_function(app, name, fn)`; ahserver's `RegisterFunction().register`)",
+    "website.login_page": "the site's login page: a browser opening a page that answers 401 is sent there (303) with `?next=<the page>`, and a login handler sends it back with `safe_next(params_kw.next)`; `null`: the browser sees the 401 page ([security.md](security.md#login-redirects))",
     "website.ssl.crtfile": "certificate chain file (PEM)",
     "website.ssl.keyfile": "private key file (PEM)",
     "website.session_redis.url": "Redis URL, e.g. `redis://localhost:6379/0`",
@@ -194,7 +195,13 @@ any installed processor claims (enabled or not, compared without regard to
 case), or that `website.processors` names, answers 404 (501 as above) when
 no enabled processor handles it, and `ahcore check` says which plugin to
 enable. Each plugin documents its settings in its README; see
-[plugins.md](plugins.md).
+[plugins.md](plugins.md). One example, `plugins.tmpl.undefined`, says what
+a template gets for a name nobody defined: `"empty"` (default) renders it as
+an empty string — with `--debug` each such name is logged once per template
+line (`template …/index.tmpl, line 7: 'usr' is undefined (rendered as '')`)
+— and `"strict"` makes it an error (a 500; the debug page points at the
+template line). Any other value stops start-up and `ahcore check`:
+`plugins.tmpl.undefined: 'loud' is not one of 'empty', 'strict'`.
 
 Each enabled plugin checks its own settings object (its `check_settings`
 hook) when the application is built: a wrong value

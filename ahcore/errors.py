@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ahcore import debugpage
 from ahcore.appkeys import SITE_KEY
 from ahcore.csrf import csrf_refusal
 from ahcore.forwarded import forwarded_refusal
 from ahcore.jsonutil import json_response
+from ahcore.loginpage import login_redirect
 
 log = logging.getLogger("ahcore.errors")
 
@@ -133,7 +135,15 @@ def error_message(exc: web.HTTPException) -> str:
 def error_response(
     request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """The answer for an error, in the form this client reads best."""
+    """The answer for an error, in the form this client reads best.
+
+    A 401 on a browser's navigation is a redirect to the site's login page
+    instead (:func:`ahcore.loginpage.login_redirect`).
+    """
+    if status == 401:
+        redirect = login_redirect(request, headers)
+        if redirect is not None:
+            return redirect
     reason = _reason(status)
     if wants_json(request) or is_data_endpoint(request):
         response = json_response({"error": {"status": status, "message": message}}, status=status)
@@ -197,8 +207,13 @@ def internal_error_response(exc: BaseException, request: web.Request, debug: boo
         "".join(traceback.format_exception(exc)),
     )
     message = f"Internal Server Error (error id {error_id})"
-    if debug:
-        message += "\n\n" + "".join(traceback.format_exception(exc))
+    if debug:  # never in production: the debug page shows source and names
+        if wants_html(request) and not wants_json(request):
+            page = debugpage.debug_page(exc, request, error_id, request.app.get(SITE_KEY))
+            return web.Response(
+                status=500, text=page, content_type="text/html", headers={"X-Error-Id": error_id}
+            )
+        message += "\n\n" + debugpage.debug_text(exc)
     return error_response(request, 500, message, {"X-Error-Id": error_id})
 
 

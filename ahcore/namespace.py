@@ -37,6 +37,7 @@ from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
 from ahcore.forwarded import request_origin
 from ahcore.headers import content_disposition
+from ahcore.loginpage import safe_next
 from ahcore.passwordcodec import password_decode, password_encode
 from ahcore.plugins import hookimpl
 from ahcore.sitefiles import SiteFiles, URIOp, folder_info
@@ -472,6 +473,7 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         "visualcoding": visualcoding,
         "Success": Success,
         "NeedLogin": NeedLogin,
+        "safe_next": safe_next,
         "NoPermission": NoPermission,
         "return_ok": return_ok,
         "return_error": return_error,

@@ -126,3 +126,33 @@ async def test_the_login_message_is_the_sites_own(demo):
     body = await (await demo.get("/login.tmpl", params={"failed": "locked"})).text()
     assert "Too many failed logins" in body
     assert "notice error" not in await (await demo.get("/login.tmpl")).text()
+
+
+async def test_a_logged_out_browser_goes_to_the_login_page_and_back(demo):
+    nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html"}
+    r = await demo.get("/admin/?tab=users", headers=nav, allow_redirects=False)
+    assert r.status == 303 and URL(r.headers["Location"]).path == "/login.tmpl"
+    assert URL(r.headers["Location"]).query["next"] == "/admin/?tab=users"
+    form = await (await demo.get(URL(r.headers["Location"]).path_qs, headers=nav)).text()
+    assert '<input type="hidden" name="next" value="/admin/?tab=users">' in form
+    # A wrong password keeps next on the way back to the form.
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "x", "next": "/admin/?tab=users"},
+                        allow_redirects=False)
+    assert URL(r.headers["Location"]).query == {"failed": "wrong", "next": "/admin/?tab=users"}
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "admin-demo", "next": "/admin/?tab=users"},
+                        allow_redirects=False)
+    assert r.status == 302 and URL(r.headers["Location"]).path_qs == "/admin/?tab=users"
+    assert URL(r.headers["Location"]).host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("hostile", ["//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example"])
+async def test_the_demo_login_never_sends_a_visitor_to_another_site(demo, hostile):
+    form = await (await demo.get("/login.tmpl", params={"next": hostile})).text()
+    assert 'name="next"' not in form and "evil" not in form
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "admin-demo", "next": hostile},
+                        allow_redirects=False)
+    assert r.status == 302 and URL(r.headers["Location"]).path == "/admin/"
+    assert URL(r.headers["Location"]).host == "127.0.0.1"
+    r = await demo.post("/api/login.dspy", data={"username": "admin", "password": "x", "next": hostile},
+                        allow_redirects=False)
+    assert "evil" not in r.headers["Location"]

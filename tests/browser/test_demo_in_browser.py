@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
@@ -52,19 +53,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory):
-    site = tmp_path_factory.mktemp("browser") / "demo"
+def serve_demo(site: Path, *args: str, files: dict[str, str] | None = None):
+    """Copy the demo to ``site`` (plus ``files``), seed it, serve it with ``ahcore serve ARGS``; yield its URL."""
     shutil.copytree(DEMO, site, ignore=shutil.ignore_patterns("*.db", ".data", "files", ".session_secret"))
+    for rel, text in (files or {}).items():
+        (site / rel).write_text(text)
     subprocess.run([sys.executable, str(site / "seed.py")], check=True, capture_output=True)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ahcore", "serve", "-w", str(site), "-p", str(port)],
+        [sys.executable, "-m", "ahcore", "serve", "-w", str(site), "-p", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             urllib.request.urlopen(url + "/", timeout=2)
@@ -74,9 +76,16 @@ def demo_url(tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(proc.communicate()[0].decode(errors="replace")) from None
             time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    yield from serve_demo(tmp_path_factory.mktemp("browser") / "demo")
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +134,7 @@ def shot(page, name: str, doc: str | None = None) -> None:
 @pytest.mark.parametrize(
     "path, text, name",
     [
-        ("/", "Welcome to Acme Parts", "home"),
+        ("/", "Welcome to Acme Parts", "demo-home"),
         ("/about.md", "every page here is a", "about"),
         ("/prices.tmpl", "Cordless drill", "prices"),
         ("/contact.tmpl", "Your name", "contact"),
@@ -134,7 +143,7 @@ def shot(page, name: str, doc: str | None = None) -> None:
 def test_pages_render_without_console_errors(browser, demo_url, path, text, name):
     page, errors = open_page(browser, demo_url + path)
     assert text in page.content()
-    shot(page, name)
+    shot(page, name, doc=name if name.startswith("demo-") else None)
     assert errors == []
     page.context.close()
 
@@ -240,6 +249,100 @@ def test_login_through_the_form_reaches_the_admin_page(browser, demo_url):
     page.click(".account button")  # the header's Log out
     page.wait_for_load_state("networkidle")
     assert "Log in" in page.inner_text(".account")
-    response = page.goto(demo_url + "/admin/")
-    assert response is not None and response.status == 401
+    # Logged out again, the administration page sends the browser to log in.
+    page.goto(demo_url + "/admin/")
+    assert URL(page.url).path == "/login.tmpl" and URL(page.url).query["next"] == "/admin/"
     page.context.close()
+
+
+def test_a_logged_out_visitor_is_sent_to_log_in_and_back(browser, demo_url):
+    if importlib.util.find_spec("ahcore_rbac") is None:
+        pytest.skip("needs ahcore-rbac")
+    page, errors = open_page(browser, demo_url + "/admin/?tab=users")
+    # website.login_page: the 401 of a navigation is a 303 to the login form, with next=.
+    assert URL(page.url).path == "/login.tmpl"
+    assert URL(page.url).query["next"] == "/admin/?tab=users"
+    assert page.inner_text("main h1") == "Log in"
+    assert page.get_attribute("input[name=next]", "value") == "/admin/?tab=users"
+    assert page.locator(".notice.error").count() == 0
+    assert page.inner_text(".notice") == "Log in to see that page."
+    shot(page, "login-redirect", doc="login-redirect")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "admin-demo")
+    page.click("form.form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    # Back where the visitor wanted to go, logged in.
+    assert URL(page.url).path_qs == "/admin/?tab=users"
+    assert "demo.admin" in page.content() and "Log out" in page.inner_text(".account")
+    assert errors == []
+    # A script's fetch() of the same page is not redirected: it gets the 401 (JSON when asked).
+    page.click(".account button")
+    page.wait_for_load_state("networkidle")
+    status = page.evaluate(
+        "async () => (await fetch('/admin/', {headers: {Accept: 'application/json'}})).status"
+    )
+    assert status == 401
+    page.context.close()
+
+
+def test_a_missing_page_is_the_sites_own_404_page(browser, demo_url):
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    response = page.goto(demo_url + "/products/discontinued.tmpl")
+    assert response is not None and response.status == 404
+    assert "text/html" in response.headers["content-type"]
+    # examples/demo/wwwroot/errors/404.html, styled by the site's CSS.
+    assert page.inner_text("main h1") == "Page not found"
+    assert page.inner_text("a.brand") == "Acme Parts"
+    brand = page.locator("a.brand").evaluate("e => getComputedStyle(e).color")
+    assert brand == "rgb(11, 110, 79)", brand
+    shot(page, "error-404", doc="error-404")
+    # A client asking for JSON gets the JSON error of SPEC §16 for the same URL.
+    data = page.evaluate(
+        "async () => (await fetch('/products/discontinued.tmpl', {headers: {Accept: 'application/json'}})).json()"
+    )
+    assert data == {"error": {"status": 404, "message": "Not Found"}}
+    context.close()
+
+
+#: A script with a bug, for the debug page: the second cart line has no price.
+BROKEN_SCRIPT = """\
+# The total of a cart.
+cart = [{'sku': 'P01', 'price': 12.5, 'qty': 2}, {'sku': 'P07', 'qty': 1}]
+total = sum(line['price'] * line['qty'] for line in cart)
+return {'total': total}
+"""
+
+
+@pytest.fixture(scope="module")
+def debug_demo_url(tmp_path_factory):
+    site = tmp_path_factory.mktemp("debug") / "demo"
+    yield from serve_demo(site, "--debug", files={"wwwroot/api/cart_total.dspy": BROKEN_SCRIPT})
+
+
+def test_the_debug_page_shows_the_sites_frames_first(browser, debug_demo_url):
+    context = browser.new_context(locale="en-US")
+    context.add_cookies([{"name": "theme", "value": "SECRET-COOKIE", "url": debug_demo_url}])
+    page = context.new_page()
+    response = page.goto(debug_demo_url + "/api/cart_total.dspy?cart=42")
+    assert response is not None and response.status == 500
+    assert page.inner_text("header h1") == "KeyError"
+    own = page.locator("details.frame.site")
+    # The site's frames first, open, with the failing line marked in its source.
+    first = own.first
+    assert first.is_visible() and first.get_attribute("open") is not None
+    assert "api/cart_total.dspy, line 3" in first.locator("summary").inner_text()
+    assert "sum(line['price']" in first.locator("span.here").inner_text()
+    assert first.locator(".names").inner_text() == "local names: line"  # the generator's
+    assert "api/cart_total.dspy, line 3" in own.nth(1).locator("summary").inner_text()
+    assert own.nth(1).locator(".names").inner_text() == "local names: cart"
+    assert "params_kw" in page.inner_text("h2:has-text('Script namespace') + div")
+    # Kernel and library frames are folded: their source is not shown until opened.
+    kernel = page.locator("details.frame:not(.site)").first
+    assert kernel.get_attribute("open") is None
+    assert not kernel.locator("pre.src").is_visible()
+    # The request, cookies redacted.
+    assert "SECRET-COOKIE" not in page.content()
+    assert "(redacted)" in page.inner_text("table:last-of-type")
+    shot(page, "debug-page", doc="debug-page")
+    context.close()

@@ -25,6 +25,7 @@ from ahcore.api import SiteView
 from ahcore_tmpl.builtins import template_builtins
 from ahcore_tmpl.loader import UrlLoader
 from ahcore_tmpl.syncsafe import ANALYSIS_ATTRIBUTE, Analysis, analyze, poison
+from ahcore_tmpl.undefined import undefined_class
 
 # Outputs that are not HTML: escaping HTML there would corrupt the output.
 NON_HTML_SUFFIXES = (".js", ".css")
@@ -115,7 +116,8 @@ def make_environment(site: SiteView) -> UrlEnvironment:
 
     Its globals are Jinja2's own plus Python's builtins
     (:mod:`ahcore_tmpl.builtins`); Jinja2's ``range``, ``dict`` … are kept
-    where both have a name.
+    where both have a name. An undefined name is what
+    ``plugins.tmpl.undefined`` says (:mod:`ahcore_tmpl.undefined`).
     """
     env = UrlEnvironment(
         loader=UrlLoader(site),
@@ -124,6 +126,7 @@ def make_environment(site: SiteView) -> UrlEnvironment:
         # Included templates stay in Jinja2's cache; auto_reload asks the
         # loader's ``uptodate`` so an edited include is used on the next request.
         auto_reload=True,
+        undefined=undefined_class(site),
     )
     for name, value in template_builtins(site).items():
         env.globals.setdefault(name, value)

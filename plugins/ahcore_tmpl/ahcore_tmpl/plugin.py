@@ -15,12 +15,26 @@ from aiohttp import web
 from ahcore.api import ProcessorSpec, get_site, hookimpl
 from ahcore_tmpl.environment import ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY, install_environment
 from ahcore_tmpl.processor import PROCESSOR_NAME, SUFFIXES, TmplProcessor
+from ahcore_tmpl.undefined import UNDEFINED_MODES
 
 
 @hookimpl
 def register_processor() -> ProcessorSpec:
     """``.tmpl`` files (and ``.html.tmpl``, ``.tmpl.js``, ``.tmpl.css``) are Jinja2 templates."""
     return ProcessorSpec(name=PROCESSOR_NAME, suffixes=SUFFIXES, factory=TmplProcessor)
+
+
+@hookimpl
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """``plugins.tmpl.undefined`` must be one of :data:`UNDEFINED_MODES` (checked
+    while the app is built: ``serve`` and ``ahcore check`` stop with one line)."""
+    mode = settings.get("undefined", "empty")
+    if mode in UNDEFINED_MODES:
+        return []
+    return [
+        f"plugins.tmpl.undefined: {mode!r} is not one of {', '.join(repr(m) for m in UNDEFINED_MODES)} "
+        "(\"empty\": an undefined name renders as ''; \"strict\": it is an error)"
+    ]
 
 
 @hookimpl

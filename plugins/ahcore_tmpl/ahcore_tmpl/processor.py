@@ -137,6 +137,7 @@ class TmplProcessor(Processor):
     error: str | None = None
     error_line: int | None = None
     error_message: str = ""
+    syntax_error: jinja2.TemplateSyntaxError | None = None
     url: str = ""
 
     def __init__(self, path: Path, site: SiteView) -> None:
@@ -164,6 +165,7 @@ class TmplProcessor(Processor):
         except jinja2.TemplateSyntaxError as exc:
             self.error_line, self.error_message = exc.lineno, exc.message or str(exc)
             self.error = f"{self.path}, line {exc.lineno}: {exc.message}"
+            self.syntax_error = exc  # the cause of every TemplateBrokenError (the debug page shows it)
             log.error("template does not compile: %s", self.error)
             return
         sync_env = self._sync_env = sync_environment_for(self.site)
@@ -223,7 +225,7 @@ class TmplProcessor(Processor):
         """
         template = self.template
         if template is None:
-            raise TemplateBrokenError(self.error)
+            raise TemplateBrokenError(self.error) from self.syntax_error
         namespace = await context.namespace()
         try:
             sync_template = self.sync_template
