@@ -443,7 +443,7 @@ async def path_call(path: str, **kw: Any) -> Any:
 def file_realpath(subpath: str) -> str:
     uploads = current_context().site.uploads
     if uploads is None:
-        raise not_found()
+        not_found()
     return str(uploads.realpath(subpath))
 
 
@@ -455,10 +455,6 @@ def abspath(url: str) -> str | None:
     except (RedirectToSlash, web.HTTPException):
         return None
     return str(found.path) if found else None
-
-
-def bad(message: str) -> None:
-    raise bad_request(message)
 
 
 _LANG = "ahcore.lang"
@@ -501,10 +497,10 @@ async def download_file(subpath: str, filename: str | None = None) -> web.FileRe
     """Send a stored upload; only files under ``filesroot`` can be reached."""
     uploads = current_context().site.uploads
     if uploads is None:
-        raise not_found()
+        not_found()
     path = uploads.realpath(subpath)
     if not path.is_file():
-        raise not_found()
+        not_found()
     name = (filename or path.name).replace('"', "").replace("\r", "").replace("\n", "")
     return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -517,7 +513,7 @@ REQUEST_BOUND: dict[str, Any] = {
     "path_call": path_call,
     "file_realpath": file_realpath,
     "abspath": abspath,
-    "bad_request": bad,
+    "bad_request": bad_request,
     "i18n": i18n,
     "i18nDict": i18nDict,
     "download_file": download_file,

@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -179,7 +180,7 @@ def _read_or_create_secret(path: Path) -> bytes | None:
 
 
 async def setup_sessions(app: web.Application, site: Site) -> None:
-    """Create the storage (at start-up: Redis needs a running loop)."""
+    """Create the storage and the revocations store (at start-up: Redis needs a running loop)."""
     w = site.config.website
     # The cookie's attributes are decided by ahcore.cookies.set_cookie when
     # the session is saved; the storage only names the cookie and its age.
@@ -200,6 +201,13 @@ async def setup_sessions(app: web.Application, site: Site) -> None:
     app[SESSIONS] = SessionSettings(
         storage, w.session_max_time, w.session_reissue_time, revocations, redis
     )
+
+
+async def sessions_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The session storage and the revocations store, for as long as the application runs."""
+    await setup_sessions(app, app[SITE_KEY])
+    yield
+    await close_sessions(app)
 
 
 async def close_sessions(app: web.Application) -> None:
