@@ -100,7 +100,8 @@ def create_app(
     app.on_response_prepare.append(add_security_headers)
     # One async generator per resource: started in this order, stopped in
     # the reverse one, and a failure at start-up stops exactly what had
-    # started (aiohttp unwinds the contexts entered so far).
+    # started (aiohttp unwinds the contexts entered so far when the runner
+    # cleans up after a failed setup, as run_app does).
     app.cleanup_ctx.append(_routes_sealed)
     app.cleanup_ctx.append(session.sessions_lifecycle)
     app.cleanup_ctx.append(_namespace)
