@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
 from ahcore import namespace, session
 from ahcore.appkeys import SITE_KEY
-from ahcore.background import start_background, stop_background
+from ahcore.background import background_tasks
 from ahcore.config import CONFIG_RELPATH, ConfigError, SiteConfig, load_config, typo_warnings
 from ahcore.db import plugin as db_plugin
-from ahcore.errors import error_middleware, guarded
+from ahcore.db.plugin import pools_lifecycle
+from ahcore.errors import guard, guard_routes
 from ahcore.functions import install_registry, report_unregistered
 from ahcore.headers import add_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.outbound import OUTBOUND, Outbound
-from ahcore.pipeline import site_handler
+from ahcore.pipeline import serve
 from ahcore.plugins import PluginError, await_me_maybe, call_each, load_plugins
 from ahcore.problems import Problem
 from ahcore.site import Site
@@ -108,65 +110,99 @@ def create_app(
     for result in [] if errors else pm.hook.register_routes(app=app):
         if result is not None and hasattr(result, "__await__"):
             raise TypeError("register_routes must be synchronous")
-    # Routes of plugins need the error/CSRF guard as a middleware; without
-    # them the catch-all calls the guard itself and the app has no
-    # middleware layers at all (see ahcore.errors.guard).
-    with_middleware = len(app.router.routes()) > 0
-    if with_middleware:
-        app.middlewares.append(error_middleware)
-    own = (lambda handler: handler) if with_middleware else guarded
+    # One request path: every route behind the same guard, wrapped once
+    # when it is registered; no middleware layer (see ahcore.errors.guard).
+    guard_routes(app)
     if config.hot_reload_settings.enabled:
         reloader = HotReloader(site)
         app[HOT_RELOADER] = reloader
         # Every method: the endpoint answers 405 itself, so a GET never falls
         # through to the catch-all (and a file of that name).
-        app.router.add_route("*", ENDPOINT, own(reloader.endpoint))
-    app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
+        app.router.add_route("*", ENDPOINT, guard(reloader.endpoint))
+    app.router.add_route("*", "/{tail:.*}", guard(partial(serve, site)))
 
     app[OUTBOUND] = Outbound()  # scripts' HttpClient/StreamHttpClient: one session, closed at cleanup
     app.on_response_prepare.append(session.on_response_prepare)
     app.on_response_prepare.append(add_security_headers)
-    app.on_startup.append(_startup)
+    # One async generator per resource: started in this order, stopped in
+    # the reverse one, and a failure at start-up stops exactly what had
+    # started (aiohttp unwinds the contexts entered so far when the runner
+    # cleans up after a failed setup, as run_app does).
+    app.cleanup_ctx.append(_routes_sealed)
+    app.cleanup_ctx.append(session.sessions_lifecycle)
+    app.cleanup_ctx.append(_outbound)
+    app.cleanup_ctx.append(_namespace)
+    app.cleanup_ctx.append(pools_lifecycle)
+    app.cleanup_ctx.append(_plugins)
+    if config.hot_reload_settings.enabled:
+        app.cleanup_ctx.append(_hot_reloader)
+    app.cleanup_ctx.append(background_tasks)
+    if site.uploads is not None:
+        app.cleanup_ctx.append(_upload_janitor)
     app.on_startup.append(report_unregistered)  # after every start-up hook and starter
-    app.on_cleanup.append(_cleanup)
     return app
 
 
-async def _startup(app: web.Application) -> None:
-    site = app[SITE_KEY]
-    site.log_problems()
+async def _routes_sealed(app: web.Application) -> AsyncIterator[None]:
+    """Problems of the config logged; routes added since create_app (``init(app)``) guarded."""
+    app[SITE_KEY].log_problems()
     for warning in app[START_WARNINGS]:
         log.warning("%s", warning)
-    await session.setup_sessions(app, site)
-    await site.build_namespace(app)
-    # One pluggy call (wrappers wrap it once); async implementations return
-    # coroutines that are awaited here one after another, in call order.
-    for result in site.pm.hook.on_startup(app=app):
-        await await_me_maybe(result)
-    if HOT_RELOADER in app:
-        await app[HOT_RELOADER].start()
-    await start_background(app)
-    if site.uploads is not None:
-        settings = site.config.raw.get("uploads", {}) if isinstance(site.config.raw, dict) else {}
-        app[UPLOAD_JANITOR] = asyncio.create_task(
-            janitor(
-                site.uploads,
-                float(settings.get("part_max_age", 3600)),
-                float(settings.get("sweep_every", 600)),
-            )
-        )
+    guard_routes(app)
+    yield
 
 
-async def _cleanup(app: web.Application) -> None:
-    site = app[SITE_KEY]
-    await stop_background(app)
-    task = app.get(UPLOAD_JANITOR)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if HOT_RELOADER in app:
-        await app[HOT_RELOADER].stop()
-    await call_each(site.pm, "on_shutdown", isolate=True, app=app)
-    await session.close_sessions(app)
+async def _outbound(app: web.Application) -> AsyncIterator[None]:
+    """Scripts' ``HttpClient``/``StreamHttpClient`` session: closed after every plugin stopped."""
+    yield
     await app[OUTBOUND].close()
+
+
+async def _namespace(app: web.Application) -> AsyncIterator[None]:
+    """The script namespace (``env_globals``), before any plugin starts."""
+    await app[SITE_KEY].build_namespace(app)
+    yield
+
+
+async def _plugins(app: web.Application) -> AsyncIterator[None]:
+    """The plugins' ``on_startup`` hooks; their ``on_shutdown`` hooks once they all ran.
+
+    One pluggy call (wrappers wrap it once); async implementations return
+    coroutines awaited here one after another, in call order. A route a
+    hook adds goes behind the guard like the others. An exception stops
+    start-up, and no ``on_shutdown`` runs for a start-up that did not
+    finish; what started before (sessions, pools) is still stopped.
+    """
+    pm = app[SITE_KEY].pm
+    for result in pm.hook.on_startup(app=app):
+        await await_me_maybe(result)
+    guard_routes(app)
+    yield
+    await call_each(pm, "on_shutdown", isolate=True, app=app)
+
+
+async def _hot_reloader(app: web.Application) -> AsyncIterator[None]:
+    """The file watcher and the reload listener of ``hot_reload``."""
+    reloader = app[HOT_RELOADER]
+    await reloader.start()
+    yield
+    await reloader.stop()
+
+
+async def _upload_janitor(app: web.Application) -> AsyncIterator[None]:
+    """The task that sweeps stale partial uploads."""
+    site = app[SITE_KEY]
+    assert site.uploads is not None
+    settings = site.config.raw.get("uploads", {}) if isinstance(site.config.raw, dict) else {}
+    task = asyncio.create_task(
+        janitor(
+            site.uploads,
+            float(settings.get("part_max_age", 3600)),
+            float(settings.get("sweep_every", 600)),
+        )
+    )
+    app[UPLOAD_JANITOR] = task
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

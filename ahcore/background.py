@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +51,13 @@ def add_startup(app_or_func: Any, func: StartupFunc | None = None) -> None:
     if FUNCS not in app:
         app[FUNCS] = []
     app[FUNCS].append(func)
+
+
+async def background_tasks(app: web.Application) -> AsyncIterator[None]:
+    """Run the start-up functions; cancel the tasks they started when the application stops."""
+    await start_background(app)
+    yield
+    await stop_background(app)
 
 
 async def start_background(app: web.Application) -> None:

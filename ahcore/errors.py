@@ -13,6 +13,7 @@ import logging
 import secrets
 import traceback
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -44,15 +45,17 @@ _BY_CODE: dict[int, type[web.HTTPException]] = {
 }
 
 
-def bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=message + "\n")
+def bad_request(message: str) -> NoReturn:
+    """Raise 400 with ``message`` (what was wrong with the request)."""
+    raise web.HTTPBadRequest(text=message + "\n")
 
 
-def not_found() -> web.HTTPNotFound:
-    return web.HTTPNotFound(text="404: Not Found\n")
+def not_found() -> NoReturn:
+    """Raise 404."""
+    raise web.HTTPNotFound(text="404: Not Found\n")
 
 
-def server_error(code: int, text: str | None = None) -> None:
+def server_error(code: int, text: str | None = None) -> NoReturn:
     """ahserver's ``server_error(code)``: raise the HTTP exception for ``code``."""
     cls = _BY_CODE.get(int(code))
     if cls is None:
@@ -219,45 +222,78 @@ def internal_error_response(exc: BaseException, request: web.Request, debug: boo
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: Set on a handler :func:`guard` made, so wrapping it again is a no-op.
+_GUARDED = "__ahcore_guarded__"
 
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse malformed forwarded headers from a trusted proxy (400) and
-    cross-site state changes (CSRF), and turn any unexpected exception into
-    a 500 without a traceback for the visitor.
 
-    Every request goes through this once: as a middleware when plugins add
-    routes of their own (:data:`error_middleware`), else called directly by
-    the catch-all handler, because an aiohttp middleware adds two layers
-    (the middleware and aiohttp's own ``_fix_request_current_app``) to every
-    request — about a tenth of a small script's cost.
+def guard(handler: Handler) -> Handler:
+    """``handler`` behind the one error path every route of an app goes through.
+
+    The guarded handler refuses malformed forwarded headers from a trusted
+    proxy (400) and cross-site state changes (CSRF, 403) before ``handler``
+    runs, then turns what it raises into the answer: an HTTP error (4xx/5xx,
+    raised anywhere below) through :func:`http_error_response`, any other
+    exception into a 500 without a traceback (:func:`internal_error_response`).
+    Redirects, JSON error bodies of a plugin's own API, cancellation and
+    connection resets pass through as they are.
+
+    :func:`ahcore.app.create_app` wraps every route at registration — the
+    catch-all, the hot-reload endpoint, each plugin route — so there is no
+    middleware layer: an aiohttp middleware adds two calls (the middleware
+    and aiohttp's own ``_fix_request_current_app``) to every request.
+    Wrapping a guarded handler again returns it unchanged.
     """
-    bad_forwarding = forwarded_refusal(request)  # a plugin route's only check
-    if bad_forwarding is not None:
-        return error_response(request, 400, bad_forwarding)
-    reason = csrf_refusal(request)
-    if reason is not None:
-        return error_response(request, 403, reason)
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        response = http_error_response(request, exc)
-        if response is None:
+    if getattr(handler, _GUARDED, False):
+        return handler
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            bad_forwarding = forwarded_refusal(request)
+            if bad_forwarding is not None:
+                bad_request(bad_forwarding)
+            reason = csrf_refusal(request)
+            if reason is not None:
+                raise web.HTTPForbidden(text=reason + "\n")
+            return await handler(request)
+        except web.HTTPException as exc:
+            response = http_error_response(request, exc)
+            if response is None:
+                raise
+            return response
+        except (asyncio.CancelledError, ConnectionResetError):
             raise
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception as exc:
-        return internal_error_response(exc, request, request.app[SITE_KEY].debug)
+        except Exception as exc:
+            return internal_error_response(exc, request, request.app[SITE_KEY].debug)
+
+    name = getattr(handler, "__name__", None) or getattr(
+        getattr(handler, "func", None), "__name__", "handler"
+    )
+    guarded.__name__ = guarded.__qualname__ = f"guarded_{name}"
+    setattr(guarded, _GUARDED, True)
+    return guarded
 
 
-error_middleware = web.middleware(guard)
+def guard_routes(app: web.Application) -> None:
+    """Put every route of ``app`` behind :func:`guard`; guarded routes are left as they are.
 
-
-def guarded(handler: Handler) -> Handler:
-    """``handler`` behind :func:`guard`, for a route of an app without middleware."""
-
-    async def guarded_handler(request: web.Request) -> web.StreamResponse:
-        return await guard(request, handler)
-
-    guarded_handler.__name__ = f"guarded_{getattr(handler, '__name__', 'handler')}"
-    return guarded_handler
+    ``create_app`` calls it after the plugins' ``register_routes``, and again
+    at start-up (for routes ``init(app)`` added) and after the plugins'
+    ``on_startup`` hooks, so a route goes through the same error path
+    whenever it was added. A route is re-registered on its own resource with
+    the guarded handler (names, order and URL building are unchanged).
+    Static folders (``add_static``) and sub-applications keep aiohttp's own
+    handlers.
+    """
+    for resource in app.router.resources():
+        if not isinstance(resource, web.Resource):
+            continue
+        for route in list(resource):
+            if not getattr(route.handler, _GUARDED, False):
+                resource.register_route(
+                    web.ResourceRoute(
+                        route.method,
+                        guard(route.handler),
+                        resource,
+                        expect_handler=route.handle_expect_header,
+                    )
+                )

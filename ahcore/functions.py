@@ -260,10 +260,10 @@ async def send_upload(request: web.Request, params_kw: Any, *args: str) -> web.F
     """
     uploads = current_context().site.uploads
     if uploads is None:
-        raise not_found()
+        not_found()
     subpath = params_kw.get("path")
     if not isinstance(subpath, str) or not subpath.strip("/"):
-        raise bad_request("this URL sends a stored file: give its path as ?path=")
+        bad_request("this URL sends a stored file: give its path as ?path=")
     path = uploads.realpath(subpath)
     if not path.is_file():
         raise not_found()

@@ -138,14 +138,18 @@ def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
 def on_startup(app: web.Application) -> None:
     """Start resources and background tasks when the application starts.
 
-    Runs after the kernel's own start-up (sessions set up, namespace built),
-    as one pluggy call in its call order (the last registered first;
-    ``tryfirst``/``trylast`` move an implementation): sync implementations
-    run during the call, and the coroutines of async ones are then awaited
-    one after another in the same order. The kernel's database pools are
-    made ``tryfirst``, so every plugin finds them. May be async. Keep task
-    handles on the app (an ``AppKey``), not on the module, and stop them in
-    :func:`on_shutdown`. An exception aborts start-up.
+    Runs after the kernel's own start-up (sessions set up, namespace built,
+    database pools made, so every plugin finds them), as one pluggy call in
+    its call order (the last registered first; ``tryfirst``/``trylast`` move
+    an implementation): sync implementations run during the call, and the
+    coroutines of async ones are then awaited one after another in the same
+    order. May be async. Keep task handles on the app (an ``AppKey``), not
+    on the module, and stop them in :func:`on_shutdown`. A route added here
+    goes behind the kernel's error guard like one of :func:`register_routes`.
+
+    An exception aborts start-up: no plugin's :func:`on_shutdown` runs for a
+    start-up that did not finish, and the kernel stops what it had started
+    (sessions, pools) when the runner cleans up.
     """
 
 
@@ -153,10 +157,11 @@ def on_startup(app: web.Application) -> None:
 def on_shutdown(app: web.Application) -> None:
     """Stop what :func:`on_startup` started; runs at application cleanup.
 
-    May be async. Called one plugin at a time in pluggy's call order (the
-    kernel closes the database pools ``trylast``), each through pluggy (so a
-    wrapper wraps each plugin's call). An exception is logged and does not
-    stop the other plugins' shutdown.
+    May be async. Called one plugin at a time in pluggy's call order, each
+    through pluggy (so a wrapper wraps each plugin's call), after background
+    tasks are cancelled and before the kernel closes the database pools and
+    sessions. An exception is logged and does not stop the other plugins'
+    shutdown.
     """
 
 
@@ -166,6 +171,10 @@ def register_routes(app: web.Application) -> None:
 
     Called once while the application is built, before it is frozen. Routes
     added here take precedence over URL-to-file resolution. Must be sync.
+    Each route is wrapped in the kernel's error guard when the application
+    is built (CSRF and forwarded-header refusals; errors raised in the
+    handler answered as the catch-all answers them): raise
+    ``bad_request``/``not_found``/``server_error`` or any ``web.HTTPException``.
     """
 
 

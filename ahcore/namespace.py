@@ -559,7 +559,7 @@ async def path_call(path: str, **kw: Any) -> Any:
 def file_realpath(subpath: str) -> str:
     uploads = current_context().site.uploads
     if uploads is None:
-        raise not_found()
+        not_found()
     return str(uploads.realpath(subpath))
 
 
@@ -571,10 +571,6 @@ def abspath(url: str) -> str | None:
     except (RedirectToSlash, web.HTTPException):
         return None
     return str(found.path) if found else None
-
-
-def bad(message: str) -> None:
-    raise bad_request(message)
 
 
 _LANG = "ahcore.lang"
@@ -617,7 +613,7 @@ async def download_file(subpath: str, filename: str | None = None) -> web.FileRe
     """Send a stored upload; only files under ``filesroot`` can be reached."""
     uploads = current_context().site.uploads
     if uploads is None:
-        raise not_found()
+        not_found()
     path = uploads.realpath(subpath)
     if not path.is_file():
         raise not_found()
@@ -632,7 +628,7 @@ REQUEST_BOUND: dict[str, Any] = {
     "path_call": path_call,
     "file_realpath": file_realpath,
     "abspath": abspath,
-    "bad_request": bad,
+    "bad_request": bad_request,
     "i18n": i18n,
     "i18nDict": i18nDict,
     "download_file": download_file,

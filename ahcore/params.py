@@ -56,7 +56,7 @@ def merge_multidict(target: dict[str, Any], items: MultiMapping[Any]) -> None:
 
 def _check_depth(value: Any, depth: int = 0) -> None:
     if depth > MAX_JSON_DEPTH:
-        raise bad_request(f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+        bad_request(f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, dict):
         for v in value.values():
             _check_depth(v, depth + 1)
@@ -203,16 +203,16 @@ async def _read_body(
             try:
                 data = msgspec.json.decode(body)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                raise bad_request(f"malformed JSON body: {exc}") from None
+                bad_request(f"malformed JSON body: {exc}")
             except RecursionError:
-                raise bad_request(
+                bad_request(
                     f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
-                ) from None
+                )
             _check_depth(data)
             if isinstance(data, dict):
                 params.update(data)
             elif fields:
-                raise bad_request(f"a JSON object is expected, got {_json_kind(data)}")
+                bad_request(f"a JSON object is expected, got {_json_kind(data)}")
             else:
                 params["_json"] = data
     elif ctype == "multipart/form-data":
@@ -224,7 +224,7 @@ async def _read_body(
         try:
             form = await request.post()
         except ValueError as exc:
-            raise bad_request(f"malformed form body: {exc}") from None
+            bad_request(f"malformed form body: {exc}")
         merge_multidict(params, form)
     elif fields:
         if await request.content.read(1):

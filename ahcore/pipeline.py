@@ -5,18 +5,15 @@ Read this file top to bottom to follow a request through ahcore.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiohttp import web
 
-from ahcore.appkeys import get_site
 from ahcore.context import RequestContext
-from ahcore.csrf import cross_site_fetch, csrf_refusal
-from ahcore.errors import error_response, http_error_response, internal_error_response, not_found
+from ahcore.csrf import cross_site_fetch
+from ahcore.errors import not_found
 from ahcore.forwarded import apply_forwarded
 from ahcore.functions import FUNCTION_METHODS, call_route, match_route
 from ahcore.plugins import await_me_maybe
@@ -34,10 +31,10 @@ STATIC_METHODS = ("GET", "HEAD")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def method_not_allowed(method: str, allowed: tuple[str, ...]) -> web.HTTPMethodNotAllowed:
-    """405 naming what the resource answers (``OPTIONS`` always included)."""
+def method_not_allowed(method: str, allowed: tuple[str, ...]) -> NoReturn:
+    """Raise 405 naming what the resource answers (``OPTIONS`` always included)."""
     allow = (*allowed, "OPTIONS")
-    return web.HTTPMethodNotAllowed(
+    raise web.HTTPMethodNotAllowed(
         method, allow, text=f"405: {method} is not allowed here; use {', '.join(allow)}\n"
     )
 
@@ -47,47 +44,27 @@ def options_response(allowed: tuple[str, ...]) -> web.Response:
     return web.Response(status=204, headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
 
 
-async def handle(request: web.Request) -> web.StreamResponse:
-    """The catch-all handler: every URL that is not a plugin route comes here."""
-    return await serve(get_site(request.app), request)
+def other_method(method: str, allowed: tuple[str, ...]) -> web.Response:
+    """For a method the resource does not answer: ``OPTIONS`` is answered, the rest is a 405."""
+    if method == "OPTIONS":
+        return options_response(allowed)
+    method_not_allowed(method, allowed)
 
 
-def site_handler(site: Site, *, guarded: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The catch-all handler bound to ``site``; with ``guarded``, it also does
-    :func:`ahcore.errors.guard`'s work itself (for an app without middleware).
-
-    One coroutine per request instead of three (guard, handler, site lookup):
-    this is the hottest path of the server.
-    """
-    if not guarded:
-
-        async def handle_site(request: web.Request) -> web.StreamResponse:
-            return await serve(site, request)
-
-        return handle_site
-
-    async def handle_site_guarded(request: web.Request) -> web.StreamResponse:
-        # The same steps as ahcore.errors.guard, inlined.
-        reason = csrf_refusal(request)
-        if reason is not None:
-            return error_response(request, 403, reason)
-        try:
-            return await serve(site, request)
-        except web.HTTPException as exc:
-            response = http_error_response(request, exc)
-            if response is None:
-                raise
-            return response
-        except (asyncio.CancelledError, ConnectionResetError):
-            raise
-        except Exception as exc:
-            return internal_error_response(exc, request, site.debug)
-
-    return handle_site_guarded
+def cross_site_refused() -> NoReturn:
+    """Raise 403 for a request another site's page made (see :func:`ahcore.csrf.cross_site_fetch`)."""
+    raise web.HTTPForbidden(
+        text="403: Forbidden: another site's page may not make your browser run this "
+        "(cross-site request refused by its Sec-Fetch headers)\n"
+    )
 
 
 async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     """Forwarded headers → URL → (function route) → access → processor or static file.
+
+    The catch-all route: every URL that is not a plugin route comes here,
+    behind :func:`ahcore.errors.guard` (``create_app`` binds ``site``), so an
+    error anywhere below is raised, never returned.
 
     The request runs on the snapshot of the config it started with (see
     :class:`ahcore.site.Snapshot`): a reload landing meanwhile changes
@@ -107,7 +84,7 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
 
     method = request.method
     if method not in KNOWN_METHODS:
-        raise method_not_allowed(method, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
+        method_not_allowed(method, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
 
     raw_path = request.raw_path.split("?", 1)[0]
     segments = split_segments(raw_path)
@@ -129,7 +106,7 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
             site, request, resolved.url if resolved else snapshot.resolver.canonical(segments)
         )
     if resolved is None:
-        raise not_found()
+        not_found()
     if resolved.is_dir:
         return directory_listing(request, resolved)
     spec = resolved.spec
@@ -142,18 +119,13 @@ async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.St
         processor = await site.processor_cache.get(spec, resolved.path, resolved.stat, site)
     allowed = processor.methods or spec.methods
     if method not in allowed:
-        if method == "OPTIONS":
-            return options_response(allowed)
-        raise method_not_allowed(method, allowed)
+        return other_method(method, allowed)
     if (
         not spec.cross_site
         and cross_site_fetch(request)
         and resolved.url not in snapshot.config.website.cross_site_paths
     ):
-        raise web.HTTPForbidden(
-            text="403: Forbidden: another site's page may not make your browser run this "
-            "(cross-site request refused by its Sec-Fetch headers)\n"
-        )
+        cross_site_refused()
     context = RequestContext(request, site, resolved)
     token = context.activate()
     try:
@@ -168,15 +140,10 @@ async def function_route(
     """A ``website.startswiths`` route: access, methods and fetch metadata as for a script."""
     await check_access(site, request, path)
     if request.method not in FUNCTION_METHODS:
-        if request.method == "OPTIONS":
-            return options_response(FUNCTION_METHODS)
-        raise method_not_allowed(request.method, FUNCTION_METHODS)
+        return other_method(request.method, FUNCTION_METHODS)
     exempt = snapshot.config.website.cross_site_paths
     if cross_site_fetch(request) and path not in exempt and route.leading not in exempt:
-        raise web.HTTPForbidden(
-            text="403: Forbidden: another site's page may not make your browser run this "
-            "(cross-site request refused by its Sec-Fetch headers)\n"
-        )
+        cross_site_refused()
     return await call_route(site, request, route, path)
 
 
@@ -218,18 +185,14 @@ async def explicit_allow(site: Site, request: web.Request, path: str) -> bool:
 def static_file(request: web.Request, resolved: Resolved) -> web.StreamResponse:
     """aiohttp's FileResponse: sendfile, ETag, Last-Modified, 304 and Range."""
     if request.method not in STATIC_METHODS:
-        if request.method == "OPTIONS":
-            return options_response(STATIC_METHODS)
-        raise method_not_allowed(request.method, STATIC_METHODS)
+        return other_method(request.method, STATIC_METHODS)
     return web.FileResponse(resolved.path)
 
 
 def directory_listing(request: web.Request, resolved: Resolved) -> web.Response:
     """A plain HTML index (only when ``website.allowListFolder`` is true)."""
     if request.method not in STATIC_METHODS:
-        if request.method == "OPTIONS":
-            return options_response(STATIC_METHODS)
-        raise method_not_allowed(request.method, STATIC_METHODS)
+        return other_method(request.method, STATIC_METHODS)
     entries = []
     with os.scandir(resolved.path) as it:
         for entry in sorted(it, key=lambda e: (not e.is_dir(), e.name)):
@@ -263,7 +226,7 @@ async def path_call(context: RequestContext, path: str, params: dict[str, Any]) 
     except RedirectToSlash:
         resolved = site.resolver.resolve(segments, True)
     if resolved is None or resolved.spec is None:
-        raise not_found()
+        not_found()
     await check_access(site, context.request, resolved.url)
     processor = await site.processor_cache.get(resolved.spec, resolved.path, resolved.stat, site)
     child = context.child(resolved, params)

@@ -106,11 +106,11 @@ def split_segments(raw_path: str) -> tuple[str, ...]:
         try:
             seg = unquote(part, errors="strict") if "%" in part else part
         except UnicodeDecodeError:
-            raise not_found() from None
+            not_found()
         if seg == ".":
             continue
         if seg == ".." or "/" in seg or "\\" in seg or "\x00" in seg or seg.startswith("."):
-            raise not_found()
+            not_found()
         out.append(seg)
     return tuple(out)
 

@@ -30,7 +30,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -197,7 +197,7 @@ def _read_or_create_secret(path: Path) -> bytes | None:
 
 
 async def setup_sessions(app: web.Application, site: Site) -> None:
-    """Create the storage (at start-up: Redis needs a running loop)."""
+    """Create the storage and the revocations store (at start-up: Redis needs a running loop)."""
     w = site.config.website
     # The cookie's attributes are decided by ahcore.cookies.set_cookie when
     # the session is saved; the storage only names the cookie and its age.
@@ -225,6 +225,13 @@ async def setup_sessions(app: web.Application, site: Site) -> None:
     app[SESSIONS] = SessionSettings(
         make_storage, w.session_max_time, w.session_reissue_time, revocations, redis
     )
+
+
+async def sessions_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The session storage and the revocations store, for as long as the application runs."""
+    await setup_sessions(app, app[SITE_KEY])
+    yield
+    await close_sessions(app)
 
 
 async def close_sessions(app: web.Application) -> None:

@@ -414,11 +414,6 @@ class Site:
         # Called per script request: look the hook caller up once.
         self.request_namespace_hook = self.pm.hook.request_namespace
 
-    async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
-        """Call hook ``name`` and await each result (sync and async impls alike)."""
-        results = getattr(self.pm.hook, name)(**kwargs)
-        return [await await_me_maybe(r) for r in results]
-
     async def hot_reload(self, data: dict[str, Any]) -> None:
         """Dispatch a ``hot_reload`` event and the ``on_hot_reload`` hook."""
         assert self.app is not None

@@ -88,7 +88,7 @@ class UploadStore:
         root = os.path.realpath(self.root)
         real = os.path.realpath(os.path.join(root, subpath.lstrip("/\\")))
         if not (real + os.sep).startswith(root + os.sep) or real == root:
-            raise bad_request("bad file path: outside the files root")
+            bad_request("bad file path: outside the files root")
         return Path(real)
 
     async def save_bytes(self, data: bytes, filename: str = "") -> str:
@@ -116,7 +116,7 @@ class UploadStore:
         try:
             reader = await request.multipart()
         except (ValueError, AssertionError) as exc:
-            raise bad_request(f"malformed multipart body: {exc}") from None
+            bad_request(f"malformed multipart body: {exc}")
         stored: list[Path] = []
         total = 0
         parts = 0
@@ -125,11 +125,11 @@ class UploadStore:
                 try:
                     part = await reader.next()
                 except (ValueError, BadHttpMessage) as exc:
-                    raise bad_request(f"malformed multipart body: {exc}") from None
+                    bad_request(f"malformed multipart body: {exc}")
                 if part is None:
                     break
                 if not isinstance(part, BodyPartReader):
-                    raise bad_request("malformed multipart body: nested multipart")
+                    bad_request("malformed multipart body: nested multipart")
                 parts += 1
                 if parts > self.max_parts:
                     # Too large a body, counted in parts: 413, like the byte limits.
@@ -140,26 +140,26 @@ class UploadStore:
                     )
                 name = part.name
                 if not name:
-                    raise bad_request("malformed multipart body: a part has no name")
+                    bad_request("malformed multipart body: a part has no name")
                 if name == "_files":  # where the stored files are described: not a form field
-                    raise bad_request("malformed multipart body: the part name '_files' is reserved")
+                    bad_request("malformed multipart body: the part name '_files' is reserved")
                 encoding = _transfer_encoding(part)
                 if part.filename is None:
                     if encoding not in TEXT_ENCODINGS:
-                        raise bad_request(_unsupported(name, encoding))
+                        bad_request(_unsupported(name, encoding))
                     try:
                         raw = await part.read(decode=True)
                     except (binascii.Error, ValueError) as exc:
-                        raise bad_request(
+                        bad_request(
                             f"malformed multipart body: part {name!r} is not valid {encoding}: {exc}"
-                        ) from None
+                        )
                     total += len(raw)
                     if total > self.max_body_size:
                         raise web.HTTPRequestEntityTooLarge(self.max_body_size, total)
                     value: Any = raw.decode(part.get_charset("utf-8"), "replace")
                 else:
                     if encoding not in IDENTITY_ENCODINGS and encoding != "base64":
-                        raise bad_request(_unsupported(name, encoding, file=True))
+                        bad_request(_unsupported(name, encoding, file=True))
                     subpath, size, sent = await self._store_part(
                         part, stored, self.max_body_size - total, base64=encoding == "base64"
                     )
@@ -257,9 +257,9 @@ def _decode_base64(part: BodyPartReader, chunk: bytes) -> bytes:
     try:
         return bytes(part.decode(chunk))
     except (binascii.Error, ValueError) as exc:
-        raise bad_request(
+        bad_request(
             f"malformed multipart body: file part {part.name!r} is not valid base64: {exc}"
-        ) from None
+        )
 
 
 async def janitor(store: UploadStore, max_age: float, every: float) -> None:

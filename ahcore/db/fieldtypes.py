@@ -109,22 +109,37 @@ def from_sql_name(name: str | None) -> str | None:
     """
     if not name:
         return None
-    base = name.split("(", 1)[0].strip().lower()
-    if base.endswith("[]"):
+    if name.split("(", 1)[0].strip().endswith("[]"):
         return "json"
-    if base.endswith(" unsigned"):
-        base = base[: -len(" unsigned")].strip()
+    base = _base_name(name)
     found = _NAMES.get(base)
     if found is not None:
         return found
-    if "int" in base:
-        return "int"
-    if "char" in base or "clob" in base or "text" in base:
-        return "str"
-    if "real" in base or "floa" in base or "doub" in base:
-        return "float"
+    by_affinity = _affinity(base, ("int", "str", "float"))
+    if by_affinity is not None:
+        return by_affinity
     if base.startswith("timestamp"):
         return "datetime"
+    return None
+
+
+def _base_name(name: str) -> str:
+    """``VARCHAR(32)`` → ``varchar``, ``INT UNSIGNED`` → ``int``: the name to look up."""
+    base = name.split("(", 1)[0].strip().lower()
+    if base.endswith(" unsigned"):
+        base = base[: -len(" unsigned")].strip()
+    return base
+
+
+def _affinity(base: str, kinds: tuple[str, str, str]) -> str | None:
+    """SQLite's affinity rules: ``kinds`` names the integer, text and floating-point types."""
+    integer, text, floating = kinds
+    if "int" in base:
+        return integer
+    if "char" in base or "clob" in base or "text" in base:
+        return text
+    if "real" in base or "floa" in base or "doub" in base:
+        return floating
     return None
 
 
@@ -226,16 +241,8 @@ def sqlor_model_type(name: str | None, engine: str = "") -> str:
     ``…CHAR…``/``…TEXT…`` → ``text``, ``…REAL…``/``…FLOA…``/``…DOUB…`` →
     ``float``), and then on ``str``.
     """
-    base = (name or "").split("(", 1)[0].strip().lower()
-    if base.endswith(" unsigned"):
-        base = base[: -len(" unsigned")].strip()
+    base = _base_name(name or "")
     found = _MODEL_BY_ENGINE.get(engine, {}).get(base) or _MODEL_NAMES.get(base)
     if found is not None:
         return found
-    if "int" in base:
-        return "long"
-    if "char" in base or "clob" in base or "text" in base:
-        return "text"
-    if "real" in base or "floa" in base or "doub" in base:
-        return "float"
-    return "str"
+    return _affinity(base, ("long", "text", "float")) or "str"

@@ -1,14 +1,13 @@
 """The data layer as a kernel plugin: pools per application, names for scripts.
 
 Registered in :data:`ahcore.app.BUILTIN_PLUGINS`, it uses only public hooks:
-``on_startup``/``on_shutdown`` give each application its :class:`DBPools`,
 ``env_globals`` offers ahserver's ``DBPools()`` and ``get_sor_context``, and
 ``on_hot_reload`` forgets learnt schemas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -19,19 +18,20 @@ from ahcore.db.sqlor import SQLor
 from ahcore.plugins import hookimpl
 
 
-@hookimpl(tryfirst=True)  # the pools exist before any plugin's on_startup runs
-def on_startup(app: web.Application) -> None:
+async def pools_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The application's :class:`DBPools`, for as long as it runs (an aiohttp cleanup context).
+
+    Made before any plugin's ``on_startup`` runs and closed after every
+    plugin's ``on_shutdown`` — also when a later start-up step fails.
+    Connections are made on demand, so nothing here needs a database up.
+    """
     from ahcore.appkeys import get_site
 
     if DBPOOLS_KEY not in app:
         app[DBPOOLS_KEY] = DBPools(get_site(app))
-
-
-@hookimpl(trylast=True)  # and are closed after every plugin's on_shutdown
-async def on_shutdown(app: web.Application) -> None:
-    pools = app.get(DBPOOLS_KEY)
-    if pools is not None:
-        await pools.close()
+    pools = app[DBPOOLS_KEY]
+    yield
+    await pools.close()
 
 
 @hookimpl

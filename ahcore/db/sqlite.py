@@ -301,16 +301,20 @@ class SqliteConnection:
                 declared.setdefault(column.lower(), set()).add(from_sql_name(decl))
         return declared
 
-    async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
+    async def _real_name(self, table: str) -> str | None:
+        """The name a table or view is stored under, looked up without regard to case."""
         found = await self._call(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
             "AND lower(name) = lower(?)",
             [table],
             None,
         )
-        if not found.rows:
+        return str(found.rows[0][0]) if found.rows else None
+
+    async def table_columns(self, table: str) -> tuple[str, list[ColumnInfo]] | None:
+        real = await self._real_name(table)
+        if real is None:
             return None
-        real = found.rows[0][0]
         info = await self._call("SELECT name, type FROM pragma_table_info(?)", [real], None)
         return real, [ColumnInfo(r[0], r[1] or "") for r in info.rows]
 
@@ -324,15 +328,9 @@ class SqliteConnection:
         return [TableSummary(r[0]) for r in found.rows]
 
     async def describe_table(self, table: str) -> TableDetail | None:
-        found = await self._call(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-            "AND lower(name) = lower(?)",
-            [table],
-            None,
-        )
-        if not found.rows:
+        real = await self._real_name(table)
+        if real is None:
             return None
-        real = found.rows[0][0]
         info = await self._call(
             'SELECT name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid', [real], None
         )

@@ -9,7 +9,6 @@ from ahcore import hookimpl
 from ahcore.app import BUILTIN_PLUGINS, HOT_RELOADER, create_app
 from ahcore.appkeys import get_site
 from ahcore.config import ConfigError
-from ahcore.errors import error_middleware
 from ahcore.functions import FUNCTIONS_KEY
 from ahcore.hotreload import ENDPOINT
 
@@ -44,10 +43,16 @@ def test_a_plain_site_has_no_middleware_and_one_catch_all(make_app) -> None:
     }
 
 
-def test_plugin_routes_get_the_guard_as_middleware_and_come_first(make_app) -> None:
+def test_plugin_routes_are_guarded_without_middleware_and_come_first(make_app) -> None:
     app = make_app({"plugins": {"routes": True}}, plugins={"routes": Routes()})
-    assert list(app.middlewares) == [error_middleware]
+    assert list(app.middlewares) == []
     assert paths(app)[0] == "/plugin/route" and paths(app)[-1] == "/{tail}"
+    # Every route, the plugin's and the kernel's, behind the one guard.
+    assert [getattr(r.handler, "__name__", "") for r in app.router.routes()] == [
+        "guarded_plugin_page",  # GET
+        "guarded_plugin_page",  # and the HEAD add_get adds
+        "guarded_serve",
+    ]
 
 
 # create_app refuses the coroutine without closing it: Python warns it was never awaited.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
+from functools import partial
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from ahcore import Processor, ProcessorSpec, hookimpl
 from ahcore.csrf import COOKIE_NAME
@@ -16,7 +19,7 @@ from ahcore.errors import (
     error_message,
     error_response,
     guard,
-    guarded,
+    guard_routes,
     http_error_response,
     internal_error_response,
     is_data_endpoint,
@@ -25,6 +28,7 @@ from ahcore.errors import (
     wants_html,
     wants_json,
 )
+from ahcore.pipeline import cross_site_refused, method_not_allowed
 
 
 class DataProcessor(Processor):
@@ -48,10 +52,13 @@ def app(make_app):
     )
 
 
-def test_bad_request_and_not_found() -> None:
-    assert isinstance(bad_request("no"), web.HTTPBadRequest)
-    assert bad_request("no").text == "no\n"
-    assert not_found().status == 404 and not_found().text == "404: Not Found\n"
+def test_bad_request_and_not_found_raise_like_server_error() -> None:
+    with pytest.raises(web.HTTPBadRequest) as bad:
+        bad_request("no")
+    assert bad.value.text == "no\n"
+    with pytest.raises(web.HTTPNotFound) as missing:
+        not_found()
+    assert missing.value.text == "404: Not Found\n"
 
 
 @pytest.mark.parametrize(
@@ -193,59 +200,138 @@ def test_internal_error_logs_the_traceback_and_shows_only_an_id(app, make_reques
     assert debug.headers["X-Error-Id"] != error_id
 
 
-async def test_guard_renders_errors_and_hides_exceptions(app, make_request) -> None:
-    async def boom(request):
-        raise ValueError("secret")
-
-    async def missing(request):
-        raise not_found()
-
-    async def redirect(request):
-        raise web.HTTPFound("/there")
-
-    async def fine(request):
-        return web.Response(text="ok")
-
-    assert (await guard(make_request(app=app), fine)).text == "ok"
-    resp = await guard(make_request(app=app), boom)
-    assert resp.status == 500 and "secret" not in resp.text
-    assert (await guard(make_request(app=app), missing)).status == 404
-    with pytest.raises(web.HTTPFound):
-        await guard(make_request(app=app), redirect)
-
-
-async def test_guard_refuses_a_cross_site_post_before_the_handler_runs(app, make_request) -> None:
-    ran = []
-
+def _raises(exc: BaseException):
     async def handler(request):
-        ran.append(1)
-        return web.Response()
+        raise exc
 
-    request = make_request(
-        "POST", "/x", {"Cookie": f"{COOKIE_NAME}=s", "Sec-Fetch-Site": "cross-site"}, app=app
-    )
-    resp = await guard(request, handler)
-    assert resp.status == 403 and "Sec-Fetch-Site" in resp.text
-    assert ran == []
+    return handler
 
 
-async def test_guard_lets_cancellation_and_resets_through(app, make_request) -> None:
-    async def cancelled(request):
-        raise asyncio.CancelledError
+async def _bad_page(request):
+    bad_request("page must be a number")
 
-    async def reset(request):
-        raise ConnectionResetError
 
+async def _missing(request):
+    not_found()
+
+
+async def _teapot(request):
+    server_error(418, "short and stout")
+
+
+async def _put_here(request):
+    method_not_allowed("PUT", ("GET", "HEAD"))
+
+
+async def _from_elsewhere(request):
+    cross_site_refused()
+
+
+# Every way a handler fails, and the status and message a client then reads.
+FAILURES = [
+    pytest.param(_bad_page, {}, 400, "page must be a number", id="bad_request"),
+    pytest.param(_missing, {}, 404, "Not Found", id="not_found"),
+    pytest.param(_teapot, {}, 418, "short and stout", id="server_error"),
+    pytest.param(_put_here, {}, 405, "PUT is not allowed here; use GET, HEAD, OPTIONS", id="405"),
+    pytest.param(_from_elsewhere, {}, 403, "Forbidden: another site's page", id="fetch-metadata"),
+    pytest.param(
+        _raises(AssertionError("never seen")), {}, 500, "Internal Server Error (error id",
+        id="unexpected exception",
+    ),
+    pytest.param(
+        _raises(AssertionError("the handler must not run")),
+        {"method": "POST", "headers": {"Cookie": f"{COOKIE_NAME}=s", "Sec-Fetch-Site": "cross-site"}},
+        403, "cross-site request refused (Sec-Fetch-Site)", id="csrf",
+    ),
+]
+
+SHAPES = {
+    "json": {"Accept": "application/json"},
+    "html": {"Accept": "text/html"},
+    "text": {},
+}
+
+
+def _message(resp: web.Response, shape: str) -> str:
+    if shape == "json":
+        assert resp.content_type == "application/json"
+        body = json.loads(resp.text)
+        assert set(body) == {"error"} and body["error"]["status"] == resp.status
+        return str(body["error"]["message"])
+    if shape == "html":
+        assert resp.content_type == "text/html"
+        assert f"<title>{resp.status} " in resp.text
+        return html.unescape(resp.text.split("<p>", 1)[1].split("</p>", 1)[0])
+    assert resp.content_type == "text/plain"
+    status, _, message = resp.text.partition(": ")
+    assert status == str(resp.status) and message.endswith("\n")
+    return message[:-1]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("handler", "request_kw", "status", "message"), FAILURES)
+async def test_every_error_has_one_negotiated_shape(
+    make_app, make_request, handler, request_kw, status, message, shape
+) -> None:
+    app = make_app()
+    headers = {**request_kw.get("headers", {}), **SHAPES[shape]}
+    request = make_request(request_kw.get("method", "GET"), "/page", headers, app=app)
+    resp = await guard(handler)(request)
+    assert resp.status == status
+    assert _message(resp, shape).startswith(message)
+    assert "never seen" not in resp.text and "Traceback" not in resp.text
+    if status == 405:
+        assert resp.headers["Allow"] == "GET,HEAD,OPTIONS"
+    if status == 500:
+        assert resp.headers["X-Error-Id"] in resp.text
+
+
+async def test_a_trusted_proxys_malformed_forwarded_header_is_refused(make_app, make_request) -> None:
+    app = make_app({"website": {"trusted_proxies": ["10.0.0.0/8"]}})
+    page = guard(_raises(AssertionError("the handler must not run")))
+    request = make_request(headers={"X-Forwarded-Port": "99999"}, app=app, remote="10.1.2.3")
+    resp = await page(request)
+    assert resp.status == 400 and "X-Forwarded-Port" in resp.text
+    # From a peer that is not a trusted proxy the header means nothing.
+    fine = guard(_ok)
+    ok = await fine(make_request(headers={"X-Forwarded-Port": "99999"}, app=app, remote="192.0.2.1"))
+    assert ok.status == 200
+
+
+async def _ok(request):
+    return web.Response(text="ok")
+
+
+async def test_redirects_cancellation_resets_and_json_api_errors_pass_through(app, make_request) -> None:
+    with pytest.raises(web.HTTPFound):
+        await guard(_raises(web.HTTPFound("/there")))(make_request(app=app))
     with pytest.raises(asyncio.CancelledError):
-        await guard(make_request(app=app), cancelled)
+        await guard(_raises(asyncio.CancelledError()))(make_request(app=app))
     with pytest.raises(ConnectionResetError):
-        await guard(make_request(app=app), reset)
+        await guard(_raises(ConnectionResetError()))(make_request(app=app))
+    api = web.HTTPConflict(text='{"error": "taken"}', content_type="application/json")
+    with pytest.raises(web.HTTPConflict):
+        await guard(_raises(api))(make_request(app=app))
+    assert (await guard(_ok)(make_request(app=app))).text == "ok"
 
 
-async def test_guarded_wraps_a_handler(app, make_request) -> None:
-    async def page(request):
-        raise web.HTTPForbidden()
+def test_guard_wraps_once_and_keeps_the_name() -> None:
+    wrapped = guard(_ok)
+    assert wrapped.__name__ == "guarded__ok"
+    assert guard(wrapped) is wrapped
+    assert guard(partial(_ok)).__name__ == "guarded__ok"
 
-    wrapped = guarded(page)
-    assert wrapped.__name__ == "guarded_page"
-    assert (await wrapped(make_request(app=app))).status == 403
+
+def test_guard_routes_wraps_each_route_once_and_keeps_names(make_request) -> None:
+    app = web.Application()
+    app.router.add_get("/a", _ok, name="a")
+    app.router.add_route("*", "/b/{x}", _ok)
+    app.router.add_static("/static", ".")
+    guard_routes(app)
+    handlers = {r.resource.canonical: r.handler for r in app.router.routes() if r.resource}
+    assert getattr(handlers["/a"], "__name__", "") == "guarded__ok"
+    assert getattr(handlers["/b/{x}"], "__name__", "") == "guarded__ok"
+    assert app.router["a"].url_for() == URL("/a")
+    before = list(app.router.routes())
+    guard_routes(app)
+    assert list(app.router.routes()) == before  # nothing wrapped twice

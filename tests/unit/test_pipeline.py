@@ -18,6 +18,7 @@ from ahcore.pipeline import (
     explicit_allow,
     method_not_allowed,
     options_response,
+    other_method,
     path_call,
     serve,
     static_file,
@@ -25,10 +26,18 @@ from ahcore.pipeline import (
 
 
 def test_method_not_allowed_names_what_is_allowed_and_options() -> None:
-    exc = method_not_allowed("PUT", ("GET", "HEAD"))
+    with pytest.raises(web.HTTPMethodNotAllowed) as info:
+        method_not_allowed("PUT", ("GET", "HEAD"))
+    exc = info.value
     assert exc.status == 405
     assert exc.headers["Allow"] == "GET,HEAD,OPTIONS"
     assert exc.text == "405: PUT is not allowed here; use GET, HEAD, OPTIONS\n"
+
+
+def test_other_method_answers_options_and_refuses_the_rest() -> None:
+    assert other_method("OPTIONS", ("GET",)).headers["Allow"] == "GET, OPTIONS"
+    with pytest.raises(web.HTTPMethodNotAllowed):
+        other_method("DELETE", ("GET",))
 
 
 def test_options_response_runs_nothing_and_lists_the_methods() -> None:

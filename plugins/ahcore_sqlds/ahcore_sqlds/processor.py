@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import msgspec
 from aiohttp import web
@@ -271,7 +271,7 @@ class SqldsProcessor(Processor):
         values = bind_values(src.arguments, params, strict=True)
         if not src.is_query:
             if not src.writable:
-                raise _read_only()
+                _read_only()
             if context.request.method != "POST":
                 raise web.HTTPMethodNotAllowed(
                     context.request.method, ["POST"], text="a writing data source needs POST\n"
@@ -303,7 +303,7 @@ class SqldsProcessor(Processor):
         src = self.source
         if not src.is_query:
             if not src.writable:
-                raise _read_only()
+                _read_only()
             raise BadQuery("pagingdata needs a query (SELECT) data source")
         values = bind_values(src.arguments, params, strict=True)
         limit, offset, sort, capped = self._page(params)
@@ -343,9 +343,9 @@ async def _send(writer: JsonRowsWriter, sor: SQLor, sel: Select, **window: Any) 
             await writer.write(stream.columns, rows)
 
 
-def _read_only() -> web.HTTPForbidden:
-    """403 for a statement that writes in a data source that is not ``writable``."""
-    return web.HTTPForbidden(
+def _read_only() -> NoReturn:
+    """Raise 403 for a statement that writes in a data source that is not ``writable``."""
+    raise web.HTTPForbidden(
         text="this data source is read-only: its statement writes; nothing was changed\n"
     )
 

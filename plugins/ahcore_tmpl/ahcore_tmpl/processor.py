@@ -243,7 +243,7 @@ class TmplProcessor(Processor):
                 else "not found"
             )
             log.info("template %s: include %r %s; answered 404", self.url, exc.name, why)
-            raise not_found() from None
+            not_found()
 
     async def respond(self, context: RequestContext) -> web.StreamResponse:
         """The rendered text; an HTML template's output that is JSON goes as JSON."""

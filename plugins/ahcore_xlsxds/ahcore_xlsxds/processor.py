@@ -33,6 +33,7 @@ from ahcore.api import (
     Processor,
     RequestContext,
     TableColumn,
+    bad_request,
     data_page_response,
     json_response,
     wants_html,
@@ -64,10 +65,6 @@ ACTIONS = {
 Stamp = tuple[int, int, int]
 
 
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=message + "\n")
-
-
 def _first(value: Any) -> Any:
     """A repeated parameter arrives as a list; scalar parameters use its first value."""
     if isinstance(value, list):
@@ -81,13 +78,13 @@ def _int_param(params: DictObject, names: tuple[str, ...], default: int) -> int:
         if value is None or value == "":
             continue
         if isinstance(value, bool):
-            raise _bad_request(f"parameter {name!r} must be an integer")
+            bad_request(f"parameter {name!r} must be an integer")
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise _bad_request(f"parameter {name!r} must be an integer, got {value!r}") from None
+            bad_request(f"parameter {name!r} must be an integer, got {value!r}")
         if number < 1:
-            raise _bad_request(f"parameter {name!r} must be at least 1, got {number}")
+            bad_request(f"parameter {name!r} must be at least 1, got {number}")
         return number
     return default
 
@@ -104,16 +101,16 @@ def parse_sort(value: Any, names: tuple[str, ...]) -> SortSpec:
     spec: list[tuple[str, bool]] = []
     for item in items:
         if not isinstance(item, str):
-            raise _bad_request(f"parameter 'sort' must be text like 'field desc', got {item!r}")
+            bad_request(f"parameter 'sort' must be text like 'field desc', got {item!r}")
         for part in item.split(","):
             words = part.split()
             if not words:
                 continue
             name, direction = words[0], (words[1].lower() if len(words) > 1 else "asc")
             if len(words) > 2 or direction not in ("asc", "desc"):
-                raise _bad_request(f"bad sort {part.strip()!r}: expected 'field [asc|desc]'")
+                bad_request(f"bad sort {part.strip()!r}: expected 'field [asc|desc]'")
             if name not in names:
-                raise _bad_request(
+                bad_request(
                     f"bad sort {part.strip()!r}: unknown field {name!r} "
                     f"(fields: {', '.join(names)})"
                 )
@@ -220,7 +217,7 @@ class XlsxdsProcessor(Processor):
             return "getdata", params
         action = ACTIONS.get(str(raw).lower())
         if action is None:
-            raise _bad_request(
+            bad_request(
                 f"unknown action {raw!r}; expected one of: getdata, pagingdata, resultFields"
             )
         return action, params
