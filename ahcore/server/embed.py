@@ -8,7 +8,6 @@ plugins, ``ahcore.server.webapp`` for scripts): the same flags as
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 from collections.abc import Callable
@@ -18,12 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore.server.options import (
-    add_serve_arguments,
-    check_serve_args,
-    options_from_args,
-    without_dev,
-)
+from ahcore.server.options import serve_options, without_dev
 from ahcore.server.supervisor import serve_main
 
 
@@ -52,10 +46,7 @@ def webapp(
     Exits the process: 0 after a clean stop, 1 or 2 (one line on stderr)
     when the site cannot start.
     """
-    parser = argparse.ArgumentParser(description="Serve an ahcore site.")
-    add_serve_arguments(parser)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    check_serve_args(parser, args)
+    argv = sys.argv[1:] if argv is None else list(argv)
     wrapped = None
     if init is not None:
         takes_app = bool(inspect.signature(init).parameters)
@@ -63,15 +54,11 @@ def webapp(
     program = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
     # --dev reruns this very script; ``argv`` given in code is not on its command line.
     script = [sys.executable, *sys.argv[:1]] if sys.argv and sys.argv[0] else [sys.executable]
-    rerun = without_dev(sys.argv[1:] if argv is None else list(argv))
-    sys.exit(
-        serve_main(
-            options_from_args(
-                args,
-                program_path=program,
-                init=wrapped,
-                plugin_modules=dict(plugins or {}),
-                command=(*script, *rerun),
-            )
-        )
+    opts = serve_options(
+        argv,
+        program_path=program,
+        init=wrapped,
+        plugin_modules=dict(plugins or {}),
+        command=(*script, *without_dev(argv)),
     )
+    sys.exit(serve_main(opts))

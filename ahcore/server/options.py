@@ -17,7 +17,7 @@ import importlib
 import ipaddress
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,19 @@ def options_from_args(args: argparse.Namespace, **extra: Any) -> ServeOptions:
         livereload=args.livereload,
         **extra,
     )
+
+
+def serve_options(argv: Sequence[str], **extra: Any) -> ServeOptions:
+    """Parse a serve command line (``-w``, ``-p``, ...) as ``webapp()`` does.
+
+    A wrong value exits with argparse's one-line error (status 2), as
+    ``ahcore serve`` does.
+    """
+    parser = argparse.ArgumentParser(description="Serve an ahcore site.")
+    add_serve_arguments(parser)
+    args = parser.parse_args(list(argv))
+    check_serve_args(parser, args)
+    return options_from_args(args, **extra)
 
 
 def without_dev(argv: list[str]) -> list[str]:

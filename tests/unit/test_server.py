@@ -130,3 +130,13 @@ def test_the_reload_tag_goes_before_the_end_of_the_body(make_request) -> None:  
 def test_other_answers_are_left_alone(make_request, response: web.Response) -> None:  # type: ignore[no-untyped-def]
     body = response.body
     assert livereload.with_script(make_request("GET", "/"), response).body == body  # type: ignore[attr-defined]
+
+
+def test_a_plugin_parses_the_serve_flags_through_the_api(tmp_path: Path) -> None:
+    from ahcore.api import serve_options
+
+    opts = serve_options(["-w", str(tmp_path), "-p", "8081"])
+    assert (opts.workdir, opts.port, opts.workers) == (tmp_path.resolve(), 8081, 1)
+    with pytest.raises(SystemExit) as info:
+        serve_options(["-w", str(tmp_path), "-p", "70000"])
+    assert info.value.code == 2
