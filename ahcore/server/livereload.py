@@ -95,8 +95,8 @@ class LiveReload:
         try:
             while (event := await listener.get()) is not None:
                 await response.write(f"event: {event}\ndata: {event}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the page was closed or reloaded
         finally:
             self.listeners.discard(listener)
         return response

@@ -213,7 +213,7 @@ def serve_main(opts: ServeOptions) -> int:
     """:func:`serve`, with a failure to start printed as one line: the exit status.
 
     1 for a :class:`StartupError` (the port, the certificate, a start-up
-    hook), 2 for an invalid config or plugin.
+    hook), 2 for an invalid config or plugin, 130 for Ctrl-C during start-up.
     """
     try:
         return serve(opts)
@@ -223,3 +223,5 @@ def serve_main(opts: ServeOptions) -> int:
     except StartupError as exc:
         print(cannot_start(exc.problems), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting
+        return 130
