@@ -114,6 +114,7 @@ from ahcore.session import current_ticket, current_user, forget_user, remember_u
 from ahcore.sitefiles import FileOutZone, SiteFileNotFound
 
 if TYPE_CHECKING:
+    from ahcore.server.options import ServeOptions
     from ahcore.uploads import UploadStore
 
 __all__ = [
@@ -199,6 +200,7 @@ __all__ = [
     "to_response",
     "url_segments",
     "wants_html",
+    "serve_options",
     "webapp",
 ]
 
@@ -315,6 +317,19 @@ def webapp(
     from ahcore.server import webapp as serve_webapp  # argparse, multiprocessing: load on use
 
     serve_webapp(init, argv=argv, plugins=plugins)
+
+
+def serve_options(argv: Sequence[str]) -> ServeOptions:
+    """The serve flags of a command line (``-w``, ``-p``, ``--workers``...), parsed as ``webapp`` does.
+
+    For a plugin that needs a value of the command line it is started
+    with (ahcore-compat gives ``-p`` to ahserver's ``ServerEnv().port``)
+    without parsing the flags a second way. A wrong value exits with
+    argparse's error line (status 2).
+    """
+    from ahcore.server.options import serve_options as parse  # argparse: load on use
+
+    return parse(argv)
 
 
 def request_scheme(request: web.Request) -> str:

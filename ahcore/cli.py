@@ -1,7 +1,10 @@
-"""The ``ahcore`` command: serve, check, plugins, init, new-plugin.
+"""The ``ahcore`` command: serve, check, plugins, init, new-plugin, and plugins' commands.
 
 ``ahcore -w DIR -p PORT`` (no sub-command) is ``ahcore serve``, so ahserver's
-command lines keep working.
+command lines keep working. The serve flags are defined once, in
+:mod:`ahcore.server.options`, and shared with ``webapp()``; plugins add
+sub-commands through the ``ahcore.commands`` entry-point group, and they are
+listed in ``ahcore --help`` like the built-in ones.
 """
 
 from __future__ import annotations
@@ -10,33 +13,77 @@ import argparse
 import os
 import shutil
 import sys
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, entry_points, version
 from importlib.resources import files
 from pathlib import Path
 
-from ahcore.config import ConfigError, load_config
-from ahcore.plugins import PluginError
+from ahcore.config import CONFIG_RELPATH, ConfigError, load_config
+from ahcore.plugins import PluginError, installed_plugins
+from ahcore.server.options import (
+    add_serve_arguments,
+    check_serve_args,
+    options_from_args,
+    without_dev,
+)
+from ahcore.server.startup import cannot_start
 
 COMMANDS = ("serve", "check", "plugins", "init", "new-plugin")
+
+DESCRIPTION = """\
+A file-driven application server: the files of a site folder are its pages,
+scripts, templates and data sources.
+
+Without a sub-command, "ahcore -w DIR -p PORT" is "ahcore serve -w DIR -p PORT".
+Start a new site with "ahcore init DIR"; see "ahcore COMMAND --help" for each command.
+"""
 
 
 def _workdir_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workdir", default=os.getcwd(), help="site folder (default: .)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ahcore", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
+def version_text() -> str:
+    """``ahcore --version``: ahcore's version, then each installed plugin's."""
+    dists: dict[tuple[str, str], list[str]] = {}
+    for name, plugin in installed_plugins().items():
+        dists.setdefault((plugin.distribution, plugin.version), []).append(name)
+    lines = [f"ahcore {version('ahcore')}"]
+    for (dist, ver), names in sorted(dists.items()):
+        lines.append(f"  {dist} {ver} (plugin{'s' if len(names) > 1 else ''} {', '.join(sorted(names))})")
+    return "\n".join(lines)
 
-    serve = sub.add_parser("serve", help="serve a site")
-    _workdir_args(serve)
-    serve.add_argument("-p", "--port", type=int, help="port (default: website.port)")
-    serve.add_argument("--host", help="address to bind (default: website.host)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--debug", action="store_true", help="tracebacks in 500 pages")
-    serve.add_argument(
-        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish in-flight requests"
+
+def _command_help(ep: EntryPoint) -> str:
+    """The first line of a plugin command's docstring (its distribution's name without one)."""
+    try:
+        doc = (ep.load().__doc__ or "").strip()
+    except Exception as exc:  # a broken plugin must not break --help
+        return f"(cannot be loaded: {type(exc).__name__}: {exc})"
+    dist = ep.dist.name if ep.dist is not None else "a plugin"
+    return doc.splitlines()[0].rstrip(".") if doc else f"the {ep.name} command of {dist}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (it looks up every plugin)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show ahcore's version and the installed plugins' versions")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def build_parser(plugin_commands: dict[str, EntryPoint] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ahcore", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve a site (the default command)", description="Serve a site.")
+    add_serve_arguments(serve)
     serve.add_argument(
         "--strict",
         action="store_true",
@@ -45,20 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
         "answer 501 or 404)",
     )
 
-    check = sub.add_parser("check", help="validate a site's config and files")
+    check = sub.add_parser(
+        "check", help="validate a site's config and files", description="Validate a site's config and files."
+    )
     _workdir_args(check)
 
-    plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins = sub.add_parser(
+        "plugins", help="list installed plugins", description="List the installed plugins."
+    )
     plugins.add_argument("-w", "--workdir", help="also show which the site enables")
 
-    init = sub.add_parser("init", help="write a starter site")
+    init = sub.add_parser("init", help="write a starter site", description="Write a starter site.")
     init.add_argument("dir", help="folder to create")
 
-    new_plugin = sub.add_parser("new-plugin", help="write a processor plugin skeleton")
+    new_plugin = sub.add_parser(
+        "new-plugin",
+        help="write a processor plugin skeleton",
+        description="Write a processor plugin skeleton.",
+    )
     new_plugin.add_argument("name", help="plugin name: a Python identifier, also the suffix")
     new_plugin.add_argument(
         "--dir", default=".", help="where to create ahcore_NAME/ (default: .)"
     )
+    # Plugins' commands: listed here, run by main() before this parser sees them.
+    for name, ep in sorted((plugin_commands or {}).items()):
+        if name not in COMMANDS:
+            sub.add_parser(name, help=_command_help(ep), add_help=False)
     return parser
 
 
@@ -68,12 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         plugin_command = _plugin_commands().get(argv[0])
         if plugin_command is not None:
             return int(plugin_command.load()(argv[1:]) or 0)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["serve", *argv]
-    args = build_parser().parse_args(argv)
+    help_wanted = bool(argv) and argv[0] in ("-h", "--help")
+    parser = build_parser(_plugin_commands() if help_wanted else None)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        check_serve_args(parser, args)
     try:
         if args.command == "serve":
-            return cmd_serve(args)
+            return cmd_serve(args, argv)
         if args.command == "check":
             return cmd_check(args)
         if args.command == "plugins":
@@ -88,13 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def cannot_start(problems: list[str], head: str = "ahcore: cannot start") -> str:
-    """One line for one problem (``head: problem``), else the head and a list."""
-    if len(problems) == 1:
-        return f"{head}: {problems[0]}"
-    return f"{head}:\n" + "\n".join(f"  - {p}" for p in problems)
-
-
 def _plugin_commands() -> dict[str, EntryPoint]:
     """Sub-commands from plugins: entry-point group ``ahcore.commands``.
 
@@ -104,24 +160,25 @@ def _plugin_commands() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group="ahcore.commands")}
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from ahcore.server import ServeOptions, serve
+def cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from ahcore.server import serve_main
 
-    if args.strict:
-        refusals = strict_problems(Path(args.workdir).resolve())
+    workdir = Path(args.workdir).resolve()
+    if not (workdir / CONFIG_RELPATH).is_file():
+        target = "." if not any(workdir.iterdir()) else "DIR"
+        print(
+            f"ahcore: no site in {workdir} ({CONFIG_RELPATH} not found): write a starter site "
+            f"with: ahcore init {target}, then serve it with: ahcore serve -w {target}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.strict and not args.dev:
+        refusals = strict_problems(workdir)
         if refusals:
             print(cannot_start(refusals, "ahcore: --strict: refusing to start"), file=sys.stderr)
             return 2
-    return serve(
-        ServeOptions(
-            Path(args.workdir).resolve(),
-            host=args.host,
-            port=args.port,
-            workers=max(1, args.workers),
-            debug=args.debug,
-            shutdown_timeout=args.shutdown_timeout,
-        )
-    )
+    rerun = (sys.executable, "-m", "ahcore", *without_dev(argv))
+    return serve_main(options_from_args(args, command=rerun))
 
 
 def strict_problems(workdir: Path) -> list[str]:

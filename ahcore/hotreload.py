@@ -64,12 +64,57 @@ TOKEN_HEADER = "X-Hot-Reload-Token"
 MIN_TOKEN_BYTES = 32
 
 
-def _stat_key(path: Path) -> tuple[int, int] | None:
+def stat_key(path: Path) -> tuple[int, int] | None:
+    """What tells a change of ``path``: its modification time and size (None: missing)."""
     try:
         st = path.stat()
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
+
+
+#: Folders a :class:`FileWatcher` never walks into.
+SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})
+
+
+class FileWatcher:
+    """Polls files, and the files of folder trees, with ``os.stat``; says what changed.
+
+    The same polling as the hot reloader's, for ``ahcore serve --dev``:
+    its parent watches the config and Python code, its server the site's
+    content roots. ``suffixes`` limits the files of ``trees`` (``(".py",)``);
+    hidden folders and ``__pycache__`` are skipped. :meth:`changed` returns
+    the paths that appeared, went or changed since the previous call.
+    """
+
+    def __init__(
+        self,
+        files: list[Path] | tuple[Path, ...] = (),
+        trees: list[Path] | tuple[Path, ...] = (),
+        suffixes: tuple[str, ...] | None = None,
+    ) -> None:
+        self.files = list(files)
+        self.trees = list(trees)
+        self.suffixes = suffixes
+        self._seen = self.snapshot()
+
+    def snapshot(self) -> dict[str, tuple[int, int] | None]:
+        """Every watched path and its :func:`stat_key`."""
+        keys: dict[str, tuple[int, int] | None] = {str(p): stat_key(p) for p in self.files}
+        for tree in self.trees:
+            for folder, dirs, names in os.walk(tree):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS]
+                for name in names:
+                    if self.suffixes is None or name.endswith(self.suffixes):
+                        path = os.path.join(folder, name)
+                        keys[path] = stat_key(Path(path))
+        return keys
+
+    def changed(self) -> list[str]:
+        """The paths changed since the last call (or since the watcher was made)."""
+        now = self.snapshot()
+        seen, self._seen = self._seen, now
+        return sorted(p for p in now.keys() | seen.keys() if now.get(p) != seen.get(p))
 
 
 class HotReloader:
@@ -99,9 +144,9 @@ class HotReloader:
                 '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
                 len(self.token), MIN_TOKEN_BYTES,
             )
-        self._config_key = _stat_key(self.config_path)
+        self._config_key = stat_key(self.config_path)
         self._i18n_sig = site.translations.signature()
-        self._signal_key = _stat_key(self.signal_path)
+        self._signal_key = stat_key(self.signal_path)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -134,7 +179,7 @@ class HotReloader:
 
     async def check_once(self) -> None:
         """Look at every source once; dispatch what changed."""
-        key = _stat_key(self.config_path)
+        key = stat_key(self.config_path)
         if key != self._config_key:
             self._config_key = key
             log.debug("[hot_reload] changed: %s", self.config_path)
@@ -145,7 +190,7 @@ class HotReloader:
             self.site.translations.load()
             log.debug("[hot_reload] i18n changed, dispatching hot_reload event")
             await self.site.hot_reload({"i18n": True})
-        key = _stat_key(self.signal_path)
+        key = stat_key(self.signal_path)
         if key != self._signal_key:
             self._signal_key = key
             event_id = self._read_signal()
@@ -161,9 +206,7 @@ class HotReloader:
             log.error("[hot_reload] new config refused, keeping the old one:\n%s", exc)
             return
         if restart:
-            log.warning(
-                "[hot_reload] config changes to %s take effect after a restart", ", ".join(restart)
-            )
+            log.warning("[hot_reload] %s changed: restart to apply", ", ".join(restart))
         log.info("[hot_reload] config reloaded (no hot_reload event, as in ahserver)")
 
     # ------------------------------------------------------------ fan-out
@@ -188,7 +231,7 @@ class HotReloader:
         with os.fdopen(fd, "w") as fh:
             fh.write(payload)
         os.replace(tmp, self.signal_path)
-        self._signal_key = _stat_key(self.signal_path)
+        self._signal_key = stat_key(self.signal_path)
 
     async def trigger(self) -> str:
         """Reload here, then tell the other workers (signal file) and machines (Redis)."""

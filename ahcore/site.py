@@ -438,12 +438,19 @@ class Site:
                 ("databases", old.databases, new.databases),
                 ("website.session_redis", old.website.session_redis, new.website.session_redis),
                 ("website.host/port", (old.website.host, old.website.port), (new.website.host, new.website.port)),
+                ("website.ssl", old.website.ssl, new.website.ssl),
                 # read when the listening site starts (ahcore.server.start_site)
                 ("website.header_timeout", old.website.header_timeout, new.website.header_timeout),
                 ("filesroot", old.filesroot, new.filesroot),
             )
             if a != b
         ]
+        if "plugins" in restart:
+            # Name the plugins switched on, off or re-set: "plugins (md, tmpl)".
+            a, b = old.plugins or {}, new.plugins or {}
+            names = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            if names:
+                restart[restart.index("plugins")] = f"plugins ({', '.join(names)})"
         if new.website.paths != old.website.paths:
             # A file's URL (and so a template's relative includes or a page's
             # links) depends on the roots: build every processor afresh.

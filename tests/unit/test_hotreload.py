@@ -77,7 +77,7 @@ async def test_a_change_needing_a_restart_is_logged(site, caplog) -> None:
     edit_config(site, plugins={"x": False})
     with caplog.at_level(logging.WARNING, logger="ahcore.hotreload"):
         await reloader.check_once()
-    assert "config changes to plugins take effect after a restart" in caplog.text
+    assert "plugins (x) changed: restart to apply" in caplog.text
 
 
 async def test_a_changed_translation_reloads_and_dispatches(site, events) -> None:

@@ -116,7 +116,7 @@ def test_apply_config_swaps_the_snapshot_and_names_what_needs_a_restart(site) ->
     assert site.snapshot is not old
     assert site.config.raw["v"] == 2
     assert [str(n) for n in site.trusted_proxies] == ["10.0.0.0/8"]  # applied at once
-    assert restart == ["plugins", "website.host/port", "filesroot"]
+    assert restart == ["plugins (flag, page)", "website.host/port", "filesroot"]
 
 
 def test_a_refused_config_keeps_the_old_snapshot(site) -> None:

@@ -12,16 +12,15 @@ each worker with the application being started made current, so
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
-from ahcore.api import PluginError, get_site
+from ahcore.api import PluginError, get_site, serve_options
 from ahcore.api import webapp as serve
 from ahcore_compat.appstate import compat_enabled, starting
 from ahcore_compat.serverenv import ServerEnv
@@ -73,10 +72,8 @@ def _takes_argument(func: Callable[..., Any]) -> bool:
 
 
 def _port_of(argv: list[str]) -> str | None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("-p", "--port")
-    known, _ = parser.parse_known_args(argv)
-    return cast("str | None", known.port)
+    port = serve_options(argv).port
+    return None if port is None else str(port)
 
 
 def webapp(init_func: Callable[..., Any] | None = None, app: Any = None) -> None:

@@ -21,7 +21,12 @@ from ahcore_rbac.state import RBAC_KEY, RbacState
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ahcore rbac", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ahcore rbac",
+        description="Manage a site's users, roles, path rules and API keys, on the site's own "
+        "config and database, without a running server. A running server sees the changes "
+        "after cache_ttl seconds, or at once after a hot reload.",
+    )
     parser.add_argument("-w", "--workdir", default=os.getcwd(), help="site folder (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -114,6 +119,7 @@ async def _command(state: RbacState, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Manage a site's users, roles, path rules and API keys (ahcore-rbac)."""
     args = build_parser().parse_args(argv)
     args.workdir = Path(args.workdir).resolve()
     try:
