@@ -84,7 +84,7 @@ class WebsiteConfig(_Base):
     )
     processors: list[tuple[str, str]] | None = None
     client_max_size: int = 10 * 1024 * 1024
-    # Slow clients (ahcore/server.py, ahcore/params.py): seconds for a
+    # Slow clients (ahcore/server/guard.py, ahcore/params.py): seconds for a
     # request's head (request line + headers), counted from its first byte
     # (from connect for the first request); and seconds for reading a body
     # (form, JSON, multipart upload), counted from when reading starts.

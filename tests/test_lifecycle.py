@@ -95,11 +95,6 @@ async def test_a_failed_start_up_stops_exactly_what_had_started(make_site, caplo
     assert "on_shutdown of a start-up that failed" not in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ahcore.server.start_site does not run the runner's cleanup when its setup fails "
-    "(to be fixed with the server package split)",
-)
 async def test_start_site_stops_what_had_started_when_start_up_fails(make_site) -> None:
     recorder = Recorder([])
     site = make_site(config={"plugins": {"rec": True, "fails": True}, "databases": DATABASES})

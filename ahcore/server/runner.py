@@ -191,8 +191,11 @@ async def start_site(
         keepalive_timeout=keepalive_timeout,
         **runner_kwargs,
     )
-    await runner.setup()
     try:
+        # Inside the try: a start-up hook that raises leaves some cleanup
+        # contexts entered (pools, sessions); runner.cleanup unwinds exactly
+        # those, as aiohttp's run_app does, and writes out the access log.
+        await runner.setup()
         assert runner.server is not None
         guard = SlowClientGuard(runner.server, header_timeout)
         site_ = GuardedSite(
