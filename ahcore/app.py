@@ -17,7 +17,7 @@ from ahcore.config import CONFIG_RELPATH, ConfigError, SiteConfig, load_config
 from ahcore.db import plugin as db_plugin
 from ahcore.errors import error_middleware, guarded
 from ahcore.functions import install_registry, report_unregistered
-from ahcore.headers import add_security_headers
+from ahcore.headers import apply_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.pipeline import site_handler
 from ahcore.plugins import await_me_maybe, call_each, load_plugins
@@ -98,12 +98,22 @@ def create_app(
         app.router.add_route("*", ENDPOINT, own(reloader.endpoint))
     app.router.add_route("*", "/{tail:.*}", site_handler(site, guarded=not with_middleware))
 
-    app.on_response_prepare.append(session.on_response_prepare)
-    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(_prepare_response)
     app.on_startup.append(_startup)
     app.on_startup.append(report_unregistered)  # after every start-up hook and starter
     app.on_cleanup.append(_cleanup)
     return app
+
+
+async def _prepare_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: save the session if needed, then the security headers.
+
+    One signal handler for both, the session's coroutine only when a session
+    may need saving: this runs for every response.
+    """
+    if session.may_need_saving(request):
+        await session.on_response_prepare(request, response)
+    apply_security_headers(request, response)
 
 
 async def _startup(app: web.Application) -> None:

@@ -36,6 +36,7 @@ from ahcore.plugins import (
     call_each,
     canonical_driver,
     disabled_plugins,
+    fast_caller,
     hook_callers,
     install_advice,
 )
@@ -383,8 +384,9 @@ class Site:
             if result:
                 ns.update(result)
         self.global_namespace = ns
-        # Called per script request: look the hook caller up once.
-        self.request_namespace_hook = self.pm.hook.request_namespace
+        # Called per script request: look the hook caller up once (and skip
+        # pluggy's dispatch when the kernel's is the only implementation).
+        self.request_namespace_hook = fast_caller(self.pm.hook.request_namespace)
 
     async def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call hook ``name`` and await each result (sync and async impls alike)."""
