@@ -602,8 +602,11 @@ class SqlitePool:
         await raw.run(setup)
         return conn
 
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[SqliteConnection]:
+    def acquire(self) -> _Acquired:
+        """``async with pool.acquire() as conn``: a connection, back in the pool after the block."""
+        return _Acquired(self)
+
+    async def _take(self) -> SqliteConnection:
         if self._closed:
             raise DatabaseUnavailable(f"database {self.name!r} is shut down")
         try:
@@ -617,13 +620,16 @@ class SqlitePool:
                 f"database {self.name!r}: no free connection within "
                 f"{self.acquire_timeout:g} s (pool of {self.maxconn})"
             ) from None
-        conn: SqliteConnection | None = None
         try:
-            conn = self._idle.pop() if self._idle else await self._open()
-            yield conn
+            return self._idle.pop() if self._idle else await self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _give_back(self, conn: SqliteConnection) -> None:
+        try:
+            await self._release(conn)
         finally:
-            if conn is not None:
-                await self._release(conn)
             self._slots.release()
 
     async def _release(self, conn: SqliteConnection) -> None:
@@ -639,6 +645,25 @@ class SqlitePool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+class _Acquired:
+    """The context manager of :meth:`SqlitePool.acquire` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_pool", "_conn")
+
+    def __init__(self, pool: SqlitePool) -> None:
+        self._pool = pool
+        self._conn: SqliteConnection | None = None
+
+    async def __aenter__(self) -> SqliteConnection:
+        self._conn = await self._pool._take()  # noqa: SLF001 - the pool's own helper
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool._give_back(conn)  # noqa: SLF001 - the pool's own helper
 
 
 def database_path(config: DatabaseConfig, site: Site) -> str:
