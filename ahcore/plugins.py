@@ -131,11 +131,12 @@ def fast_caller(caller: Any) -> Any:
     A hook with exactly one implementation, which is no wrapper, is called
     directly: ``fast(**kwargs)`` returns what pluggy would (the result in a
     list, none for ``None``), without pluggy's dispatch on every call. For hooks called per
-    request, looked up once the site's plugins are fixed.
+    request, looked up once the site's plugins are fixed. With
+    ``AHCORE_TRACE_PLUGINS=1`` the pluggy caller is kept, so the call is traced.
     """
     impls = caller.get_hookimpls()
-    if len(impls) != 1:
-        return caller
+    if len(impls) != 1 or os.environ.get("AHCORE_TRACE_PLUGINS") == "1":
+        return caller  # several implementations, or tracing on: pluggy's dispatch
     impl = impls[0]
     if impl.hookwrapper or getattr(impl, "wrapper", False):
         return caller
