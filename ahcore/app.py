@@ -19,7 +19,7 @@ from ahcore.db import plugin as db_plugin
 from ahcore.db.plugin import pools_lifecycle
 from ahcore.errors import guard, guard_routes
 from ahcore.functions import install_registry, report_unregistered
-from ahcore.headers import add_security_headers
+from ahcore.headers import apply_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.outbound import OUTBOUND, Outbound
 from ahcore.pipeline import serve
@@ -122,8 +122,7 @@ def create_app(
     app.router.add_route("*", "/{tail:.*}", guard(partial(serve, site)))
 
     app[OUTBOUND] = Outbound()  # scripts' HttpClient/StreamHttpClient: one session, closed at cleanup
-    app.on_response_prepare.append(session.on_response_prepare)
-    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(_prepare_response)
     # One async generator per resource: started in this order, stopped in
     # the reverse one, and a failure at start-up stops exactly what had
     # started (aiohttp unwinds the contexts entered so far when the runner
@@ -141,6 +140,17 @@ def create_app(
         app.cleanup_ctx.append(_upload_janitor)
     app.on_startup.append(report_unregistered)  # after every start-up hook and starter
     return app
+
+
+async def _prepare_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: save the session if needed, then the security headers.
+
+    One signal handler for both, the session's coroutine only when a session
+    may need saving: this runs for every response.
+    """
+    if session.may_need_saving(request):
+        await session.on_response_prepare(request, response)
+    apply_security_headers(request, response)
 
 
 async def _routes_sealed(app: web.Application) -> AsyncIterator[None]:

@@ -36,6 +36,11 @@ def header_set(overrides: Mapping[str, str | None]) -> tuple[tuple[str, str], ..
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: set each configured header the response has not set."""
+    apply_security_headers(request, response)
+
+
+def apply_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """:func:`add_security_headers` without a coroutine (the kernel's own signal calls this)."""
     site = request.app.get(SITE_KEY)
     if site is None:
         return

@@ -401,11 +401,20 @@ def _has_cookie(request: web.Request) -> bool:
     return COOKIE_NAME in request.cookies
 
 
+def may_need_saving(request: web.Request) -> bool:
+    """False in the common case: no session touched and no session cookie sent."""
+    state = request.get(_STATE)
+    if state is not None and state.session is not None:
+        return True
+    return hdrs.COOKIE in request.headers and COOKIE_NAME in request.cookies
+
+
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """Save a changed session and reissue an ageing ticket, for every response kind.
 
     Runs for every response, so the common case — no session touched and no
-    session cookie sent — returns before creating anything.
+    session cookie sent — returns before creating anything
+    (:func:`may_need_saving`).
     """
     state = request.get(_STATE)
     session = state.session if state is not None else None

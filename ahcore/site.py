@@ -37,6 +37,7 @@ from ahcore.plugins import (
     call_each,
     canonical_driver,
     disabled_plugins,
+    fast_caller,
     hook_callers,
     install_advice,
 )
@@ -411,8 +412,9 @@ class Site:
             if result:
                 ns.update(result)
         self.global_namespace = ns
-        # Called per script request: look the hook caller up once.
-        self.request_namespace_hook = self.pm.hook.request_namespace
+        # Called per script request: look the hook caller up once (and skip
+        # pluggy's dispatch when the kernel's is the only implementation).
+        self.request_namespace_hook = fast_caller(self.pm.hook.request_namespace)
 
     async def hot_reload(self, data: dict[str, Any]) -> None:
         """Dispatch a ``hot_reload`` event and the ``on_hot_reload`` hook."""

@@ -10,14 +10,14 @@ next request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+import sys
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ahcore.db.driver import DriverSpec, Pool
+from ahcore.db.driver import Connection, DriverSpec, Pool
 from ahcore.db.errors import DatabaseUnavailable, integrity_error, read_only_refusal
 from ahcore.db.schema import SchemaCache
 from ahcore.db.sqlor import SQLor
@@ -98,10 +98,9 @@ class DBPools:
         except KeyError:
             raise LookupError(f"no database {name!r} in the config's 'databases'") from None
 
-    @contextlib.asynccontextmanager
-    async def sqlorContext(
+    def sqlorContext(
         self, name: str, *, read_only: bool = False, time_limit_ms: int | None = None
-    ) -> AsyncIterator[SQLor]:
+    ) -> AbstractAsyncContextManager[SQLor]:
         """One connection and one transaction on database ``name``.
 
         Commits when the block ends normally (or leaves with an HTTP
@@ -110,40 +109,7 @@ class DBPools:
         database refuses in it is a 403, :class:`ahcore.db.errors.ReadOnlyRefused`);
         ``time_limit_ms`` stops any statement running longer (504).
         """
-        db = self.database(name)
-        pool = await db.pool()
-        async with pool.acquire() as conn:
-            await conn.begin(read_only=read_only)
-            if time_limit_ms:
-                await conn.set_time_limit(time_limit_ms)
-            try:
-                yield SQLor(conn, db.schema, name)
-            except web.HTTPException as exc:
-                if exc.status < 400:
-                    await conn.commit()
-                else:
-                    await conn.rollback()
-                raise
-            except BaseException as exc:
-                await conn.rollback()
-                refused = read_only_refusal(exc) if read_only else None
-                if refused is None:
-                    raise
-                log.info("database %r: write refused in a read-only transaction: %s", name, exc)
-                raise refused from None
-            else:
-                try:
-                    await conn.commit()
-                except Exception as exc:
-                    # Refused at COMMIT (a deferred constraint): nothing of the
-                    # transaction stays, and the visitor gets a 409/400 that
-                    # names no table or value instead of a 500.
-                    await conn.rollback()
-                    answer = integrity_error(exc)
-                    if answer is None:
-                        raise
-                    log.warning("database %r: commit refused: %s", name, exc)
-                    raise answer from None
+        return _SqlorBlock(self.database(name), read_only, time_limit_ms)
 
     def clear_schema_cache(self) -> None:
         """Forget learnt tables and result columns (after a hot reload)."""
@@ -156,6 +122,79 @@ class DBPools:
                 await db.close()
             except Exception:
                 log.exception("closing the pool of database %r failed", db.name)
+
+
+class _SqlorBlock:
+    """The ``sqlorContext`` block (a class: this runs for every database request)."""
+
+    __slots__ = ("db", "read_only", "time_limit_ms", "_acquired", "_conn")
+
+    def __init__(self, db: Database, read_only: bool, time_limit_ms: int | None) -> None:
+        self.db = db
+        self.read_only = read_only
+        self.time_limit_ms = time_limit_ms
+        self._acquired: AbstractAsyncContextManager[Connection] | None = None
+        self._conn: Connection | None = None
+
+    async def __aenter__(self) -> SQLor:
+        db = self.db
+        pool = await db.pool()
+        acquired = pool.acquire()
+        conn = await acquired.__aenter__()
+        self._acquired, self._conn = acquired, conn
+        try:
+            await conn.begin(read_only=self.read_only)
+            if self.time_limit_ms:
+                await conn.set_time_limit(self.time_limit_ms)
+        except BaseException:
+            self._acquired = self._conn = None
+            await acquired.__aexit__(*sys.exc_info())
+            raise
+        return SQLor(conn, db.schema, db.name)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        acquired, conn = self._acquired, self._conn
+        self._acquired = self._conn = None
+        assert acquired is not None and conn is not None
+        try:
+            await self._end(conn, exc)
+        except BaseException:
+            await acquired.__aexit__(*sys.exc_info())
+            raise
+        # The driver's pool sees the block's own exception, if any, as before.
+        await acquired.__aexit__(kind, exc, tb)
+        return False
+
+    async def _end(self, conn: Connection, exc: BaseException | None) -> None:
+        """Commit or roll back for how the block ended; raise what replaces ``exc``."""
+        name = self.db.name
+        if exc is None:
+            try:
+                await conn.commit()
+            except Exception as error:
+                # Refused at COMMIT (a deferred constraint): nothing of the
+                # transaction stays, and the visitor gets a 409/400 that
+                # names no table or value instead of a 500.
+                await conn.rollback()
+                answer = integrity_error(error)
+                if answer is None:
+                    raise
+                log.warning("database %r: commit refused: %s", name, error)
+                raise answer from None
+            return
+        if isinstance(exc, web.HTTPException):
+            if exc.status < 400:
+                await conn.commit()
+            else:
+                await conn.rollback()
+            return
+        await conn.rollback()
+        refused = read_only_refusal(exc) if self.read_only else None
+        if refused is not None:
+            log.info("database %r: write refused in a read-only transaction: %s", name, exc)
+            raise refused from None
 
 
 DBPOOLS_KEY: web.AppKey[DBPools] = web.AppKey("ahcore.db.pools", DBPools)

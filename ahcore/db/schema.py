@@ -53,6 +53,9 @@ class SchemaCache:
     def __init__(self) -> None:
         self._tables: dict[str, TableInfo] = {}
         self._results: OrderedDict[str, list[str]] = OrderedDict()
+        #: Statement text (and whether it was stripped) → the driver's text and
+        #: its ``${name}$`` names (:func:`ahcore.db.sqltext.prepare`), for sqlor.
+        self.statements: dict[tuple[str, bool], tuple[str, tuple[str, ...]]] = {}
 
     async def table(self, conn: Connection, name: str) -> TableInfo:
         """The table called ``name``, or 400 when there is none."""
@@ -80,3 +83,4 @@ class SchemaCache:
     def clear(self) -> None:
         self._tables.clear()
         self._results.clear()
+        self.statements.clear()

@@ -15,6 +15,25 @@ thread hop, where plain aiosqlite code (execute, fetchall, close) costs
 three. The statement time limit is a progress handler that aborts the
 statement when its deadline passes, leaving the connection usable.
 
+**Short reads on the loop's thread.** A thread hop costs more than a short
+indexed ``SELECT``. So a query (:func:`ahcore.db.sqltext.is_query`) runs
+on the event loop's own thread when the connection's thread holds no job
+(:attr:`~ahcore.db.sqlitethread.ConnectionThread.idle`), under a deadline
+of ``kwargs.loop_read_ms`` (default 1 ms; ``0`` turns this off): the
+progress handler aborts it when the deadline passes and it runs again, from
+the start, on the connection's thread, where only the statement's own time
+limit applies. The busy timeout is 0 meanwhile, so a lock (another
+connection committing, a checkpoint) is a fallback to the thread too, never
+a wait on the loop. A statement too slow for the loop goes to the thread
+directly for the next 30 s (unless its run there was quick: then the loop's
+try was only preempted). Writes, ``COMMIT`` of a transaction that wrote, and
+streamed cursors always run on the thread. Isolation is SQLite's: each
+pooled connection is its own sqlite3 connection, so a read sees only what
+other connections committed, and its own transaction's changes. After a
+few reads in a row on the loop without a pause, the next goes to the
+thread, so a script looping over queries still yields and its time limit
+still applies.
+
 A streamed query (:meth:`SqliteConnection.stream`) keeps its cursor open
 between jobs and steps it one batch per job, so memory holds one batch; its
 deadline runs from the start of the query to the last batch.
@@ -54,6 +73,7 @@ from ahcore.db.driver import (
 from ahcore.db.errors import DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import declared_or_value, from_sql_name, from_value
 from ahcore.db.sqlitethread import ConnectionClosed, ConnectionThread
+from ahcore.db.sqltext import is_query
 from ahcore.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -66,6 +86,14 @@ T = TypeVar("T")
 
 SQLITE = Dialect("sqlite", "qmark", '"', lazy_fetch=True)
 _PROGRESS_STEPS = 1000
+# Reads run on the loop in a row, without the loop getting control between
+# them, before the next one goes to the thread (which yields).
+_LOOP_STREAK = 8
+_LOOP_READ_MS = 1.0
+# Remembered statement texts per pool (is it a query; did it fall back).
+_SQL_MEMORY = 512
+# Seconds a statement that was too slow for the loop goes to the thread directly.
+_SLOW_FOR = 30.0
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A declared type with its size: "VARCHAR(32)", "NUMERIC(10, 2)", "UNSIGNED BIG INT".
 _DECLARED = re.compile(r"\s*([^(]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
@@ -87,6 +115,25 @@ def _sqlite_value(value: Any) -> Any:
 
 
 _CONVERTED = (datetime.date, datetime.time, decimal.Decimal, uuid.UUID)
+# What sends a read that began on the loop to the connection's thread: the
+# loop's deadline passed (interrupted), or a lock it would have waited for.
+# (SQLite's result codes; the sqlite3 module names them from Python 3.11.)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT = 5, 6, 9
+_LOCK_MESSAGES = ("database is locked", "database table is locked")
+
+
+def _fall_back_reason(exc: sqlite3.OperationalError) -> str | None:
+    """``"slow"``, ``"locked"``, or None when the error is the statement's own."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        code &= 0xFF  # the primary code of an extended one (SQLITE_BUSY_SNAPSHOT, …)
+        if code == _SQLITE_INTERRUPT:
+            return "slow"
+        return "locked" if code in (_SQLITE_BUSY, _SQLITE_LOCKED) else None
+    message = str(exc)
+    if message == "interrupted":
+        return "slow"
+    return "locked" if message.startswith(_LOCK_MESSAGES) else None
 
 
 class SqliteConnection:
@@ -94,9 +141,14 @@ class SqliteConnection:
 
     dialect = SQLITE
 
-    def __init__(self, raw: ConnectionThread, name: str) -> None:
+    def __init__(self, raw: ConnectionThread, name: str, pool: SqlitePool | None = None,
+                 busy_ms: int = 0) -> None:
         self.raw = raw
         self.name = name
+        self.pool = pool
+        self._busy_ms = busy_ms
+        self._busy_off = False  # busy timeout set to 0 for a read on the loop
+        raw.before_job = self._before_job
         self.broken = False
         self._pending_begin = False
         self._in_tx = False
@@ -126,12 +178,25 @@ class SqliteConnection:
             self._dirty = False
             self._changes = db.total_changes
 
+    # Runs on the connection's thread before every job.
+    def _before_job(self) -> None:
+        if self._busy_off:
+            self.raw.db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            self._busy_off = False
+
     def _run(
-        self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
+        self,
+        sql: str,
+        params: Sequence[Any],
+        max_rows: int | None,
+        standalone: bool = False,
+        deadline: float | None = None,
     ) -> FetchResult:
         db: sqlite3.Connection = self.raw.db
         self._start(db, standalone)
-        if self._limit_s is not None:
+        if deadline is not None:
+            self._deadline = deadline
+        elif self._limit_s is not None:
             self._deadline = time.monotonic() + self._limit_s
         try:
             cur = db.execute(sql, params)
@@ -180,7 +245,48 @@ class SqliteConnection:
     ) -> FetchResult:
         if any(isinstance(v, _CONVERTED) for v in params):
             params = [_sqlite_value(v) for v in params]
-        return await self._job(self._run, sql, params, max_rows, standalone)
+        pool = self.pool
+        deadline = None
+        if pool is not None and pool.loop_read_s and self.raw.idle and pool.on_loop(sql):
+            start = time.monotonic()
+            limit = self._limit_s
+            deadline = start + limit if limit is not None else None
+            try:
+                return self._run_on_loop(sql, params, max_rows, standalone, start, deadline)
+            except sqlite3.OperationalError as exc:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise self.timeout_error() from None
+                reason = _fall_back_reason(exc)
+                if reason is None:
+                    raise
+                if reason == "slow":
+                    pool.fell_back(sql)
+                    started = time.monotonic()
+                    result = await self._job(self._run, sql, params, max_rows, standalone, deadline)
+                    if time.monotonic() - started < pool.loop_read_s:
+                        pool.forgive(sql)  # the loop's try was preempted (a busy machine)
+                    return result
+        return await self._job(self._run, sql, params, max_rows, standalone, deadline)
+
+    def _run_on_loop(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        max_rows: int | None,
+        standalone: bool,
+        start: float,
+        deadline: float | None,
+    ) -> FetchResult:
+        """:meth:`_run` on the event loop's thread, within the loop's own deadline."""
+        db = self.raw.db
+        if not self._busy_off:
+            # Never wait for a lock on the loop: SQLITE_BUSY sends the read to the thread.
+            db.execute("PRAGMA busy_timeout = 0")
+            self._busy_off = True
+        assert self.pool is not None
+        mine = start + self.pool.loop_read_s
+        return self._run(sql, params, max_rows, standalone,
+                         mine if deadline is None or mine < deadline else deadline)
 
     async def begin(self, *, read_only: bool = False) -> None:
         # Deferred: the pragma and BEGIN go with the first statement (no thread hop here).
@@ -193,6 +299,8 @@ class SqliteConnection:
         if self._in_tx:
             if self._read_only or not self._dirty:
                 self._in_tx = False
+                if self.raw.idle and self._end_on_loop("COMMIT"):
+                    return
                 # Ending a transaction that only read (read-only, or nothing
                 # written: an ahserver script doing one sqlExe SELECT) cannot
                 # fail in a way the caller could act on: queue it and go on
@@ -208,6 +316,19 @@ class SqliteConnection:
                 await self.raw.run(self.raw.db.execute, "COMMIT")
                 self._in_tx = False
 
+    def _end_on_loop(self, statement: str) -> bool:
+        """End a transaction that wrote nothing, on the loop; False: leave it to the thread.
+
+        Ending a read releases a snapshot and takes no lock: it never waits.
+        """
+        if self.pool is None or not self.pool.loop_read_s:
+            return False
+        try:
+            self.raw.db.execute(statement)
+        except Exception:
+            return False
+        return True
+
     # Runs on the connection's thread.
     def _end_read(self) -> None:
         try:
@@ -222,6 +343,8 @@ class SqliteConnection:
         self._limit_s = None
         if self._in_tx:
             self._in_tx = False
+            if not self._dirty and self.raw.idle and self._end_on_loop("ROLLBACK"):
+                return
             try:
                 await self.raw.run(self.raw.db.execute, "ROLLBACK")
             except Exception:
@@ -389,14 +512,68 @@ class SqlitePool:
 
     dialect = SQLITE
 
-    def __init__(self, name: str, path: str, maxconn: int, acquire_timeout: float) -> None:
+    def __init__(self, name: str, path: str, maxconn: int, acquire_timeout: float,
+                 loop_read_ms: float = _LOOP_READ_MS) -> None:
         self.name = name
         self.path = path
         self.maxconn = maxconn
         self.acquire_timeout = acquire_timeout
+        #: Seconds a read may run on the loop's thread before it moves to its own (0: never).
+        self.loop_read_s = max(0.0, loop_read_ms) / 1000
         self._slots = asyncio.Semaphore(maxconn)
         self._idle: list[SqliteConnection] = []
         self._closed = False
+        # Statement text → True (a query: may run on the loop), False (never),
+        # or the monotonic time until which it runs on the thread (it was slow).
+        self._on_loop: dict[str, bool | float] = {}
+        # Reads the same task ran on the loop since the loop last had control.
+        self._streak = 0
+        self._streak_task: asyncio.Task[Any] | None = None
+        self._streak_reset: asyncio.Handle | None = None
+
+    def on_loop(self, sql: str) -> bool:
+        """Whether the read ``sql`` may run on the loop's thread now."""
+        allowed = self._on_loop.get(sql)
+        if allowed is not True:
+            if allowed is None:
+                if len(self._on_loop) >= _SQL_MEMORY:
+                    self._on_loop.clear()
+                allowed = self._on_loop[sql] = is_query(sql)
+                if not allowed:
+                    return False
+            elif allowed is False or time.monotonic() < allowed:
+                return False
+            else:
+                self._on_loop[sql] = True  # slow a while ago: try the loop again
+        # A task that ran reads on the loop without yielding in between goes
+        # to the thread after a few, so the loop (and its timers) get a turn.
+        # A callback queued with the first read of a turn marks the loop's
+        # next turn: any yield of the task runs it first.
+        task = asyncio.current_task()
+        if task is not self._streak_task:
+            self._streak_task = task
+            self._streak = 0
+        if self._streak >= _LOOP_STREAK:
+            return False
+        self._streak += 1
+        if self._streak_reset is None:
+            self._streak_reset = asyncio.get_running_loop().call_soon(self._end_streak)
+        return True
+
+    def _end_streak(self) -> None:
+        self._streak = 0
+        self._streak_task = None
+        self._streak_reset = None
+
+    def fell_back(self, sql: str) -> None:
+        """``sql`` was too slow on the loop: the thread runs it for a while."""
+        if self._on_loop.get(sql) is not False:
+            self._on_loop[sql] = time.monotonic() + _SLOW_FOR
+
+    def forgive(self, sql: str) -> None:
+        """``sql`` ran within the loop's budget on the thread: it was preempted, not slow."""
+        if self._on_loop.get(sql) not in (None, False):
+            self._on_loop[sql] = True
 
     async def _open(self) -> SqliteConnection:
         uri = self.path.startswith("file:")
@@ -407,8 +584,8 @@ class SqlitePool:
             await raw.close()
             log.error("cannot open sqlite database %r (%s): %s", self.name, self.path, exc)
             raise DatabaseUnavailable(f"database {self.name!r} cannot be opened") from None
-        conn = SqliteConnection(raw, self.name)
         busy_ms = int(self.acquire_timeout * 1000)
+        conn = SqliteConnection(raw, self.name, self, busy_ms)
 
         def setup() -> None:
             db = raw.db
@@ -423,25 +600,34 @@ class SqlitePool:
         await raw.run(setup)
         return conn
 
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[SqliteConnection]:
+    def acquire(self) -> _Acquired:
+        """``async with pool.acquire() as conn``: a connection, back in the pool after the block."""
+        return _Acquired(self)
+
+    async def _take(self) -> SqliteConnection:
         if self._closed:
             raise DatabaseUnavailable(f"database {self.name!r} is shut down")
         try:
-            async with asyncio.timeout(self.acquire_timeout):
+            if self._slots.locked():  # wait, within the limit (no timer when a slot is free)
+                async with asyncio.timeout(self.acquire_timeout):
+                    await self._slots.acquire()
+            else:
                 await self._slots.acquire()
         except TimeoutError:
             raise DatabaseUnavailable(
                 f"database {self.name!r}: no free connection within "
                 f"{self.acquire_timeout:g} s (pool of {self.maxconn})"
             ) from None
-        conn: SqliteConnection | None = None
         try:
-            conn = self._idle.pop() if self._idle else await self._open()
-            yield conn
+            return self._idle.pop() if self._idle else await self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _give_back(self, conn: SqliteConnection) -> None:
+        try:
+            await self._release(conn)
         finally:
-            if conn is not None:
-                await self._release(conn)
             self._slots.release()
 
     async def _release(self, conn: SqliteConnection) -> None:
@@ -457,6 +643,25 @@ class SqlitePool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+class _Acquired:
+    """The context manager of :meth:`SqlitePool.acquire` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_pool", "_conn")
+
+    def __init__(self, pool: SqlitePool) -> None:
+        self._pool = pool
+        self._conn: SqliteConnection | None = None
+
+    async def __aenter__(self) -> SqliteConnection:
+        self._conn = await self._pool._take()  # noqa: SLF001 - the pool's own helper
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool._give_back(conn)  # noqa: SLF001 - the pool's own helper
 
 
 def database_path(config: DatabaseConfig, site: Site) -> str:
@@ -476,7 +681,11 @@ def database_path(config: DatabaseConfig, site: Site) -> str:
 
 async def create_pool(name: str, config: DatabaseConfig, site: Site) -> SqlitePool:
     """Open the pool of database ``name``; connections are made on first use."""
-    return SqlitePool(name, database_path(config, site), config.maxconn, config.acquire_timeout)
+    loop_read_ms = config.kwargs.get("loop_read_ms", _LOOP_READ_MS)
+    if isinstance(loop_read_ms, bool) or not isinstance(loop_read_ms, (int, float)):
+        raise ValueError(f"kwargs.loop_read_ms of database {name!r} must be a number of ms")
+    return SqlitePool(name, database_path(config, site), config.maxconn, config.acquire_timeout,
+                      float(loop_read_ms))
 
 
 @hookimpl

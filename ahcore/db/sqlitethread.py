@@ -1,13 +1,18 @@
-"""One sqlite3 connection and the one thread that may use it.
+"""One sqlite3 connection and the one thread that runs its slow work.
 
-A sqlite3 connection belongs to the thread that opened it. The embedded
-driver gives each pooled connection its own one-thread executor: every job
-(open, statements, cursor steps, close) runs there, in submission order, and
+A sqlite3 connection must not be used by two threads at once. The embedded
+driver gives each pooled connection its own one-thread executor: jobs
+(open, statements, cursor steps, close) run there, in submission order, and
 the event loop waits for none of them. That is aiosqlite's model, written
-with public APIs only (``concurrent.futures`` and ``loop.run_in_executor``)
-so the driver no longer reaches into aiosqlite's private queue and
-connection attributes: :meth:`run` awaits a job, :meth:`submit` queues one
-without waiting (it still runs before any job submitted after it).
+with public APIs only (``concurrent.futures``): :meth:`run` awaits a job,
+:meth:`submit` queues one without waiting (it still runs before any job
+submitted after it).
+
+The driver may also run a short read on the event loop's own thread
+(:mod:`ahcore.db.sqlite`), but only while :attr:`ConnectionThread.idle`
+says no job is queued or running, so the connection is never used by two
+threads at once. The connection is opened with ``check_same_thread=False``
+for that; the rule above, not sqlite3's check, keeps it single-threaded.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,37 +32,61 @@ class ConnectionClosed(Exception):
 
 
 class ConnectionThread:
-    """A sqlite3 connection confined to its own worker thread."""
+    """A sqlite3 connection whose jobs run on its own worker thread."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ahcore-sqlite-{name}")
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        # The last job handed to the thread; jobs run in order, so when it is
+        # done the thread holds no job and the connection is free.
+        self._last: Future[Any] | None = None
+        #: Called on the thread before each job (the driver restores settings there).
+        self.before_job: Callable[[], None] | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
-        """The connection, for code running *on this thread* (a job passed to :meth:`run`)."""
+        """The connection, for a job on the thread, or on the loop while :attr:`idle`."""
         if self._db is None:
             raise ConnectionClosed(f"sqlite connection of {self.name!r} is not open")
         return self._db
 
+    @property
+    def idle(self) -> bool:
+        """No job is queued or running on the thread (the loop may use :attr:`db`)."""
+        last = self._last
+        return (last is None or last.done()) and self._db is not None and not self._closed
+
     async def open(self, path: str, *, uri: bool = False) -> None:
         """Open the database on the connection's thread (autocommit: the driver sends BEGIN)."""
-        self._db = await self.run(functools.partial(sqlite3.connect, path, isolation_level=None, uri=uri))
+        self._db = await self.run(
+            functools.partial(
+                sqlite3.connect, path, isolation_level=None, uri=uri, check_same_thread=False
+            )
+        )
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        before = self.before_job
+        if before is not None and self._db is not None:
+            before()
+        return fn(*args)
+
+    def _queue(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
+        if self._closed:
+            raise ConnectionClosed(f"sqlite connection of {self.name!r} is closed")
+        future = self._executor.submit(self._call, fn, args)
+        self._last = future
+        return future
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the connection's thread and return its result."""
-        if self._closed:
-            raise ConnectionClosed(f"sqlite connection of {self.name!r} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        result: T = await asyncio.wrap_future(self._queue(fn, args))
+        return result
 
     def submit(self, fn: Callable[[], Any]) -> None:
         """Queue ``fn()`` without waiting; it runs before any job submitted later."""
-        if self._closed:
-            raise ConnectionClosed(f"sqlite connection of {self.name!r} is closed")
-        self._executor.submit(fn)
+        self._queue(fn, ())
 
     def interrupt(self) -> None:
         """Abort the statement running on the connection's thread (safe from any thread)."""

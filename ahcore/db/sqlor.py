@@ -27,17 +27,18 @@ from ahcore.db.records import to_records
 from ahcore.db.schema import SchemaCache, TableInfo, check_table_name
 from ahcore.db.sqltext import (
     MAX_PAGEROWS,
-    bind,
     escape_percent,
     limit_clause,
     page_window,
     parse_sort,
+    prepare,
     strip_statement,
 )
 from ahcore.dictobject import DictObject
 
 # Keys of a CRUD namespace that steer paging, never column filters.
 PAGING_KEYS = frozenset({"page", "pagerows", "sort"})
+_STATEMENT_CACHE_SIZE = 512
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.time, uuid.UUID)
 
 
@@ -96,6 +97,18 @@ class SQLor:
         self._mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
 
     # ------------------------------------------------------------ helpers
+
+    def _bind(self, sql: str, ns: Mapping[str, Any], strip: bool = False) -> tuple[str, list[Any]]:
+        """:func:`~ahcore.db.sqltext.bind` (of the stripped statement), parsed once per text."""
+        key = (sql, strip)
+        prepared = self.schema.statements.get(key)
+        if prepared is None:
+            statements = self.schema.statements
+            if len(statements) >= _STATEMENT_CACHE_SIZE:
+                statements.clear()
+            prepared = statements[key] = prepare(strip_statement(sql) if strip else sql, self.dialect)
+        text, names = prepared
+        return text, [ns.get(name) for name in names]
 
     def _q(self, name: str) -> str:
         return escape_percent(self.dialect.ident(name), self.dialect)
@@ -282,7 +295,7 @@ class SQLor:
         A statement with a result set returns its records; any other
         statement returns the affected row count.
         """
-        text, params = bind(sql, ns or {}, self.dialect)
+        text, params = self._bind(sql, ns or {})
         result = await self.conn.fetch(text, params)
         if result.columns:
             return to_records(result.columns, result.rows)
@@ -297,7 +310,7 @@ class SQLor:
         self, sql: str, values: Mapping[str, Any], *, limit: int, offset: int = 0, sort: Any = None
     ) -> DictObject:
         """``{total, rows}`` for one window of a query; ``sort`` checked against its columns."""
-        text, params = bind(strip_statement(sql), values, self.dialect)
+        text, params = self._bind(sql, values, strip=True)
         order = await self.order_by(text, params, sort)
         total = await self._count(text, params)
         page = f"SELECT * FROM ({text}) ahcore_q{order}{limit_clause(limit, offset)}"
@@ -326,7 +339,7 @@ class SQLor:
 
     async def select(self, sql: str, values: Mapping[str, Any], *, sort: Any = None) -> Select:
         """Bind ``sql`` (a query; ``${name}$`` from ``values``) and check ``sort`` against it."""
-        text, params = bind(strip_statement(sql), values, self.dialect)
+        text, params = self._bind(sql, values, strip=True)
         return Select(text, params, await self.order_by(text, params, sort))
 
     async def rows(
@@ -374,7 +387,7 @@ class SQLor:
 
     async def describe(self, sql: str, values: Mapping[str, Any]) -> list[ColumnInfo]:
         """Result columns of a query with their field types (:mod:`ahcore.db.fieldtypes`)."""
-        text, params = bind(strip_statement(sql), values, self.dialect)
+        text, params = self._bind(sql, values, strip=True)
         describe = getattr(self.conn, "describe", None)
         if describe is None:
             return [ColumnInfo(c, "str") for c in await self.result_columns(text, params)]

@@ -51,6 +51,16 @@ def bind(sql: str, ns: Mapping[str, Any], dialect: Dialect) -> tuple[str, list[A
     return "".join(out), params
 
 
+def prepare(sql: str, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """``bind``'s work that depends on the text only: the driver's SQL and the names in order.
+
+    ``bind(sql, ns, dialect)`` equals ``(text, [ns.get(n) for n in names])``;
+    the result can be kept per statement text (:class:`ahcore.db.schema.SchemaCache`).
+    """
+    text, _ = bind(sql, {}, dialect)
+    return text, tuple(m.group(1) for m in PLACEHOLDER.finditer(sql))
+
+
 def escape_percent(sql: str, dialect: Dialect) -> str:
     """Text generated with parameters for the ``format`` style needs ``%`` doubled."""
     return sql.replace("%", "%%") if dialect.paramstyle == "format" else sql

@@ -122,3 +122,19 @@ def test_page_window() -> None:
     assert page_window({"pagerows": 10**9}) == (1000, 0)
     with pytest.raises(BadQuery):
         page_window({"page": "2.5"})
+
+
+@pytest.mark.parametrize("paramstyle", ["qmark", "format"])
+@pytest.mark.parametrize(
+    "sql",
+    ["select 1", "select * from t where a = ${a}$ and b like '%x' and c = ${a}$ or d = ${b_2}$"],
+)
+def test_prepare_is_bind_split_into_what_the_text_decides_and_the_values(paramstyle, sql) -> None:
+    """sqlor keeps ``prepare``'s result per statement text: it must bind exactly as ``bind``."""
+    from ahcore.db.driver import Dialect
+    from ahcore.db.sqltext import bind, prepare
+
+    dialect = Dialect("x", paramstyle, '"')
+    ns = {"a": 1, "b_2": "two", "unused": 3}
+    text, names = prepare(sql, dialect)
+    assert (text, [ns.get(n) for n in names]) == bind(sql, ns, dialect)

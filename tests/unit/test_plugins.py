@@ -233,3 +233,37 @@ async def test_call_each_without_isolate_stops_at_the_failure() -> None:
 async def test_call_each_on_a_hook_nobody_implements() -> None:
     assert await call_each(manager(), "on_hot_reload", app=None, data={}) == []
     assert hook_callers(manager(), "on_shutdown") == []
+
+
+def test_fast_caller_answers_as_pluggy_would(monkeypatch) -> None:
+    """One plain implementation is called directly, with pluggy's argument and None rules."""
+    from ahcore.plugins import fast_caller
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+
+    class Once:
+        answer: object = None
+
+        @hookimpl
+        def request_namespace(self, context):  # type: ignore[no-untyped-def]
+            return Once.answer if context == "ctx" else {"other": context}
+
+    pm.register(Once(), name="once")
+    hook = pm.hook.request_namespace
+    fast = fast_caller(hook)
+    assert fast is not hook
+    assert fast(context="ctx") == hook(context="ctx") == []  # a None result is left out
+    Once.answer = {"terminalType": "pc"}
+    assert fast(context="ctx") == hook(context="ctx") == [{"terminalType": "pc"}]
+
+    class Again:
+        @hookimpl
+        def request_namespace(self, context):  # type: ignore[no-untyped-def]
+            return {"again": 1}
+
+    pm.register(Again(), name="again")
+    assert fast_caller(hook) is hook  # two implementations: pluggy's dispatch
+    pm.unregister(name="again")
+    monkeypatch.setenv("AHCORE_TRACE_PLUGINS", "1")
+    assert fast_caller(hook) is hook  # traced: pluggy's dispatch

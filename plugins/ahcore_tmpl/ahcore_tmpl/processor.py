@@ -95,9 +95,13 @@ def compile_template(env: UrlEnvironment, source: str, url: str, filename: str) 
     relative to it, and it decides autoescaping. The page template itself is
     not put in Jinja2's cache: the kernel's processor cache already keeps it
     exactly as long as the file is unchanged.
+
+    Its globals are a flat copy of the environment's (fixed once the site
+    has started): Jinja2's own ``ChainMap`` over them would be copied key by
+    key, in Python, into every render's context.
     """
     code = env.compile(source, url, filename)
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
+    return env.template_class.from_code(env, code, dict(env.make_globals(None)), None)
 
 
 def prepare_sync(
