@@ -196,7 +196,8 @@ class StreamHttpClient:
     ``await shc.request(method, url, ...)`` returns the whole body as bytes.
     An error status raises :class:`aiohttp.ClientResponseError`;
     ``verify=False`` turns certificate checks off; ``files`` (``{field:
-    (value, ...)}``) sends a multipart form with ``data``'s fields. Other
+    (value, content_type, filename)}``, the last two optional) sends a
+    multipart form with ``data``'s fields. Other
     keywords (``timeout`` …) go to aiohttp.
     """
 
@@ -232,8 +233,9 @@ class StreamHttpClient:
             if isinstance(data, dict):
                 for k, v in data.items():
                     form.add_field(k, str(v))
-            for name, info in files.items():
-                form.add_field(name, *info)
+            for name, (value, *rest) in files.items():
+                # aiohttp takes the type and file name as keywords only.
+                form.add_field(name, value, **dict(zip(_FILE_FIELDS, rest, strict=False)))
             args["data"] = form
         elif json is not None:
             args["json"] = json
@@ -243,6 +245,10 @@ class StreamHttpClient:
             resp.raise_for_status()
             async for chunk in resp.content.iter_chunked(chunk_size):
                 yield chunk
+
+
+#: What follows the value in a ``files`` entry (aiohttp's ``FormData.add_field`` keywords).
+_FILE_FIELDS = ("content_type", "filename", "content_transfer_encoding")
 
 
 def _domain(url: str) -> str:
