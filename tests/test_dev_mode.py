@@ -8,6 +8,7 @@ open page (its event stream) receives.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import signal
@@ -131,6 +132,9 @@ async def test_dev_pages_reload_when_a_site_file_changes(site: Path, dev: tuple[
             assert await r.text() == f"<html><body>Changed{TAG}</body></html>"
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("ahcore_md") is None, reason="enables md (not in the kernel-only session)"
+)
 async def test_dev_restarts_on_config_and_python_code_changes(site: Path, dev: tuple[Server, int]) -> None:
     server, port = dev
     first = server.serving_pid()
