@@ -92,6 +92,7 @@ from ahcore.db.driver import (
 )
 from ahcore.db.errors import BadQuery, DatabaseUnavailable, StatementTimeout
 from ahcore.db.fieldtypes import FIELD_TYPES, from_sql_name
+from ahcore.db.kwargscheck import check_connection_kwargs
 from ahcore.db.pools import DBPools
 from ahcore.db.sqlor import Select, SQLor
 from ahcore.db.sqltext import is_query, parse_int, placeholder_names
@@ -176,6 +177,7 @@ __all__ = [
     "hookimpl",
     "is_query",
     "is_safe_next",
+    "check_connection_kwargs",
     "json_error",
     "json_response",
     "login_redirect",

@@ -232,7 +232,8 @@ _TYPE_NAMES = {
 }
 
 
-def _json_type(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """JSON's name for the type of a decoded value (``string``, ``integer``, ``object``...)."""
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
@@ -262,7 +263,7 @@ def _union_member(tp: Any, value: Any) -> Any:
     a bad item inside is reported at its own path ("plugins.dspy: expected
     boolean or object, got string") instead of the union failing as a whole.
     """
-    kind = _json_type(value)
+    kind = json_type_name(value)
     members = [a for a in get_args(tp) if _type_name(a) == kind or (
         kind == "integer" and a is float
     )]
@@ -324,7 +325,7 @@ def _collect(value: Any, tp: Any, path: str, problems: list[str]) -> None:
             return
     # A leaf (or a union that failed as a whole).
     if "Expected" in first:
-        problems.append(f"{path}: expected {_type_name(tp)}, got {_json_type(value)}")
+        problems.append(f"{path}: expected {_type_name(tp)}, got {json_type_name(value)}")
     else:
         problems.append(f"{path}: {first.split(' - at ')[0]}")
 
@@ -334,7 +335,7 @@ def validate(raw: dict[str, Any], source: Path | None = None) -> SiteConfig:
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(
-            [f"the config must be one JSON object ({{...}}), not {_json_type(raw)}"], source
+            [f"the config must be one JSON object ({{...}}), not {json_type_name(raw)}"], source
         )
     body = {k: v for k, v in raw.items() if k != "raw"}
     try:
