@@ -128,24 +128,41 @@ async def call_each(
 def fast_caller(caller: Any) -> Any:
     """``caller`` (a pluggy hook caller), or a plain function doing the same when it can.
 
-    A hook with exactly one implementation, which is no wrapper, is called
-    directly: ``fast(**kwargs)`` returns what pluggy would (the result in a
-    list, none for ``None``), without pluggy's dispatch on every call. For hooks called per
-    request, looked up once the site's plugins are fixed. With
-    ``AHCORE_TRACE_PLUGINS=1`` the pluggy caller is kept, so the call is traced.
+    When no implementation is a wrapper and the hook is not ``firstresult``,
+    pluggy's dispatch is a loop over the implementations, last registered
+    (and ``tryfirst``) first, leaving out ``None`` results. ``fast(**kwargs)``
+    runs that loop itself, without pluggy's argument checks and result
+    objects on every call: for hooks called per request, looked up once the
+    site's plugins are fixed. With ``AHCORE_TRACE_PLUGINS=1`` the pluggy
+    caller is kept, so the call is traced.
     """
     impls = caller.get_hookimpls()
-    if len(impls) != 1 or os.environ.get("AHCORE_TRACE_PLUGINS") == "1":
-        return caller  # several implementations, or tracing on: pluggy's dispatch
-    impl = impls[0]
-    if impl.hookwrapper or getattr(impl, "wrapper", False):
+    if os.environ.get("AHCORE_TRACE_PLUGINS") == "1":
         return caller
-    function, names = impl.function, tuple(impl.argnames)
+    spec = getattr(caller, "spec", None)
+    if spec is not None and spec.opts.get("firstresult"):
+        return caller
+    if any(impl.hookwrapper or getattr(impl, "wrapper", False) for impl in impls):
+        return caller
+    # pluggy calls the list from its end (see pluggy._execution._multicall).
+    calls = tuple((impl.function, tuple(impl.argnames)) for impl in reversed(impls))
+    if len(calls) == 1:
+        function, names = calls[0]
+
+        def fast_one(**kwargs: Any) -> list[Any]:
+            result = function(*[kwargs[name] for name in names])
+            return [] if result is None else [result]
+
+        return fast_one
 
     def fast(**kwargs: Any) -> list[Any]:
-        # As pluggy: only the arguments the implementation names, and a None result left out.
-        result = function(*[kwargs[name] for name in names])
-        return [] if result is None else [result]
+        # As pluggy: only the arguments each implementation names, None results left out.
+        results = []
+        for function, names in calls:
+            result = function(*[kwargs[name] for name in names])
+            if result is not None:
+                results.append(result)
+        return results
 
     return fast
 

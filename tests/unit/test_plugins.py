@@ -263,7 +263,27 @@ def test_fast_caller_answers_as_pluggy_would(monkeypatch) -> None:
             return {"again": 1}
 
     pm.register(Again(), name="again")
-    assert fast_caller(hook) is hook  # two implementations: pluggy's dispatch
-    pm.unregister(name="again")
+    fast = fast_caller(hook)
+    assert fast is not hook  # two plain implementations: still called directly
+    assert fast(context="ctx") == hook(context="ctx") == [{"again": 1}, {"terminalType": "pc"}]
+
+    class First:
+        @hookimpl(tryfirst=True)
+        def request_namespace(self, context):  # type: ignore[no-untyped-def]
+            return {"first": context}
+
+    pm.register(First(), name="first")
+    assert fast_caller(hook)(context="ctx") == hook(context="ctx")  # pluggy's order
+    assert hook(context="ctx")[0] == {"first": "ctx"}
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def request_namespace(self, context):  # type: ignore[no-untyped-def]
+            return (yield)
+
+    pm.register(Wrapper(), name="wrapper")
+    assert fast_caller(hook) is hook  # a wrapper: pluggy's dispatch
+    for name in ("again", "first", "wrapper"):
+        pm.unregister(name=name)
     monkeypatch.setenv("AHCORE_TRACE_PLUGINS", "1")
     assert fast_caller(hook) is hook  # traced: pluggy's dispatch
