@@ -51,8 +51,8 @@ from ahcore.resolver import (
     Root,
     split_segments,
 )
-from ahcore.uploads import UploadStore
 from ahcore.staticfiles import StaticCache
+from ahcore.uploads import UploadStore
 
 log = logging.getLogger("ahcore.site")
 

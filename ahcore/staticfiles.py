@@ -84,7 +84,7 @@ def make_entry(path: Path, st: os.stat_result, body: bytes) -> Entry:
     probe = web.StreamResponse()
     probe.etag = etag
     probe.last_modified = st.st_mtime
-    headers = {
+    headers: dict[str, str] = {
         hdrs.CONTENT_TYPE: guess_content_type(path),
         hdrs.ETAG: probe.headers[hdrs.ETAG],
         hdrs.LAST_MODIFIED: probe.headers[hdrs.LAST_MODIFIED],

@@ -64,7 +64,10 @@ async def test_a_cached_answer_is_the_file_response_answer(make_site, ahcore_cli
         first_body = await first.read()
         await cached(client, "/page.html")
         again = await client.request(method, "/page.html")
-        assert (again.status, without_date(again.headers)) == (first.status, without_date(first.headers))
+        assert (again.status, without_date(again.headers)) == (
+            first.status,
+            without_date(first.headers),
+        )
         assert await again.read() == first_body == (PAGE if method == "GET" else b"")
     assert site.static_cache.size == len(PAGE)
     assert again.headers["Content-Type"] == "text/html"
@@ -103,14 +106,18 @@ async def test_conditional_requests_and_ranges(make_site, ahcore_client):
     assert r.status == 304 and r.headers["Last-Modified"] == modified
     r = await client.get("/page.html", headers={"If-None-Match": '"nope"'})
     assert r.status == 200 and await r.read() == PAGE
-    r = await client.get("/page.html", headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    r = await client.get(
+        "/page.html", headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+    )
     assert r.status == 200 and await r.read() == PAGE
     # If-Match and If-Unmodified-Since: FileResponse's 412 (and 200 when they hold).
     r = await client.get("/page.html", headers={"If-Match": '"nope"'})
     assert r.status == 412
     r = await client.get("/page.html", headers={"If-Match": etag})
     assert r.status == 200 and await r.read() == PAGE
-    r = await client.get("/page.html", headers={"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+    r = await client.get(
+        "/page.html", headers={"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+    )
     assert r.status == 412
     # Range and If-Range: FileResponse's 206 and 416.
     r = await client.get("/page.html", headers={"Range": "bytes=2-10"})
@@ -158,7 +165,9 @@ async def test_large_files_and_precompressed_siblings_go_to_file_response(make_s
     assert not await site.static_cache.load(resolved.path, resolved.stat)
     await cached(client, "/style.css")
     gz = site_dir / "wwwroot" / "style.css.gz"
-    gz.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03+H\xad\x04\x00\x9b\xc8\x81\xc5\x03\x00\x00\x00")
+    gz.write_bytes(
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03+H\xad\x04\x00\x9b\xc8\x81\xc5\x03\x00\x00\x00"
+    )
     r = await client.get("/style.css", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert r.headers.get("Content-Encoding") == "gzip" and r.headers["Vary"] == "Accept-Encoding"
     r = await client.get("/style.css", headers={"Accept-Encoding": "identity"})
