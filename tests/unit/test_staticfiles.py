@@ -113,3 +113,32 @@ async def test_conditional_range_and_encoded_requests(tmp_path, make_request) ->
     write(tmp_path / "page.html.gz", b"\x1f\x8b")
     assert isinstance(cache.respond(make_request("GET", "/", gzip), path, st), web.FileResponse)
     assert type(cache.respond(make_request(), path, st)) is web.Response  # identity asked
+
+
+async def test_dev_mode_tags_a_cached_page_without_touching_the_cached_bytes(
+    make_app, make_request
+) -> None:
+    from ahcore.appkeys import SITE_KEY
+    from ahcore.pipeline import static_file
+    from ahcore.server import livereload
+
+    app = make_app(
+        {"website": {"paths": [["$[workdir]$/wwwroot", ""]]}},
+        {"wwwroot/page.html": "<body>hi</body>"},
+    )
+    site = app[SITE_KEY]
+    reload = livereload.install_livereload(app)
+    resolved = site.resolve("/page.html")
+    then = time.time() - 100
+    os.utime(resolved.path, (then, then))
+    resolved = site.resolve("/page.html")
+    assert await site.static_cache.load(resolved.path, resolved.stat)
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        return static_file(request, site.resolve(request.path), site.static_cache)
+
+    for _ in range(2):
+        page = await reload.middleware(make_request("GET", "/page.html", app=app), static)
+        assert page.body == b"<body>hi" + livereload.TAG + b"</body>"  # type: ignore[attr-defined]
+    hit = static_file(make_request("GET", "/page.html"), resolved, site.static_cache)
+    assert hit.body == b"<body>hi</body>"  # type: ignore[attr-defined]
