@@ -6,8 +6,10 @@ thread hop (a futex wake-up and two context switches) per answer, on top of
 the ``stat`` ahcore's resolver has already made on the loop. For a small file
 the hop costs more than the bytes. :class:`StaticCache` keeps the bytes of
 small regular files, keyed by real path and validated by the stamp
-``(st_mtime_ns, st_size, st_ino)`` of that ``stat`` (as
-:class:`ahcore.processor.ProcessorCache` keys processors), and answers with a
+``(st_mtime_ns, st_size, st_ino, st_ctime_ns)`` of that ``stat`` (what
+:class:`ahcore.processor.ProcessorCache` keys processors by, plus the
+change time, so a ``chmod`` or ``chown`` that makes FileResponse answer 403
+is seen too), and answers with a
 :class:`~aiohttp.web.Response` carrying what FileResponse would send: the same
 ``ETag`` (``"<mtime_ns hex>-<size hex>"``), ``Last-Modified``,
 ``Content-Type`` (guessed by aiohttp's own table), ``Accept-Ranges``, 304
@@ -57,7 +59,11 @@ TOTAL_LIMIT = 8 * 1024 * 1024
 #: is served by FileResponse, and cached once it has been left alone.
 RACY_NS = 2_000_000_000
 
-Stamp = tuple[int, int, int]
+Stamp = tuple[int, int, int, int]  # mtime_ns, size, inode, ctime_ns
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 class Entry(NamedTuple):
@@ -90,7 +96,7 @@ def make_entry(path: Path, st: os.stat_result, body: bytes) -> Entry:
         hdrs.LAST_MODIFIED: probe.headers[hdrs.LAST_MODIFIED],
         hdrs.ACCEPT_RANGES: "bytes",
     }
-    return Entry((st.st_mtime_ns, st.st_size, st.st_ino), body, st.st_mtime, etag, headers)
+    return Entry(stamp_of(st), body, st.st_mtime, etag, headers)
 
 
 def read_stamped(path: str, stamp: Stamp) -> bytes | None:
@@ -102,7 +108,7 @@ def read_stamped(path: str, stamp: Stamp) -> bytes | None:
     with open(path, "rb") as f:
         data = f.read(stamp[1] + 1)
         st = os.fstat(f.fileno())
-    if (st.st_mtime_ns, st.st_size, st.st_ino) != stamp or len(data) != stamp[1]:
+    if stamp_of(st) != stamp or len(data) != stamp[1]:
         return None
     return data
 
@@ -120,7 +126,8 @@ class StaticCache:
     One per :class:`ahcore.site.Site`. Only the event loop's thread touches
     the dict; reads run in the default executor and land through a done
     callback. Entries are never trusted without the current stamp: a
-    changed file (new mtime, size or inode) misses and is read again.
+    changed file (new mtime, size, inode or change time) misses and is
+    read again.
     """
 
     def __init__(self, total_limit: int = TOTAL_LIMIT, file_limit: int = FILE_LIMIT) -> None:
@@ -152,7 +159,7 @@ class StaticCache:
             return web.FileResponse(path)
         key = str(path)
         entry = self._entries.get(key)
-        if entry is None or entry.stamp != (st.st_mtime_ns, st.st_size, st.st_ino):
+        if entry is None or entry.stamp != stamp_of(st):
             self._miss(key, path, st)
             return web.FileResponse(path)
         accept = headers.get(hdrs.ACCEPT_ENCODING)
@@ -195,7 +202,7 @@ class StaticCache:
             return
         if time.time_ns() - st.st_mtime_ns < RACY_NS:
             return
-        stamp = (st.st_mtime_ns, size, st.st_ino)
+        stamp = stamp_of(st)
         future = asyncio.get_running_loop().run_in_executor(None, read_stamped, key, stamp)
         self._pending[key] = future
         future.add_done_callback(lambda f: self._landed(key, path, st, f))
@@ -236,4 +243,4 @@ class StaticCache:
             await asyncio.wait([pending])
             await asyncio.sleep(0)  # let the done callback run
         entry = self._entries.get(key)
-        return entry is not None and entry.stamp == (st.st_mtime_ns, st.st_size, st.st_ino)
+        return entry is not None and entry.stamp == stamp_of(st)

@@ -52,6 +52,10 @@ async def test_a_changed_file_is_not_answered_from_the_old_bytes(tmp_path, make_
     assert await cache.load(path, st3)
     assert cache.respond(make_request(), path, st3).body == b"newer"
     assert len(cache) == 1 and cache.size == 5
+    os.chmod(path, 0o000)  # FileResponse would answer 403 (unless run as root)
+    st4 = os.stat(path)
+    assert isinstance(cache.respond(make_request(), path, st4), web.FileResponse)
+    os.chmod(path, 0o644)
 
 
 async def test_a_read_that_finds_another_file_is_not_cached(tmp_path) -> None:
