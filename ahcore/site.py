@@ -51,6 +51,7 @@ from ahcore.resolver import (
     Root,
     split_segments,
 )
+from ahcore.staticfiles import StaticCache
 from ahcore.uploads import UploadStore
 
 log = logging.getLogger("ahcore.site")
@@ -124,6 +125,7 @@ class Site:
         self.events = EventDispatcher()
         self._uses_auth = bool(pm.hook.auth_check.get_hookimpls())
         self.processor_cache = ProcessorCache()
+        self.static_cache = StaticCache()  # small static files' bytes (ahcore.staticfiles)
         self.offers = list(offers)
         self.plugin_warnings = list(plugin_warnings)
         self.specs = self._collect_processors()
