@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from ahcore.db import plugin as db_plugin
 from ahcore.db.plugin import pools_lifecycle
 from ahcore.errors import guard, guard_routes
 from ahcore.functions import install_registry, report_unregistered
-from ahcore.headers import apply_security_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.outbound import OUTBOUND, Outbound
 from ahcore.pipeline import serve
@@ -119,10 +118,12 @@ def create_app(
         # Every method: the endpoint answers 405 itself, so a GET never falls
         # through to the catch-all (and a file of that name).
         app.router.add_route("*", ENDPOINT, guard(reloader.endpoint))
-    app.router.add_route("*", "/{tail:.*}", guard(partial(serve, site)))
+    catch_all = CatchAllResource("/{tail:.*}")
+    app.router.register_resource(catch_all)
+    catch_all.add_route("*", guard(partial(serve, site)))
 
     app[OUTBOUND] = Outbound()  # scripts' HttpClient/StreamHttpClient: one session, closed at cleanup
-    app.on_response_prepare.append(_prepare_response)
+    app.on_response_prepare.append(response_preparer(site))
     # One async generator per resource: started in this order, stopped in
     # the reverse one, and a failure at start-up stops exactly what had
     # started (aiohttp unwinds the contexts entered so far when the runner
@@ -142,15 +143,41 @@ def create_app(
     return app
 
 
-async def _prepare_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: save the session if needed, then the security headers.
+class CatchAllResource(web.DynamicResource):
+    """The catch-all route's resource: it matches every path without a pattern.
 
-    One signal handler for both, the session's coroutine only when a session
-    may need saving: this runs for every response.
+    aiohttp's ``/{tail:.*}`` runs a regular expression and decodes the
+    path into ``match_info["tail"]`` on every request; the pipeline reads
+    the raw path itself and never looks at ``match_info``, so the match is
+    empty. Registered last, it is tried only after every other route.
     """
-    if session.may_need_saving(request):
-        await session.on_response_prepare(request, response)
-    apply_security_headers(request, response)
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {}
+
+
+def response_preparer(site: Site) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The ``on_response_prepare`` handler: save the session if needed, then the security headers.
+
+    One signal handler for both, bound to ``site`` (no app lookup per
+    response, and a sub-application's answers get the headers too), the
+    session's coroutine only when a session may need saving: this runs for
+    every response.
+    """
+    may_need_saving, save = session.may_need_saving, session.on_response_prepare
+
+    async def prepare_response(request: web.Request, response: web.StreamResponse) -> None:
+        if may_need_saving(request):
+            await save(request, response)
+        snapshot = site.snapshot
+        headers = response.headers
+        for name, value in snapshot.response_headers:
+            if name not in headers:
+                headers[name] = value
+        # aiohttp has put its own "Python/x aiohttp/y" there before this signal.
+        headers["Server"] = snapshot.server_header
+
+    return prepare_response
 
 
 async def _routes_sealed(app: web.Application) -> AsyncIterator[None]:

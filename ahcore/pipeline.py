@@ -70,69 +70,70 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
     The request runs on the snapshot of the config it started with (see
     :class:`ahcore.site.Snapshot`): a reload landing meanwhile changes
     nothing it sees.
+
+    One coroutine from here to the processor's ``respond``: every layer
+    (a call, an ``await``) is paid by every request.
     """
     snapshot, pin = site.pin()
     try:
-        return await _serve(site, snapshot, request)
+        if snapshot.trusted_proxies:
+            request_state(request)  # created before cloning, so shared: see RequestSessionState
+            request = apply_forwarded(request, snapshot.trusted_proxies)
+
+        method = request.method
+        if method not in KNOWN_METHODS:
+            method_not_allowed(method, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
+
+        raw_path = request.raw_path.split("?", 1)[0]
+        resolver = snapshot.resolver
+        segments, want_slash = resolver.segments(raw_path)
+        routes = snapshot.config.website.startswiths
+        if routes:  # function routes win over files, as in ahserver (ahcore.functions)
+            path = resolver.canonical(segments, want_slash)
+            route = match_route(routes, path)
+            if route is not None:
+                return await function_route(site, snapshot, request, route, path)
+        try:
+            resolved = resolver.resolve_page(segments, want_slash)
+        except RedirectToSlash as redirect:
+            await check_access(site, request, redirect.url)
+            location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
+            raise web.HTTPMovedPermanently(location) from None
+
+        if site.uses_auth():
+            await check_access(
+                site, request, resolved.url if resolved else resolver.canonical(segments)
+            )
+        if resolved is None:
+            not_found()
+        spec = resolved.spec
+        if spec is None:
+            if resolved.is_dir:
+                return directory_listing(request, resolved)
+            return static_file(request, resolved, site.static_cache)
+
+        # The processor, in this coroutine: every layer costs every request.
+        processor = site.processor_cache.fresh(resolved.path, resolved.stat)
+        if processor is None:
+            processor = await site.processor_cache.get(spec, resolved.path, resolved.stat, site)
+        allowed = processor.methods or spec.methods
+        if method not in allowed:
+            return other_method(method, allowed)
+        if (
+            not spec.cross_site
+            and request.headers.get("Sec-Fetch-Site") == "cross-site"
+            and cross_site_fetch(request)
+            and resolved.url not in snapshot.config.website.cross_site_paths
+        ):
+            cross_site_refused()
+        context = RequestContext(request, site, resolved)
+        token = context.activate()
+        try:
+            return await processor.respond(context)
+        finally:
+            context.deactivate(token)
     finally:
         site.unpin(pin)
-
-
-async def _serve(site: Site, snapshot: Snapshot, request: web.Request) -> web.StreamResponse:
-    if snapshot.trusted_proxies:
-        request_state(request)  # created before cloning, so shared: see RequestSessionState
-        request = apply_forwarded(request, snapshot.trusted_proxies)
-
-    method = request.method
-    if method not in KNOWN_METHODS:
-        method_not_allowed(method, ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
-
-    raw_path = request.raw_path.split("?", 1)[0]
-    segments = split_segments(raw_path)
-    routes = snapshot.config.website.startswiths
-    if routes:  # function routes win over files, as in ahserver (ahcore.functions)
-        path = snapshot.resolver.canonical(segments, raw_path.endswith("/"))
-        route = match_route(routes, path)
-        if route is not None:
-            return await function_route(site, snapshot, request, route, path)
-    try:
-        resolved = snapshot.resolver.resolve_page(segments, raw_path.endswith("/"))
-    except RedirectToSlash as redirect:
-        await check_access(site, request, redirect.url)
-        location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
-        raise web.HTTPMovedPermanently(location) from None
-
-    if site.uses_auth():
-        await check_access(
-            site, request, resolved.url if resolved else snapshot.resolver.canonical(segments)
-        )
-    if resolved is None:
-        not_found()
-    if resolved.is_dir:
-        return directory_listing(request, resolved)
-    spec = resolved.spec
-    if spec is None:
-        return static_file(request, resolved, site.static_cache)
-
-    # The processor, in this coroutine: every layer costs every request.
-    processor = site.processor_cache.fresh(resolved.path, resolved.stat)
-    if processor is None:
-        processor = await site.processor_cache.get(spec, resolved.path, resolved.stat, site)
-    allowed = processor.methods or spec.methods
-    if method not in allowed:
-        return other_method(method, allowed)
-    if (
-        not spec.cross_site
-        and cross_site_fetch(request)
-        and resolved.url not in snapshot.config.website.cross_site_paths
-    ):
-        cross_site_refused()
-    context = RequestContext(request, site, resolved)
-    token = context.activate()
-    try:
-        return await processor.respond(context)
-    finally:
-        context.deactivate(token)
 
 
 async def function_route(

@@ -119,6 +119,8 @@ class Resolver:
     """Finds the file a URL names across the site's content roots."""
 
     REAL_CACHE_SIZE = 4096
+    #: Longest raw path whose split is remembered (:meth:`segments`).
+    SPLIT_CACHE_PATH = 256
 
     def __init__(
         self,
@@ -149,6 +151,24 @@ class Resolver:
         self._urls: dict[str, str] = {}
         # (segments, want_slash) -> how a file was found; see _revalidate.
         self._found: dict[tuple[tuple[str, ...], bool], _Trail] = {}
+        # raw request path -> (segments, ends in "/"); see segments().
+        self._split: dict[str, tuple[tuple[str, ...], bool]] = {}
+
+    def segments(self, raw_path: str) -> tuple[tuple[str, ...], bool]:
+        """:func:`split_segments` of a request's raw path, and whether it ends in ``/``.
+
+        Remembered per raw path (a site answers the same few URLs over and
+        over): the split is a pure function of the text, so the cache needs
+        no validation. A path that is refused (404) is never remembered.
+        """
+        known = self._split.get(raw_path)
+        if known is None:
+            known = (split_segments(raw_path), raw_path.endswith("/"))
+            if len(raw_path) <= self.SPLIT_CACHE_PATH:  # a prober's long paths take no memory
+                if len(self._split) >= self.REAL_CACHE_SIZE:
+                    self._split.clear()
+                self._split[raw_path] = known
+        return known
 
     def canonical(self, segments: tuple[str, ...], trailing_slash: bool = False) -> str:
         url = "/" + "/".join(segments)

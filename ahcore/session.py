@@ -401,9 +401,18 @@ def _has_cookie(request: web.Request) -> bool:
     return COOKIE_NAME in request.cookies
 
 
+def peek_state(request: web.Request) -> RequestSessionState | None:
+    """The request's session state if something made it, else None (nothing is created).
+
+    Most requests store nothing in the request at all: ``len`` answers
+    that without the ``KeyError`` a missing key costs ``request.get``.
+    """
+    return request.get(_STATE) if len(request) else None
+
+
 def may_need_saving(request: web.Request) -> bool:
     """False in the common case: no session touched and no session cookie sent."""
-    state = request.get(_STATE)
+    state = peek_state(request)
     if state is not None and state.session is not None:
         return True
     return hdrs.COOKIE in request.headers and COOKIE_NAME in request.cookies
@@ -416,7 +425,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     session cookie sent — returns before creating anything
     (:func:`may_need_saving`).
     """
-    state = request.get(_STATE)
+    state = peek_state(request)
     session = state.session if state is not None else None
     if session is None and (
         hdrs.COOKIE not in request.headers or COOKIE_NAME not in request.cookies
@@ -527,7 +536,7 @@ def request_namespace(context: Any) -> Any:
     logins; otherwise looked up once (the access check usually has already).
     """
     request = context.request
-    state = request.get(_STATE)
+    state = peek_state(request)
     known = state.user if state is not None else _UNSET
     if known is None:
         return {"user": None}

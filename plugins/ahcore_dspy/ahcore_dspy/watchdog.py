@@ -41,33 +41,51 @@ class Watchdog:
         self._buckets: dict[int, set[asyncio.Task[Any]]] = {}
         self._fired: set[asyncio.Task[Any]] = set()
 
-    async def run(self, work: Awaitable[T], seconds: float) -> T:
-        """Await ``work`` in the current task; TimeLimitExceeded after ``seconds``.
+    def watch(self, seconds: float) -> tuple[asyncio.Task[Any], set[asyncio.Task[Any]]]:
+        """File the current task under its deadline; give both to :meth:`release` after.
 
-        A TimeoutError or cancellation that is not the watchdog's own passes
-        through unchanged, as with ``asyncio.timeout``.
+        :meth:`run` without its coroutine layer, for a caller that awaits the
+        work itself (the ``.dspy`` processor, on every request).
         """
         task = asyncio.current_task()
-        assert task is not None, "Watchdog.run needs a running task"
-        loop = asyncio.get_running_loop()
+        assert task is not None, "Watchdog.watch needs a running task"
+        loop = task.get_loop()
         slot = int((loop.time() + seconds) / self.GRAIN) + 1
         bucket = self._buckets.get(slot)
         if bucket is None:
             bucket = self._buckets[slot] = set()
             loop.call_at(slot * self.GRAIN, self._expire, slot)
         bucket.add(task)
+        return task, bucket
+
+    def release(self, task: asyncio.Task[Any], bucket: set[asyncio.Task[Any]]) -> bool:
+        """Take ``task`` out of the watch, withdrawing the watchdog's cancellation if it made one.
+
+        True when the time limit cancelled the task and nobody else did
+        (``uncancel`` leaves no cancellation pending): the caller's
+        ``CancelledError`` is then the watchdog's, not its own.
+        """
+        if self._release(task, bucket):
+            return _uncancel(task) == 0
+        return False
+
+    async def run(self, work: Awaitable[T], seconds: float) -> T:
+        """Await ``work`` in the current task; TimeLimitExceeded after ``seconds``.
+
+        A TimeoutError or cancellation that is not the watchdog's own passes
+        through unchanged, as with ``asyncio.timeout``.
+        """
+        task, bucket = self.watch(seconds)
         try:
             result = await work
         except asyncio.CancelledError:
-            if self._release(task, bucket) and _uncancel(task) == 0:
+            if self.release(task, bucket):
                 raise TimeLimitExceeded from None
             raise
         except BaseException:
-            if self._release(task, bucket):
-                _uncancel(task)
+            self.release(task, bucket)
             raise
-        if self._release(task, bucket):
-            _uncancel(task)  # the script swallowed our cancellation
+        self.release(task, bucket)  # the work swallowed our cancellation
         return result
 
     def _release(self, task: asyncio.Task[Any], bucket: set[asyncio.Task[Any]]) -> bool:
