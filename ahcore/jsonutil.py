@@ -33,7 +33,11 @@ def dumps(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
+#: The Content-Type of every JSON answer, as one header: giving aiohttp the
+#: finished header skips its content-type and charset parsing per response.
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
 def json_response(obj: Any, *, status: int = 200) -> web.Response:
-    return web.Response(
-        body=dumps(obj), status=status, content_type="application/json", charset="utf-8"
-    )
+    """``obj`` as a JSON answer (``application/json; charset=utf-8``)."""
+    return web.Response(body=dumps(obj), status=status, headers=JSON_HEADERS)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ahcore.jsonutil import json_response
+from ahcore.jsonutil import JSON_HEADERS, json_response
 
 if TYPE_CHECKING:
     from ahcore.api import SiteView
@@ -143,6 +143,10 @@ def unavailable_spec(name: str, suffix: str, advice: str) -> ProcessorSpec:
     )
 
 
+#: The Content-Type of an HTML answer, given to aiohttp as the finished header.
+HTML_HEADERS = {"Content-Type": "text/html; charset=utf-8"}
+
+
 def to_response(value: Any) -> web.StreamResponse:
     """The ahserver return conventions shared by processors.
 
@@ -159,8 +163,8 @@ def to_response(value: Any) -> web.StreamResponse:
     if isinstance(value, str):
         stripped = value.lstrip()[:1]
         if stripped in ("{", "[") and value.rstrip()[-1:] in ("}", "]"):
-            return web.Response(text=value, content_type="application/json", charset="utf-8")
-        return web.Response(text=value, content_type="text/html", charset="utf-8")
+            return web.Response(body=value.encode("utf-8"), headers=JSON_HEADERS)
+        return web.Response(body=value.encode("utf-8"), headers=HTML_HEADERS)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return web.Response(body=bytes(value), content_type="application/octet-stream")
     return json_response(value)

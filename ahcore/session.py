@@ -542,7 +542,7 @@ def request_namespace(context: Any) -> Any:
         return {"user": None}
     if (
         known is _UNSET
-        and COOKIE_NAME not in request.cookies
+        and (hdrs.COOKIE not in request.headers or COOKIE_NAME not in request.cookies)
         and not context.site.pm.hook.identify_user.get_hookimpls()
     ):
         return {"user": None}
