@@ -16,7 +16,7 @@ import jinja2
 import markupsafe
 import pytest
 from ahcore_tmpl import SYNC_ENVIRONMENT_KEY, TmplProcessor
-from ahcore_tmpl.environment import UrlTemplate, output_escape
+from ahcore_tmpl.runtime import UrlTemplate, output_escape
 
 from ahcore.api import get_site, hookimpl
 

@@ -1,0 +1,155 @@
+"""UrlContext and UrlTemplate behave as Jinja2's own classes: same output, same errors.
+
+Each case renders the same source through stock Jinja2 and through an
+environment using ahcore-tmpl's classes, sync and async, and through a site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jinja2
+import pytest
+from ahcore_tmpl.environment import UrlEnvironment
+from ahcore_tmpl.runtime import UrlContext, UrlTemplate
+
+
+@jinja2.pass_context
+def ctx_name(context: Any, key: str) -> str:
+    """A context function: sees loop variables through the derived context."""
+    return f"{key}={context.get(key)!r}"
+
+
+@jinja2.pass_eval_context
+def eval_flag(eval_ctx: Any) -> str:
+    return f"autoescape={eval_ctx.autoescape}"
+
+
+@jinja2.pass_environment
+def env_kind(environment: Any) -> str:
+    return f"undefined={environment.undefined.__name__}"
+
+
+class CallableWithContext:
+    """A callable class whose ``__call__`` takes the context (Jinja2 passes it)."""
+
+    @jinja2.pass_context
+    def __call__(self, context: Any) -> str:
+        return f"title={context.get('title')}"
+
+
+class PlainCallable:
+    def __call__(self, v: int) -> int:
+        return v * 2
+
+
+def stops() -> None:
+    raise StopIteration
+
+
+def kwargs_of(**kwargs: Any) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+
+
+GLOBALS: dict[str, Any] = {
+    "ctx_name": ctx_name,
+    "eval_flag": eval_flag,
+    "env_kind": env_kind,
+    "with_context": CallableWithContext(),
+    "plain_callable": PlainCallable(),
+    "stops": stops,
+    "kwargs_of": kwargs_of,
+    "title": "<T>",
+}
+
+TEMPLATES: dict[str, str] = {
+    "page": (
+        "{% for x in [1, 2] %}{% set z = x * 10 %}{{ ctx_name('z') }} {{ loop.cycle('a', 'b') }};"
+        "{% endfor %}"
+        "{% set y = 5 %}{{ ctx_name('y') }}|{{ eval_flag() }}|{{ env_kind() }}|"
+        "{{ with_context() }}|{{ plain_callable(4) }}|[{{ stops() }}]|{{ kwargs_of(a=1, b=2) }}|"
+        "{{ range(3) | list }}|{{ dict(k=1) }}|{{ lipsum(1, false, 3, 4) | length > 0 }}|"
+        "{% autoescape false %}{{ eval_flag() }}{% endautoescape %}|"
+        "{% macro m(v) %}<{{ v }}:{{ ctx_name('title') }}>{% endmacro %}{{ m('<v>') }}|"
+        "{% import 'lib' as lib with context %}{{ lib.show() }}|{{ lib.exported }}|"
+        "{% import 'lib' as lib2 %}{{ lib2.show() }}|{{ lib2 | attr('title') is defined }}"
+    ),
+    "lib": (
+        "{% set exported = 'e' %}{% macro show() %}{{ title }}/{{ ctx_name('title') }}{% endmacro %}"
+    ),
+    "missing_call": "{{ nosuch() }}",
+    "missing_attr_call": "{{ title.nosuch() }}",
+}
+
+
+class OurEnvironment(jinja2.Environment):
+    context_class = UrlContext
+    template_class = UrlTemplate
+
+
+def render_with(env_class: type[jinja2.Environment], name: str, use_async: bool) -> str:
+    env = env_class(loader=jinja2.DictLoader(TEMPLATES), autoescape=True, enable_async=use_async)
+    env.globals.update(GLOBALS)
+    template = env.get_template(name)
+    if use_async:
+        return asyncio.run(template.render_async(title="<T>"))
+    return template.render(title="<T>")
+
+
+def outcome(env_class: type[jinja2.Environment], name: str, use_async: bool) -> tuple[str, str]:
+    try:
+        return "ok", render_with(env_class, name, use_async)
+    except Exception as exc:  # the same error, same message
+        return type(exc).__name__, str(exc)
+
+
+def test_the_site_environment_uses_these_classes() -> None:
+    assert UrlEnvironment.context_class is UrlContext
+    assert UrlEnvironment.template_class is UrlTemplate
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("name", ["page", "missing_call", "missing_attr_call"])
+def test_calls_render_as_with_stock_jinja2(name: str, use_async: bool) -> None:
+    ours = outcome(OurEnvironment, name, use_async)
+    assert ours == outcome(jinja2.Environment, name, use_async)
+    if name == "page":
+        assert ours[0] == "ok"
+        assert "z=10 a;z=20 b;y=5|autoescape=True|undefined=Undefined|title=&lt;T&gt;|8|[]|a=1,b=2|" in ours[1]
+        assert "autoescape=False" in ours[1] and "|<&lt;v&gt;:title=&#39;&lt;T&gt;&#39;>|" in ours[1]
+    else:
+        assert ours[0] == "UndefinedError"
+
+
+def test_globals_keys_are_the_template_globals_read_lazily() -> None:
+    env = OurEnvironment(loader=jinja2.DictLoader(TEMPLATES))
+    env.globals.update(GLOBALS)
+    template = env.get_template("lib")
+    context = template.new_context({"title": "x"})
+    assert isinstance(context, UrlContext)
+    assert context.globals_keys == set(template.globals)
+    context.globals_keys = {"a"}
+    assert context.globals_keys == {"a"}
+    assert UrlContext(env, {}, None, {}).globals_keys == set()
+
+
+async def test_context_functions_and_imports_through_a_site(make_site: Any, ahcore_client: Any) -> None:
+    site = make_site(
+        {"plugins": {"tmpl": True}},
+        {
+            "wwwroot/page.tmpl": (
+                "{% import 'lib.tmpl' as lib with context %}"
+                "{% for i in range(2) %}{{ lib.show(i) }}{% endfor %}|{{ lib.exported }}|"
+                "{{ params_kw.q }}"
+            ),
+            "wwwroot/lib.tmpl": (
+                "{% set exported = params_kw.q ~ '!' %}"
+                "{% macro show(v) %}<{{ v }}:{{ params_kw.q }}>{% endmacro %}"
+            ),
+        },
+    )
+    client = await ahcore_client(site)
+    resp = await client.get("/page.tmpl", params={"q": "<q>"})
+    assert resp.status == 200
+    assert await resp.text() == "<0:&lt;q&gt;><1:&lt;q&gt;>|&lt;q&gt;!|&lt;q&gt;"
