@@ -19,6 +19,7 @@ the instructions of stock Jinja2 (docs/performance.md).
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
+from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
 
 import jinja2
@@ -92,6 +93,40 @@ PASS_EVAL_CONTEXT = _pass_arg_of(jinja2.pass_eval_context)
 PASS_ENVIRONMENT = _pass_arg_of(jinja2.pass_environment)
 
 
+# type.__flags__ bit of classes made by a ``class`` statement (their attributes can be set).
+_HEAPTYPE = 1 << 9
+
+
+def callee_and_marker(obj: Any) -> tuple[Any, object]:
+    """What ``Context.call`` calls for ``obj``, and the pass-marker it goes by.
+
+    Jinja2 asks ``hasattr(obj, "__call__")``, the marker of ``obj.__call__``
+    and then of ``obj``, each a failing attribute lookup (an exception made
+    and dropped) for an ordinary callable. The answers are known without a
+    lookup for what templates call most: a Python function keeps its marker
+    in its ``__dict__`` (and its ``__call__`` is the type's, unless the
+    ``__dict__`` says otherwise); a bound method's ``__call__`` is always
+    the method type's and its marker is its function's; a builtin function
+    (``len``, ``dict.get`` of an object) and a builtin class (``range``,
+    ``dict``) cannot carry attributes. Everything else takes Jinja2's way.
+    """
+    kind = type(obj)
+    if kind is FunctionType:
+        names = obj.__dict__
+        if "__call__" not in names:
+            return obj, names.get("jinja_pass_arg")
+    elif kind is MethodType:
+        function = obj.__func__
+        if type(function) is FunctionType:
+            return obj, function.__dict__.get("jinja_pass_arg")
+    elif kind is BuiltinFunctionType or (kind is type and not obj.__flags__ & _HEAPTYPE):
+        return obj, None
+    dunder_call = getattr(obj, "__call__", None)  # noqa: B004 - Jinja2 does the same
+    if dunder_call is not None and getattr(dunder_call, "jinja_pass_arg", None) is not None:
+        obj = dunder_call
+    return obj, getattr(obj, "jinja_pass_arg", None)
+
+
 class UrlContext(jinja2.runtime.Context):
     """Jinja2's template context with a cheaper :meth:`call` and lazy ``globals_keys``.
 
@@ -137,16 +172,13 @@ class UrlContext(jinja2.runtime.Context):
         (callable classes that take the context), then the marker of the
         callable decides what comes first: the context (derived with the
         loop's and block's variables), the eval context or the
-        environment. A ``StopIteration`` from the call is an undefined value.
+        environment (:func:`callee_and_marker`). A ``StopIteration`` from
+        the call is an undefined value.
         """
         if __debug__:
             __traceback_hide__ = True  # noqa: F841 - read by Jinja2's traceback rewriting
 
-        dunder_call = getattr(__obj, "__call__", None)  # noqa: B004 - Jinja2 does the same
-        if dunder_call is not None and getattr(dunder_call, "jinja_pass_arg", None) is not None:
-            __obj = dunder_call
-
-        pass_arg = getattr(__obj, "jinja_pass_arg", None)
+        __obj, pass_arg = callee_and_marker(__obj)
         if pass_arg is not None:
             if pass_arg is PASS_CONTEXT:
                 if kwargs.get("_loop_vars"):

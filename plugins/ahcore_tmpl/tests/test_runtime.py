@@ -153,3 +153,80 @@ async def test_context_functions_and_imports_through_a_site(make_site: Any, ahco
     resp = await client.get("/page.tmpl", params={"q": "<q>"})
     assert resp.status == 200
     assert await resp.text() == "<0:&lt;q&gt;><1:&lt;q&gt;>|&lt;q&gt;!|&lt;q&gt;"
+
+
+def jinja2_callee_and_marker(obj: Any) -> tuple[Any, object]:
+    """Jinja2's own steps (``Context.call`` and ``_PassArg.from_obj``), for comparison."""
+    if hasattr(obj, "__call__") and getattr(obj.__call__, "jinja_pass_arg", None) is not None:  # noqa: B004
+        obj = obj.__call__
+    return obj, (obj.jinja_pass_arg if hasattr(obj, "jinja_pass_arg") else None)
+
+
+class Methods:
+    @jinja2.pass_context
+    def marked(self, context: Any) -> None: ...
+
+    def plain(self) -> None: ...
+
+    @classmethod
+    def klass(cls) -> None: ...
+
+    @staticmethod
+    @jinja2.pass_environment
+    def static(environment: Any) -> None: ...
+
+
+class MarkedClass:
+    """A class whose ``__call__`` (of its instances) takes the context."""
+
+    @jinja2.pass_context
+    def __call__(self, context: Any) -> None: ...
+
+
+class MarkedMeta(type):
+    @jinja2.pass_eval_context
+    def __call__(cls, eval_ctx: Any) -> Any: ...
+
+
+class WithMeta(metaclass=MarkedMeta):
+    pass
+
+
+def _function_with_own_call() -> None: ...
+
+
+_function_with_own_call.__call__ = ctx_name  # type: ignore[attr-defined]
+
+
+def _unmarked() -> None: ...
+
+
+def _marked_none() -> None: ...
+
+
+_marked_none.jinja_pass_arg = None  # type: ignore[attr-defined]
+
+CALLABLES: list[Any] = [
+    ctx_name, eval_flag, env_kind, _unmarked, _marked_none, _function_with_own_call, lambda: 1,
+    Methods().marked, Methods().plain, Methods.klass, Methods.static, Methods().static,
+    [].append, {}.get, len, range, dict, str, MarkedClass, MarkedClass(), WithMeta,
+    CallableWithContext(), PlainCallable(), __import__("functools").partial(ctx_name, "x"),
+    __import__("types").MethodType(MarkedClass(), object()),
+    __import__("types").MethodType(len, object()),
+    jinja2.ChainableUndefined(name="u"), jinja2.Undefined(name="u"), jinja2.StrictUndefined(name="u"),
+    Methods, object, 3,
+]
+
+
+@pytest.mark.parametrize("obj", CALLABLES, ids=lambda o: type(o).__name__)
+def test_callee_and_marker_answers_as_jinja2(obj: Any) -> None:
+    from ahcore_tmpl.runtime import callee_and_marker
+
+    def outcome(way: Any) -> Any:
+        try:
+            callee, marker = way(obj)
+        except Exception as exc:
+            return type(exc)
+        return callee, marker
+
+    assert outcome(callee_and_marker) == outcome(jinja2_callee_and_marker)
