@@ -25,7 +25,7 @@ from typing import Any
 import jinja2
 import jinja2.runtime
 import markupsafe
-from jinja2.runtime import internalcode
+from jinja2.utils import internalcode
 
 # markupsafe's C escaping of a str (what ``markupsafe.escape`` calls), if it has one.
 _escape_inner: Callable[[str], str] | None = getattr(markupsafe, "_escape_inner", None)
@@ -148,7 +148,7 @@ class UrlContext(jinja2.runtime.Context):
         self._globals = globals
         self._globals_keys: set[str] | None = None
 
-    @property  # type: ignore[override]  # Jinja2 declares a plain attribute
+    @property
     def globals_keys(self) -> set[str]:
         keys = self._globals_keys
         if keys is None:

@@ -230,3 +230,25 @@ def test_callee_and_marker_answers_as_jinja2(obj: Any) -> None:
         return callee, marker
 
     assert outcome(callee_and_marker) == outcome(jinja2_callee_and_marker)
+
+
+def test_an_error_in_a_call_shows_the_same_frames_as_stock_jinja2() -> None:
+    """The context's ``call`` is hidden from tracebacks, as Jinja2's is (debug page, logs)."""
+    import sys
+    import traceback
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    def frames(env_class: type[jinja2.Environment]) -> list[tuple[str, str]]:
+        env = env_class()
+        env.globals["boom"] = boom
+        try:
+            env.from_string("line 1\n{{ boom() }}").render()
+        except ValueError:
+            return [(f.name, str(f.lineno)) for f in traceback.extract_tb(sys.exc_info()[2])]
+        raise AssertionError("no error")
+
+    ours = frames(OurEnvironment)
+    assert ours == frames(jinja2.Environment)
+    assert ("top-level template code", "2") in ours and not any(n == "call" for n, _ in ours)
