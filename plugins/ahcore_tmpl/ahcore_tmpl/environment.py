@@ -24,6 +24,7 @@ from aiohttp import web
 from ahcore.api import SiteView
 from ahcore_tmpl.builtins import template_builtins
 from ahcore_tmpl.loader import UrlLoader
+from ahcore_tmpl.runtime import UrlContext, UrlTemplate
 from ahcore_tmpl.syncsafe import ANALYSIS_ATTRIBUTE, Analysis, analyze, poison
 from ahcore_tmpl.undefined import undefined_class
 
@@ -44,10 +45,15 @@ class UrlEnvironment(jinja2.Environment):
     """A Jinja2 environment whose template names are URLs.
 
     :meth:`join_path` is Jinja2's hook for names relative to the including
-    template; it delegates to :meth:`UrlLoader.join`.
+    template; it delegates to :meth:`UrlLoader.join`. Its templates are
+    :class:`~ahcore_tmpl.runtime.UrlTemplate` and render in a
+    :class:`~ahcore_tmpl.runtime.UrlContext` (the same behaviour as Jinja2's,
+    for less CPU).
     """
 
     loader: UrlLoader
+    template_class = UrlTemplate
+    context_class = UrlContext
 
     def join_path(self, template: str, parent: str) -> str:
         return self.loader.join(template, parent)
