@@ -102,10 +102,16 @@ class BufferedAccessLogger(AbstractAccessLogger):
     under uvloop has a resolution of a millisecond.
     """
 
-    __slots__ = ()
+    # The peer address is the connection's (aiohttp makes one logger per
+    # connection), so it is looked up once, not on every request.
+    __slots__ = ("_remote",)
 
     #: The log this class writes to (set on the subclass that ``AccessLog`` makes).
     access_log: ClassVar[AccessLog]
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._remote: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -115,12 +121,12 @@ class BufferedAccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         try:
             out = self.access_log
-            version = request.version
-            if version == HttpVersion11:
-                proto = "HTTP/1.1"
-            elif version == HttpVersion10:
-                proto = "HTTP/1.0"
-            else:
+            remote = self._remote
+            if remote is None:
+                remote = self._remote = request.remote or "-"
+            proto = _PROTOCOLS.get(request.version)
+            if proto is None:
+                version = request.version
                 proto = f"HTTP/{version.major}.{version.minor}"
             headers = request.headers
             target = request.raw_path
@@ -130,12 +136,16 @@ class BufferedAccessLogger(AbstractAccessLogger):
             if '"' in probe or "\\" in probe or not probe.isprintable():
                 target, referer, agent = quoted_field(target), quoted_field(referer), quoted_field(agent)
             out.append(
-                f'{request.remote or "-"} - - {out.stamp(_time.time() - time)} '
+                f'{remote} - - {out.stamp(_time.time() - time)} '
                 f'"{request.method} {target} {proto}" {response.status} {response.body_length} '
                 f'"{referer}" "{agent}" {time:.6f}\n'
             )
         except Exception:  # a log line must never break a response
             log.exception("access log: cannot format a line")
+
+
+#: The request line's protocol for the versions nearly every request has.
+_PROTOCOLS = {HttpVersion11: "HTTP/1.1", HttpVersion10: "HTTP/1.0"}
 
 
 class AccessLog:
