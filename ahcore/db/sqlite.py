@@ -298,9 +298,18 @@ class SqliteConnection:
         if pool is not None and pool.loop_read_s and self.raw.idle and pool.on_loop(sql):
             start = time.monotonic()
             limit = self._limit_s
-            deadline = start + limit if limit is not None else None
+            mine = start + pool.loop_read_s  # the loop's own deadline
+            if limit is None:
+                loop_deadline = mine
+            else:
+                deadline = start + limit
+                loop_deadline = mine if mine < deadline else deadline
             try:
-                return self._run_on_loop(sql, params, max_rows, standalone, start, deadline)
+                if not self._busy_off:
+                    # Never wait for a lock on the loop: SQLITE_BUSY sends the read to the thread.
+                    self.raw.db.execute("PRAGMA busy_timeout = 0")
+                    self._busy_off = True
+                return self._run(sql, params, max_rows, standalone, loop_deadline)
             except sqlite3.OperationalError as exc:
                 if deadline is not None and time.monotonic() > deadline:
                     raise self.timeout_error() from None
@@ -328,26 +337,6 @@ class SqliteConnection:
             self.pool.forgive(sql)  # the loop's try was preempted (a busy machine)
         return result
 
-    def _run_on_loop(
-        self,
-        sql: str,
-        params: Sequence[Any],
-        max_rows: int | None,
-        standalone: bool,
-        start: float,
-        deadline: float | None,
-    ) -> FetchResult:
-        """:meth:`_run` on the event loop's thread, within the loop's own deadline."""
-        db = self.raw.db
-        if not self._busy_off:
-            # Never wait for a lock on the loop: SQLITE_BUSY sends the read to the thread.
-            db.execute("PRAGMA busy_timeout = 0")
-            self._busy_off = True
-        assert self.pool is not None
-        mine = start + self.pool.loop_read_s
-        return self._run(sql, params, max_rows, standalone,
-                         mine if deadline is None or mine < deadline else deadline)
-
     async def begin(self, *, read_only: bool = False) -> None:
         # Deferred: the pragma and BEGIN go with the first statement (no thread hop here).
         self._read_only = read_only
@@ -366,7 +355,7 @@ class SqliteConnection:
         transaction open: nothing to run at all.
         """
         if self._in_tx:
-            if not (self._read_only or not self._dirty):
+            if self._dirty and not self._read_only:
                 return False
             if not self.raw.idle or not self._end_on_loop("COMMIT"):
                 return False
@@ -714,8 +703,10 @@ class SqlitePool:
         Give it back with :meth:`exit_nowait` or :meth:`give_back`.
         """
         idle = self._idle
-        if not idle or self._closed or not self._slots.take_nowait():
+        slots = self._slots
+        if not idle or slots.free <= 0 or self._closed:
             return None
+        slots.free -= 1  # _Slots.take_nowait, inline
         conn = idle.pop()
         conn.begin_nowait(read_only, time_limit_ms)
         return conn
