@@ -350,6 +350,8 @@ class SQLor:
     async def select(self, sql: str, values: Mapping[str, Any], *, sort: Any = None) -> Select:
         """Bind ``sql`` (a query; ``${name}$`` from ``values``) and check ``sort`` against it."""
         text, params = self._bind(sql, values, strip=True)
+        if sort is None or sort == "" or sort == []:
+            return Select(text, params)  # unsorted (most requests): no order_by coroutine
         return Select(text, params, await self.order_by(text, params, sort))
 
     async def rows(
@@ -366,7 +368,7 @@ class SQLor:
             nowait = self._fetch_nowait
             if nowait is not None:
                 answer = nowait(sel.text, sel.params, max_rows=limit, standalone=standalone)
-                return answer if type(answer) is FetchResult else await answer  # type: ignore[no-any-return,misc]
+                return answer if type(answer) is FetchResult else await answer  # type: ignore[misc]
             return await self.conn.fetch(
                 sel.text, sel.params, max_rows=limit, standalone=standalone
             )
