@@ -34,6 +34,13 @@ few reads in a row on the loop without a pause, the next goes to the
 thread, so a script looping over queries still yields and its time limit
 still applies.
 
+**No awaits on the common path.** ``sqlorContext`` takes an idle
+connection with :meth:`SqlitePool.enter_nowait` and gives it back with
+:meth:`SqlitePool.exit_nowait` when its transaction wrote nothing, and a
+read on the loop is answered by :meth:`SqliteConnection.fetch_nowait`
+directly; whatever must wait (no idle connection, a write to commit, the
+thread) goes the awaited way, unchanged.
+
 A streamed query (:meth:`SqliteConnection.stream`) keeps its cursor open
 between jobs and steps it one batch per job, so memory holds one batch; its
 deadline runs from the start of the query to the last batch.
