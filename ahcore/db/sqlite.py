@@ -170,9 +170,10 @@ class SqliteConnection:
         self._query_only = False  # what the connection is set to (changed on its thread)
         self._limit_s: float | None = None
         self._deadline: float | None = None
-        # One cursor for the statements read to their end (fetchall, BEGIN,
-        # COMMIT): a new sqlite3 cursor per statement costs more than the
-        # statement. Used by one thread at a time, like the connection.
+        # One cursor for statements, BEGIN and COMMIT (a capped read that
+        # stops short closes it): a new sqlite3 cursor per statement costs
+        # more than a short statement. Used by one thread at a time, like
+        # the connection.
         self._cursor: sqlite3.Cursor | None = None
 
     # Runs on the connection's thread, every _PROGRESS_STEPS virtual-machine steps.
@@ -215,28 +216,14 @@ class SqliteConnection:
         elif self._limit_s is not None:
             self._deadline = time.monotonic() + self._limit_s
         try:
-            if max_rows is None:
-                return self._run_all(db, sql, params)
-            # A capped read may stop before the end: its own cursor, closed
-            # after, resets the statement (and ends an autocommit snapshot).
-            cur = db.execute(sql, params)
-            try:
-                # DDL, DML and writing pragmas have no result columns; an
-                # INSERT … RETURNING has them but changes total_changes.
-                if cur.description is None or db.total_changes != self._changes:
-                    self._dirty = True
-                if cur.description is None:
-                    return FetchResult([], [], cur.rowcount)
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
-                return FetchResult(columns, rows, cur.rowcount)
-            finally:
-                cur.close()
+            return self._run_all(db, sql, params, max_rows)
         finally:
             self._deadline = None
 
-    def _run_all(self, db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> FetchResult:
-        """The statement read to its end on the connection's reused cursor."""
+    def _run_all(
+        self, db: sqlite3.Connection, sql: str, params: Sequence[Any], max_rows: int | None
+    ) -> FetchResult:
+        """The statement, read to its end or to ``max_rows``, on the connection's reused cursor."""
         cur = self._cursor
         if cur is None:
             cur = self._cursor = db.cursor()
@@ -249,7 +236,19 @@ class SqliteConnection:
                 self._dirty = True
             if description is None:
                 return FetchResult([], [], cur.rowcount)
-            return FetchResult([d[0] for d in description], cur.fetchall(), cur.rowcount)
+            columns = [d[0] for d in description]
+            if max_rows is None:
+                return FetchResult(columns, cur.fetchall(), cur.rowcount)
+            rows = cur.fetchmany(max_rows)
+            result = FetchResult(columns, rows, cur.rowcount)
+            if len(rows) >= max_rows:
+                # Rows may be left, and an unfinished statement holds its
+                # snapshot (in autocommit, a read transaction): closing the
+                # cursor resets it. Fewer rows: sqlite3 reached the end and
+                # reset it already.
+                self._cursor = None
+                cur.close()
+            return result
         except BaseException:
             # sqlite3 resets a statement that failed; a cursor left in an
             # unknown state is dropped all the same.

@@ -216,3 +216,30 @@ async def test_the_connection_thread_is_idle_only_when_its_jobs_are_done(tmp_pat
         await job
         assert raw.idle and raw.idle
     await pool.close()
+
+
+@pytest.mark.parametrize("max_rows", [1, 2, 5])
+async def test_a_capped_read_leaves_no_snapshot_behind(tmp_path, max_rows) -> None:
+    # A statement left unfinished would hold its read snapshot, and a
+    # checkpoint could not pass it: the capped read resets it either way.
+    pool = SqlitePool("db", str(tmp_path / "x.db"), maxconn=2, acquire_timeout=0.2)
+    async with pool.acquire() as conn:
+        await conn.begin()
+        await conn.execute("CREATE TABLE t (v)", [])
+        await conn.execute("INSERT INTO t VALUES (1), (2)", [])
+        await conn.commit()
+    async with pool.acquire() as reader, pool.acquire() as writer:
+        await reader.begin(read_only=True)
+        result = await reader.fetch("SELECT v FROM t ORDER BY v", [], max_rows=max_rows,
+                                    standalone=True)
+        assert result.rows == [(1,), (2,)][:max_rows]
+        await reader.commit()
+        await writer.begin()
+        await writer.execute("INSERT INTO t VALUES (3)", [])
+        await writer.commit()
+        busy = (await writer.fetch("PRAGMA wal_checkpoint(TRUNCATE)", [])).rows[0][0]
+        assert busy == 0
+        await reader.begin(read_only=True)  # the same connection reads on, and sees the new row
+        assert (await reader.fetch("SELECT count(*) FROM t", [])).rows == [(3,)]
+        await reader.commit()
+    await pool.close()
