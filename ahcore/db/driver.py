@@ -261,6 +261,41 @@ class Pool(Protocol):
         """Close every connection; called once at application shutdown."""
 
 
+class NowaitPool(Protocol):
+    """Optional: a pool that lends a connection and takes it back without awaiting.
+
+    A driver whose connections need no I/O to begin a transaction or to end
+    one that only read (SQLite, whose reads may run on the loop's thread)
+    offers these, and ``sqlorContext`` then costs no coroutine of the
+    pool's. Either call may decline (``None``, ``False``); the caller then
+    goes the awaited way. ``sqlorContext`` tells such a pool by its
+    ``enter_nowait`` attribute.
+    """
+
+    def enter_nowait(self, read_only: bool, time_limit_ms: int | None) -> Connection | None:
+        """A free connection with the transaction begun and the time limit set; or ``None``."""
+
+    def exit_nowait(self, conn: Any) -> bool:
+        """Commit a transaction that wrote nothing and take ``conn`` back; False: nothing done."""
+
+    async def give_back(self, conn: Any) -> None:
+        """Take back a connection of :meth:`enter_nowait`, rolling back what is still open."""
+
+
+class NowaitConnection(Protocol):
+    """Optional: a connection whose reads may be answered without awaiting (SQLite on the loop)."""
+
+    def fetch_nowait(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
+    ) -> FetchResult | Awaitable[FetchResult]:
+        """:meth:`Connection.fetch`'s result, or an awaitable of it when the read must wait."""
+
+
 PoolFactory = Callable[[str, "DatabaseConfig", "Site"], Awaitable[Pool]]
 
 

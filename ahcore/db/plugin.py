@@ -50,6 +50,11 @@ def env_globals(app: web.Application) -> dict[str, Any]:
 
     def get_sor_context(env: Any, name: str) -> AbstractAsyncContextManager[SQLor]:
         """ahserver's ``get_sor_context(env, dbname)``; ``env`` is not needed."""
-        return app[DBPOOLS_KEY].sqlorContext(name)
+        # The app's pools, looked up once (an app's state lookup is a Python call);
+        # they are made once, before any script runs, and live as long as the app.
+        if not known:
+            known.append(app[DBPOOLS_KEY])
+        return known[0].sqlorContext(name)
 
+    known: list[DBPools] = []
     return {"DBPools": db_pools, "get_sor_context": get_sor_context}

@@ -13,11 +13,11 @@ import asyncio
 import logging
 import sys
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
-from ahcore.db.driver import Connection, DriverSpec, Pool
+from ahcore.db.driver import Connection, DriverSpec, NowaitPool, Pool
 from ahcore.db.errors import DatabaseUnavailable, integrity_error, read_only_refusal
 from ahcore.db.schema import SchemaCache
 from ahcore.db.sqlor import SQLor
@@ -40,6 +40,8 @@ class Database:
         self.site = site
         self.schema = SchemaCache()
         self._pool: Pool | None = None
+        #: The pool once made, when it lends connections without awaiting (:class:`NowaitPool`).
+        self.nowait_pool: NowaitPool | None = None
         self._lock = asyncio.Lock()
 
     async def pool(self) -> Pool:
@@ -49,7 +51,10 @@ class Database:
         async with self._lock:
             if self._pool is None:
                 try:
-                    self._pool = await self.driver.create_pool(self.name, self.config, self.site)
+                    pool = await self.driver.create_pool(self.name, self.config, self.site)
+                    if callable(getattr(pool, "enter_nowait", None)):
+                        self.nowait_pool = cast("NowaitPool", pool)
+                    self._pool = pool
                 except web.HTTPException:
                     raise
                 except Exception as exc:
@@ -59,6 +64,7 @@ class Database:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        self.nowait_pool = None
         if pool is not None:
             await pool.close()
 
@@ -127,7 +133,7 @@ class DBPools:
 class _SqlorBlock:
     """The ``sqlorContext`` block (a class: this runs for every database request)."""
 
-    __slots__ = ("db", "read_only", "time_limit_ms", "_acquired", "_conn")
+    __slots__ = ("db", "read_only", "time_limit_ms", "_acquired", "_conn", "_lender")
 
     def __init__(self, db: Database, read_only: bool, time_limit_ms: int | None) -> None:
         self.db = db
@@ -135,9 +141,18 @@ class _SqlorBlock:
         self.time_limit_ms = time_limit_ms
         self._acquired: AbstractAsyncContextManager[Connection] | None = None
         self._conn: Connection | None = None
+        self._lender: NowaitPool | None = None  # the pool, when it lent without awaiting
 
     async def __aenter__(self) -> SQLor:
         db = self.db
+        lender = db.nowait_pool
+        if lender is not None:
+            # The common case on SQLite: an idle connection, taken and begun
+            # (deferred) without a coroutine of the pool's.
+            conn = lender.enter_nowait(self.read_only, self.time_limit_ms)
+            if conn is not None:
+                self._lender, self._conn = lender, conn
+                return SQLor(conn, db.schema, db.name)
         pool = await db.pool()
         acquired = pool.acquire()
         conn = await acquired.__aenter__()
@@ -155,9 +170,18 @@ class _SqlorBlock:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> bool:
-        acquired, conn = self._acquired, self._conn
-        self._acquired = self._conn = None
-        assert acquired is not None and conn is not None
+        acquired, conn, lender = self._acquired, self._conn, self._lender
+        self._acquired = self._conn = self._lender = None
+        assert conn is not None
+        if lender is not None:
+            if exc is None and lender.exit_nowait(conn):
+                return False  # nothing written: ended and given back, no await
+            try:
+                await self._end(conn, exc)
+            finally:
+                await lender.give_back(conn)
+            return False
+        assert acquired is not None
         try:
             await self._end(conn, exc)
         except BaseException:

@@ -34,6 +34,13 @@ few reads in a row on the loop without a pause, the next goes to the
 thread, so a script looping over queries still yields and its time limit
 still applies.
 
+**No awaits on the common path.** ``sqlorContext`` takes an idle
+connection with :meth:`SqlitePool.enter_nowait` and gives it back with
+:meth:`SqlitePool.exit_nowait` when its transaction wrote nothing, and a
+read on the loop is answered by :meth:`SqliteConnection.fetch_nowait`
+directly; whatever must wait (no idle connection, a write to commit, the
+thread) goes the awaited way, unchanged.
+
 A streamed query (:meth:`SqliteConnection.stream`) keeps its cursor open
 between jobs and steps it one batch per job, so memory holds one batch; its
 deadline runs from the start of the query to the last batch.
@@ -55,7 +62,8 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -115,6 +123,8 @@ def _sqlite_value(value: Any) -> Any:
 
 
 _CONVERTED = (datetime.date, datetime.time, decimal.Decimal, uuid.UUID)
+# Parameter types sqlite3 takes as they are (one set test instead of isinstance per value).
+_PLAIN_PARAMS = frozenset({int, str, float, bytes, type(None)})
 # What sends a read that began on the loop to the connection's thread: the
 # loop's deadline passed (interrupted), or a lock it would have waited for.
 # (SQLite's result codes; the sqlite3 module names them from Python 3.11.)
@@ -160,6 +170,11 @@ class SqliteConnection:
         self._query_only = False  # what the connection is set to (changed on its thread)
         self._limit_s: float | None = None
         self._deadline: float | None = None
+        # One cursor for statements, BEGIN and COMMIT (a capped read that
+        # stops short closes it): a new sqlite3 cursor per statement costs
+        # more than a short statement. Used by one thread at a time, like
+        # the connection.
+        self._cursor: sqlite3.Cursor | None = None
 
     # Runs on the connection's thread, every _PROGRESS_STEPS virtual-machine steps.
     def _past_deadline(self) -> bool:
@@ -172,7 +187,8 @@ class SqliteConnection:
             db.execute(f"PRAGMA query_only = {int(self._read_only)}")
             self._query_only = self._read_only
         if self._pending_begin and not standalone:
-            db.execute("BEGIN")
+            cur = self._cursor
+            (cur if cur is not None else db).execute("BEGIN")
             self._pending_begin = False
             self._in_tx = True
             self._dirty = False
@@ -193,27 +209,53 @@ class SqliteConnection:
         deadline: float | None = None,
     ) -> FetchResult:
         db: sqlite3.Connection = self.raw.db
-        self._start(db, standalone)
+        if self._read_only != self._query_only or (self._pending_begin and not standalone):
+            self._start(db, standalone)
         if deadline is not None:
             self._deadline = deadline
         elif self._limit_s is not None:
             self._deadline = time.monotonic() + self._limit_s
         try:
-            cur = db.execute(sql, params)
-            try:
-                # DDL, DML and writing pragmas have no result columns; an
-                # INSERT … RETURNING has them but changes total_changes.
-                if cur.description is None or db.total_changes != self._changes:
-                    self._dirty = True
-                if cur.description is None:
-                    return FetchResult([], [], cur.rowcount)
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
-                return FetchResult(columns, rows, cur.rowcount)
-            finally:
-                cur.close()
+            return self._run_all(db, sql, params, max_rows)
         finally:
             self._deadline = None
+
+    def _run_all(
+        self, db: sqlite3.Connection, sql: str, params: Sequence[Any], max_rows: int | None
+    ) -> FetchResult:
+        """The statement, read to its end or to ``max_rows``, on the connection's reused cursor."""
+        cur = self._cursor
+        if cur is None:
+            cur = self._cursor = db.cursor()
+        try:
+            cur.execute(sql, params)
+            description = cur.description
+            # DDL, DML and writing pragmas have no result columns; an
+            # INSERT … RETURNING has them but changes total_changes.
+            if description is None or db.total_changes != self._changes:
+                self._dirty = True
+            if description is None:
+                return FetchResult([], [], cur.rowcount)
+            columns = [d[0] for d in description]
+            if max_rows is None:
+                return FetchResult(columns, cur.fetchall(), cur.rowcount)
+            rows = cur.fetchmany(max_rows)
+            result = FetchResult(columns, rows, cur.rowcount)
+            if len(rows) >= max_rows:
+                # Rows may be left, and an unfinished statement holds its
+                # snapshot (in autocommit, a read transaction): closing the
+                # cursor resets it. Fewer rows: sqlite3 reached the end and
+                # reset it already.
+                self._cursor = None
+                cur.close()
+            return result
+        except BaseException:
+            # sqlite3 resets a statement that failed; a cursor left in an
+            # unknown state is dropped all the same.
+            self._cursor = None
+            with contextlib.suppress(Exception):
+                cur.close()
+            raise
 
     def timeout_error(self) -> StatementTimeout:
         limit = self._limit_s or 0
@@ -243,16 +285,37 @@ class SqliteConnection:
     async def _call(
         self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool = False
     ) -> FetchResult:
-        if any(isinstance(v, _CONVERTED) for v in params):
-            params = [_sqlite_value(v) for v in params]
+        result = self._call_nowait(sql, params, max_rows, standalone)
+        return result if type(result) is FetchResult else await result  # type: ignore[misc]
+
+    def _call_nowait(
+        self, sql: str, params: Sequence[Any], max_rows: int | None, standalone: bool
+    ) -> FetchResult | Awaitable[FetchResult]:
+        """The result of a read run on the loop, or the awaitable of the statement's thread job.
+
+        Nothing is awaited here, so a read on the loop costs its caller no
+        coroutine of the driver's; errors of the loop's run are raised here.
+        """
+        if params and not _PLAIN_PARAMS.issuperset(map(type, params)):
+            if any(isinstance(v, _CONVERTED) for v in params):
+                params = [_sqlite_value(v) for v in params]
         pool = self.pool
         deadline = None
         if pool is not None and pool.loop_read_s and self.raw.idle and pool.on_loop(sql):
             start = time.monotonic()
             limit = self._limit_s
-            deadline = start + limit if limit is not None else None
+            mine = start + pool.loop_read_s  # the loop's own deadline
+            if limit is None:
+                loop_deadline = mine
+            else:
+                deadline = start + limit
+                loop_deadline = mine if mine < deadline else deadline
             try:
-                return self._run_on_loop(sql, params, max_rows, standalone, start, deadline)
+                if not self._busy_off:
+                    # Never wait for a lock on the loop: SQLITE_BUSY sends the read to the thread.
+                    self.raw.db.execute("PRAGMA busy_timeout = 0")
+                    self._busy_off = True
+                return self._run(sql, params, max_rows, standalone, loop_deadline)
             except sqlite3.OperationalError as exc:
                 if deadline is not None and time.monotonic() > deadline:
                     raise self.timeout_error() from None
@@ -261,37 +324,51 @@ class SqliteConnection:
                     raise
                 if reason == "slow":
                     pool.fell_back(sql)
-                    started = time.monotonic()
-                    result = await self._job(self._run, sql, params, max_rows, standalone, deadline)
-                    if time.monotonic() - started < pool.loop_read_s:
-                        pool.forgive(sql)  # the loop's try was preempted (a busy machine)
-                    return result
-        return await self._job(self._run, sql, params, max_rows, standalone, deadline)
+                    return self._after_slow(sql, params, max_rows, standalone, deadline)
+        return self._job(self._run, sql, params, max_rows, standalone, deadline)
 
-    def _run_on_loop(
+    async def _after_slow(
         self,
         sql: str,
         params: Sequence[Any],
         max_rows: int | None,
         standalone: bool,
-        start: float,
         deadline: float | None,
     ) -> FetchResult:
-        """:meth:`_run` on the event loop's thread, within the loop's own deadline."""
-        db = self.raw.db
-        if not self._busy_off:
-            # Never wait for a lock on the loop: SQLITE_BUSY sends the read to the thread.
-            db.execute("PRAGMA busy_timeout = 0")
-            self._busy_off = True
+        """A read too slow for the loop, run again on the thread (the deadline unchanged)."""
         assert self.pool is not None
-        mine = start + self.pool.loop_read_s
-        return self._run(sql, params, max_rows, standalone,
-                         mine if deadline is None or mine < deadline else deadline)
+        started = time.monotonic()
+        result = await self._job(self._run, sql, params, max_rows, standalone, deadline)
+        if time.monotonic() - started < self.pool.loop_read_s:
+            self.pool.forgive(sql)  # the loop's try was preempted (a busy machine)
+        return result
 
     async def begin(self, *, read_only: bool = False) -> None:
         # Deferred: the pragma and BEGIN go with the first statement (no thread hop here).
         self._read_only = read_only
         self._pending_begin = True
+
+    def begin_nowait(self, read_only: bool, time_limit_ms: int | None) -> None:
+        """:meth:`begin` and :meth:`set_time_limit` together, without a coroutine."""
+        self._read_only = read_only
+        self._pending_begin = True
+        self._limit_s = time_limit_ms / 1000 if time_limit_ms else None
+
+    def commit_nowait(self) -> bool:
+        """End a transaction that wrote nothing, on the loop; False: nothing done, await :meth:`commit`.
+
+        A block whose only statement was a standalone read (or none) has no
+        transaction open: nothing to run at all.
+        """
+        if self._in_tx:
+            if self._dirty and not self._read_only:
+                return False
+            if not self.raw.idle or not self._end_on_loop("COMMIT"):
+                return False
+            self._in_tx = False
+        self._pending_begin = False
+        self._limit_s = None
+        return True
 
     async def commit(self) -> None:
         self._pending_begin = False
@@ -324,7 +401,11 @@ class SqliteConnection:
         if self.pool is None or not self.pool.loop_read_s:
             return False
         try:
-            self.raw.db.execute(statement)
+            cur = self._cursor
+            if cur is not None:
+                cur.execute(statement)
+            else:
+                self.raw.db.execute(statement)
         except Exception:
             return False
         return True
@@ -364,7 +445,19 @@ class SqliteConnection:
     ) -> FetchResult:
         # A read that need not share the transaction's snapshot runs on its
         # own when it comes first: no BEGIN and COMMIT around it.
-        return await self._call(sql, params, max_rows, standalone and self._read_only)
+        result = self._call_nowait(sql, params, max_rows, standalone and self._read_only)
+        return result if type(result) is FetchResult else await result  # type: ignore[misc]
+
+    def fetch_nowait(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        max_rows: int | None = None,
+        standalone: bool = False,
+    ) -> FetchResult | Awaitable[FetchResult]:
+        """:meth:`fetch`, answered at once when the read ran on the loop (else an awaitable)."""
+        return self._call_nowait(sql, params, max_rows, standalone and self._read_only)
 
     # ------------------------------------------------------------ streaming
 
@@ -520,7 +613,7 @@ class SqlitePool:
         self.acquire_timeout = acquire_timeout
         #: Seconds a read may run on the loop's thread before it moves to its own (0: never).
         self.loop_read_s = max(0.0, loop_read_ms) / 1000
-        self._slots = asyncio.Semaphore(maxconn)
+        self._slots = _Slots(maxconn)
         self._idle: list[SqliteConnection] = []
         self._closed = False
         # Statement text → True (a query: may run on the loop), False (never),
@@ -549,10 +642,14 @@ class SqlitePool:
         # to the thread after a few, so the loop (and its timers) get a turn.
         # A callback queued with the first read of a turn marks the loop's
         # next turn: any yield of the task runs it first.
+        # A read by another task than the last one needs no marker: that
+        # task is not running, so it yielded (one request, one read: no
+        # callback at all).
         task = asyncio.current_task()
         if task is not self._streak_task:
             self._streak_task = task
-            self._streak = 0
+            self._streak = 1
+            return True
         if self._streak >= _LOOP_STREAK:
             return False
         self._streak += 1
@@ -604,15 +701,42 @@ class SqlitePool:
         """``async with pool.acquire() as conn``: a connection, back in the pool after the block."""
         return _Acquired(self)
 
+    def enter_nowait(self, read_only: bool, time_limit_ms: int | None) -> SqliteConnection | None:
+        """An idle connection with the block's transaction begun (deferred), taken at once.
+
+        ``None`` when no idle connection and free slot are at hand (or the
+        pool is shut down): the caller goes the awaited way, :meth:`acquire`.
+        Give it back with :meth:`exit_nowait` or :meth:`give_back`.
+        """
+        idle = self._idle
+        slots = self._slots
+        if not idle or slots.free <= 0 or self._closed:
+            return None
+        slots.free -= 1  # _Slots.take_nowait, inline
+        conn = idle.pop()
+        conn.begin_nowait(read_only, time_limit_ms)
+        return conn
+
+    def exit_nowait(self, conn: SqliteConnection) -> bool:
+        """Commit ``conn``'s transaction if it wrote nothing and take it back, without waiting.
+
+        False (nothing done): the caller commits and calls :meth:`give_back`.
+        """
+        if conn.broken or self._closed or not conn.commit_nowait():
+            return False
+        self._idle.append(conn)
+        self._slots.release()
+        return True
+
+    async def give_back(self, conn: SqliteConnection) -> None:
+        """Take back a connection of :meth:`enter_nowait` (rolling back what is still open)."""
+        await self._give_back(conn)
+
     async def _take(self) -> SqliteConnection:
         if self._closed:
             raise DatabaseUnavailable(f"database {self.name!r} is shut down")
         try:
-            if self._slots.locked():  # wait, within the limit (no timer when a slot is free)
-                async with asyncio.timeout(self.acquire_timeout):
-                    await self._slots.acquire()
-            else:
-                await self._slots.acquire()
+            await self._slots.take(self.acquire_timeout)
         except TimeoutError:
             raise DatabaseUnavailable(
                 f"database {self.name!r}: no free connection within "
@@ -643,6 +767,56 @@ class SqlitePool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+class _Slots:
+    """At most ``n`` holders, in order of arrival (an ``asyncio.Semaphore`` with a non-waiting take).
+
+    ``asyncio.Semaphore`` takes even a free slot through a coroutine; here
+    :meth:`take_nowait` is a counter test. A released slot goes straight to
+    the first waiter, so a newcomer never overtakes one.
+    """
+
+    __slots__ = ("free", "_waiters")
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self.free == 0
+
+    def take_nowait(self) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self, timeout: float) -> None:
+        """A slot, waiting at most ``timeout`` seconds (``TimeoutError``); no timer when one is free."""
+        if self.take_nowait():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as the wait ended: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to the waiter
+                return
+        self.free += 1
 
 
 class _Acquired:

@@ -56,7 +56,13 @@ class ConnectionThread:
     def idle(self) -> bool:
         """No job is queued or running on the thread (the loop may use :attr:`db`)."""
         last = self._last
-        return (last is None or last.done()) and self._db is not None and not self._closed
+        if last is not None:
+            # Future.done() takes the future's lock; once done it stays done,
+            # so forget it and the next check (most of them) is a plain test.
+            if not last.done():
+                return False
+            self._last = None
+        return self._db is not None and not self._closed
 
     async def open(self, path: str, *, uri: bool = False) -> None:
         """Open the database on the connection's thread (autocommit: the driver sends BEGIN)."""

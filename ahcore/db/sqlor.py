@@ -16,7 +16,7 @@ import contextlib
 import datetime
 import decimal
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,11 @@ class SQLor:
         self.dbname = dbname
         self.dialect = conn.dialect
         self._mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        # A driver that can answer a read at once (SQLite on the loop's
+        # thread) spares a coroutine per statement (NowaitConnection).
+        self._fetch_nowait: Callable[..., FetchResult | Awaitable[FetchResult]] | None = getattr(
+            conn, "fetch_nowait", None
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -296,7 +301,12 @@ class SQLor:
         statement returns the affected row count.
         """
         text, params = self._bind(sql, ns or {})
-        result = await self.conn.fetch(text, params)
+        nowait = self._fetch_nowait
+        if nowait is not None:
+            answer = nowait(text, params)
+            result = answer if type(answer) is FetchResult else await answer  # type: ignore[misc]
+        else:
+            result = await self.conn.fetch(text, params)
         if result.columns:
             return to_records(result.columns, result.rows)
         return result.rowcount
@@ -340,6 +350,8 @@ class SQLor:
     async def select(self, sql: str, values: Mapping[str, Any], *, sort: Any = None) -> Select:
         """Bind ``sql`` (a query; ``${name}$`` from ``values``) and check ``sort`` against it."""
         text, params = self._bind(sql, values, strip=True)
+        if sort is None or sort == "" or sort == []:
+            return Select(text, params)  # unsorted (most requests): no order_by coroutine
         return Select(text, params, await self.order_by(text, params, sort))
 
     async def rows(
@@ -353,6 +365,10 @@ class SQLor:
         statements after it (see :meth:`ahcore.db.driver.Connection.fetch`).
         """
         if self.dialect.lazy_fetch and not sel.order and not offset:
+            nowait = self._fetch_nowait
+            if nowait is not None:
+                answer = nowait(sel.text, sel.params, max_rows=limit, standalone=standalone)
+                return answer if type(answer) is FetchResult else await answer  # type: ignore[misc]
             return await self.conn.fetch(
                 sel.text, sel.params, max_rows=limit, standalone=standalone
             )

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ahcore.db.records import row_dicts
+from ahcore.db.records import row_dicts, row_structs
 from ahcore.jsonutil import dumps
 
 log = logging.getLogger("ahcore.db.streaming")
@@ -28,7 +28,10 @@ log = logging.getLogger("ahcore.db.streaming")
 
 def encode_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """``{…},{…}``: the records of ``rows`` as JSON list items, without the brackets."""
-    return dumps(row_dicts(columns, rows))[1:-1]
+    if not rows:
+        return b""
+    records = row_structs(columns, rows)
+    return dumps(records if records is not None else row_dicts(columns, rows))[1:-1]
 
 
 class JsonRowsWriter:
