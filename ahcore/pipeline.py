@@ -17,6 +17,7 @@ from ahcore.errors import not_found
 from ahcore.forwarded import apply_forwarded
 from ahcore.functions import FUNCTION_METHODS, call_route, match_route
 from ahcore.plugins import await_me_maybe
+from ahcore.processor import Processor, to_response
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
 from ahcore.session import current_user, request_state
 from ahcore.site import Site, Snapshot
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from ahcore.staticfiles import StaticCache
 
 STATIC_METHODS = ("GET", "HEAD")
+
+#: The base class's ``respond``: a processor that keeps it is answered by
+#: ``to_response(await produce(...))`` in :func:`serve` itself.
+DEFAULT_RESPOND = Processor.respond
 
 #: The methods anything on a site may answer; TRACE, TRACK, CONNECT and
 #: WebDAV methods are refused everywhere, before any lookup (SPEC §14).
@@ -129,6 +134,8 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
         context = RequestContext(request, site, resolved)
         token = context.activate()
         try:
+            if type(processor).respond is DEFAULT_RESPOND:  # Processor.respond, one await less
+                return to_response(await processor.produce(context))
             return await processor.respond(context)
         finally:
             context.deactivate(token)

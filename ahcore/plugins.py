@@ -155,6 +155,23 @@ def fast_caller(caller: Any) -> Any:
 
         return fast_one
 
+    if all(len(names) == 1 for _, names in calls) and len({n for _, n in calls}) == 1:
+        # Every implementation takes the same one argument (request_namespace's
+        # ``context``): pass it along without building an argument list per call.
+        (name,) = calls[0][1]
+        functions = tuple(function for function, _ in calls)
+
+        def fast_single(**kwargs: Any) -> list[Any]:
+            arg = kwargs[name]
+            results = []
+            for function in functions:
+                result = function(arg)
+                if result is not None:
+                    results.append(result)
+            return results
+
+        return fast_single
+
     def fast(**kwargs: Any) -> list[Any]:
         # As pluggy: only the arguments each implementation names, None results left out.
         results = []

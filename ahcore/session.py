@@ -543,7 +543,7 @@ def request_namespace(context: Any) -> Any:
     if (
         known is _UNSET
         and (hdrs.COOKIE not in request.headers or COOKIE_NAME not in request.cookies)
-        and not context.site.pm.hook.identify_user.get_hookimpls()
+        and not getattr(context.site, "identifies_users", True)
     ):
         return {"user": None}
 

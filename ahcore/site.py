@@ -124,6 +124,9 @@ class Site:
         self.debug = debug or config.debug
         self.events = EventDispatcher()
         self._uses_auth = bool(pm.hook.auth_check.get_hookimpls())
+        #: Whether any plugin logs visitors in from headers (``identify_user``);
+        #: fixed once plugins are loaded, as :meth:`uses_auth`.
+        self.identifies_users = bool(pm.hook.identify_user.get_hookimpls())
         self.processor_cache = ProcessorCache()
         self.static_cache = StaticCache()  # small static files' bytes (ahcore.staticfiles)
         self.offers = list(offers)

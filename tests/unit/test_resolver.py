@@ -314,3 +314,18 @@ def test_walk_lists_what_a_url_could_reach_and_ends_on_link_loops(tree) -> None:
     assert not any(u.startswith("sub/loop") for u in urls)  # the root was visited already
     second = {"/".join(s) for s, _ in r.walk(r.roots[1])}
     assert second == {"two/shared.txt", "two/only2.txt", "two/two/deep.txt"}
+
+
+def test_segments_split_like_split_segments_and_never_remember_a_refusal(tree) -> None:
+    """Resolver.segments: the split of a request's raw path, remembered only when it is sound."""
+    r = make_resolver(tree)
+    for raw in ("/hello.txt", "/sub/", "/a/./b//c", "/caf%C3%A9"):
+        assert r.segments(raw) == (split_segments(raw), raw.endswith("/"))
+        assert r.segments(raw) == (split_segments(raw), raw.endswith("/"))  # the remembered one
+    for hostile in ("/%2e%2e/etc/passwd", "/.secret", "/a%00b"):
+        for _ in range(2):  # refused every time: a 404 is never cached as an answer
+            with pytest.raises(web.HTTPNotFound):
+                r.segments(hostile)
+    long = "/" + "x" * (Resolver.SPLIT_CACHE_PATH + 1)
+    assert r.segments(long) == ((long[1:],), False)
+    assert long not in r._split  # noqa: SLF001 - a prober's long paths take no memory
