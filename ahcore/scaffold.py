@@ -85,10 +85,11 @@ It holds the hook implementations, and uses only public hooks and
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Mapping
+from typing import Any
 
-from ahcore.api import ProcessorSpec, get_site, hookimpl
-from ahcore_{name}.processor import PLUGIN_NAME, {cls}, max_rows
+from ahcore.api import ProcessorSpec, hookimpl
+from ahcore_{name}.processor import PLUGIN_NAME, {cls}, parse_max_rows
 
 
 @hookimpl
@@ -98,9 +99,17 @@ def register_processor() -> ProcessorSpec:
 
 
 @hookimpl
-def on_startup(app: web.Application) -> None:
-    """Check ``plugins.{name}`` when the server starts: a typo stops start-up, not each request."""
-    max_rows(get_site(app))
+def check_settings(settings: Mapping[str, Any]) -> list[str]:
+    """Check ``plugins.{name}`` while the app is built, for ``serve`` and ``check`` alike.
+
+    A typo stops ``ahcore serve`` with this one line (and makes ``ahcore
+    check`` fail) instead of failing every request.
+    """
+    try:
+        parse_max_rows(settings)
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 '''
 
 PROCESSOR = '''\
@@ -117,6 +126,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
+from collections.abc import Mapping
+from typing import Any
 
 from ahcore.api import Processor, RequestContext, SiteView
 
@@ -124,14 +136,23 @@ PLUGIN_NAME = "{name}"
 DEFAULT_MAX_ROWS = 1000
 
 
-def max_rows(site: SiteView) -> int:
-    """``plugins.{name}.max_rows``: the most records one answer gives (default 1000)."""
-    value = site.plugin_settings(PLUGIN_NAME).get("max_rows", DEFAULT_MAX_ROWS)
+def parse_max_rows(settings: Mapping[str, Any]) -> int:
+    """``max_rows`` of the ``plugins.{name}`` object; ValueError saying what to write."""
+    value = settings.get("max_rows", DEFAULT_MAX_ROWS)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(
-            f"plugins.{name}.max_rows: expected a positive integer, got {{value!r}}"
+            f"plugins.{name}.max_rows: expected a positive integer, got {{json.dumps(value)}}; "
+            f"write e.g. 100, or leave it out (default {{DEFAULT_MAX_ROWS}})"
         )
     return value
+
+
+def max_rows(site: SiteView) -> int:
+    """``plugins.{name}.max_rows``: the most records one answer gives (default 1000).
+
+    The value was checked when the app was built (``check_settings``).
+    """
+    return parse_max_rows(site.plugin_settings(PLUGIN_NAME))
 
 
 class {cls}(Processor):
@@ -181,6 +202,7 @@ from typing import Any
 import pytest
 
 import ahcore_{name}.plugin
+from ahcore.api import PluginError
 
 PEOPLE = "name,age\\nann,30\\nbob,41\\n"
 
@@ -220,7 +242,7 @@ async def test_max_rows_setting(make_site, ahcore_client):
 
 
 async def test_a_bad_setting_stops_start_up(make_site, ahcore_client):
-    with pytest.raises(ValueError, match="plugins.{name}.max_rows"):
+    with pytest.raises(PluginError, match="plugins.{name}.max_rows: expected a positive integer"):
         await start(make_site, ahcore_client, settings={{"max_rows": "many"}})
 
 
