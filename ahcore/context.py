@@ -93,10 +93,29 @@ class RequestContext:
         request parameter can ever replace a namespace name. A
         :class:`DictObject`, so ahserver code can write
         ``request._run_ns.params_kw``.
+
+        When a script already runs in this context, this is that script's
+        namespace (:meth:`script_namespace`): the same object, so names a
+        script sets are seen by whatever it calls.
         """
         if self._namespace is not None:
             return self._namespace
-        ns = DictObject(self.site.global_namespace)
+        return await self._fill(DictObject(self.site.global_namespace))
+
+    async def script_namespace(self) -> DictObject:
+        """The namespace for a script's globals: the request's own names, the site's by lookup.
+
+        The same names and precedence as :meth:`namespace`, without copying
+        the site's global names into it per request: they are found through
+        the site's namespace (:class:`ahcore.scriptnamespace.ScriptNamespace`).
+        Iterating it lists the request's own names only; ``copy()`` gives
+        the full namespace. Built once per request, as :meth:`namespace`.
+        """
+        if self._namespace is not None:
+            return self._namespace
+        return await self._fill(self.site.script_namespace_class()())
+
+    async def _fill(self, ns: DictObject) -> DictObject:
         for extra in self.site.request_namespace_hook(context=self):
             if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
                 extra = await await_me_maybe(extra)

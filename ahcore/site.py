@@ -51,6 +51,7 @@ from ahcore.resolver import (
     Root,
     split_segments,
 )
+from ahcore.scriptnamespace import ScriptNamespace, script_namespace_class
 from ahcore.staticfiles import StaticCache
 from ahcore.uploads import UploadStore
 
@@ -142,6 +143,7 @@ class Site:
             workdir / "i18n", config.langMapping, config.language
         )
         self.global_namespace: dict[str, Any] = {}
+        self._script_namespace: type[ScriptNamespace] | None = None
         self.request_namespace_hook = pm.hook.request_namespace
         self.app: web.Application | None = None
 
@@ -420,6 +422,18 @@ class Site:
         # Called per script request: look the hook caller up once (and skip
         # pluggy's dispatch when the kernel's is the only implementation).
         self.request_namespace_hook = fast_caller(self.pm.hook.request_namespace)
+
+    def script_namespace_class(self) -> type[ScriptNamespace]:
+        """The class of a script's globals on this site (:mod:`ahcore.scriptnamespace`).
+
+        Made once for the site's namespace dict, and again only if that dict
+        is replaced (``add_globals`` changes it in place, which the class
+        sees at once).
+        """
+        cls = self._script_namespace
+        if cls is None or cls.site_names is not self.global_namespace:
+            cls = self._script_namespace = script_namespace_class(self.global_namespace)
+        return cls
 
     async def hot_reload(self, data: dict[str, Any]) -> None:
         """Dispatch a ``hot_reload`` event and the ``on_hot_reload`` hook."""

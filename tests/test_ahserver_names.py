@@ -73,6 +73,12 @@ SCRIPTS = {
     ),
     "wwwroot/escape.dspy": "return openfile(params_kw.path).read()\n",
     "wwwroot/data/note.txt": "a note",
+    "wwwroot/run_ns.dspy": (
+        "ns = request._run_ns\n"
+        "return {'same': ns is globals(), 'item': ns['configValue'] is configValue,\n"
+        "        'attr': ns.configValue is configValue, 'get': ns.get('get_sor_context') is not None,\n"
+        "        'in': 'Success' in ns, 'full': 'Success' in ns.copy(), 'user': ns.user}\n"
+    ),
 }
 
 
@@ -212,3 +218,12 @@ def test_password_vectors_without_a_server() -> None:
     assert password_encode("abc", "mykey") == "QUZVcXg5V1p1STMybG5Ia2EJRw=="
     assert password_decode(password_encode("pässwörd 密码", "k"), "k") == "pässwörd 密码"
     assert json.dumps(password_encode("")) == '"QUZVcXg5V1p1STMybG5Iaw=="'
+
+
+async def test_run_ns_answers_every_name_of_the_namespace(client) -> None:
+    """``request._run_ns`` is the script's globals and finds the site's names (not copied per request)."""
+    resp = await client.get("/run_ns.dspy")
+    assert resp.status == 200
+    assert await resp.json() == {
+        "same": True, "item": True, "attr": True, "get": True, "in": True, "full": True, "user": None,
+    }

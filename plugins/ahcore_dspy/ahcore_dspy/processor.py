@@ -188,8 +188,10 @@ class DspyProcessor(Processor):
         if runtime is None:
             assert self.site.app is not None
             runtime = self.runtime = self.site.app[RUNTIME]
-        namespace = await context.namespace()
-        namespace.setdefault("__builtins__", builtins)
+        # The request's own names, the site's found by lookup (not copied per request).
+        namespace = await context.script_namespace()
+        if not dict.__contains__(namespace, "__builtins__"):
+            namespace["__builtins__"] = builtins
         script = types.FunctionType(self.code, namespace)
         # Watchdog.run, inline: one coroutine layer less on every request.
         watchdog = runtime.watchdog
