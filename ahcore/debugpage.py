@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ahcore.scriptnamespace import ScriptNamespace
+
 if TYPE_CHECKING:
     from ahcore.site import Site
 
@@ -117,9 +119,12 @@ def frame_names(frame: FrameType) -> list[str]:
 
 def namespace_names(frame: FrameType) -> list[str] | None:
     """The names of the namespace a script ran with, when the frame's globals are one."""
-    if _is_module_globals(frame.f_globals):
+    names = frame.f_globals
+    if isinstance(names, ScriptNamespace):  # the request's own names; copy() has the site's too
+        return _visible(names.copy())
+    if _is_module_globals(names):
         return None
-    return _visible(frame.f_globals)
+    return _visible(names)
 
 
 def _source(
