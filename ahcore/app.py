@@ -19,6 +19,7 @@ from ahcore.db import plugin as db_plugin
 from ahcore.db.plugin import pools_lifecycle
 from ahcore.errors import guard, guard_routes
 from ahcore.functions import install_registry, report_unregistered
+from ahcore.headers import set_site_headers
 from ahcore.hotreload import ENDPOINT, HotReloader
 from ahcore.outbound import OUTBOUND, Outbound
 from ahcore.pipeline import serve
@@ -170,12 +171,7 @@ def response_preparer(site: Site) -> Callable[[web.Request, web.StreamResponse],
         if may_need_saving(request):
             await save(request, response)
         snapshot = site.snapshot
-        headers = response.headers
-        for name, value in snapshot.response_headers:
-            if name not in headers:
-                headers[name] = value
-        # aiohttp has put its own "Python/x aiohttp/y" there before this signal.
-        headers["Server"] = snapshot.server_header
+        set_site_headers(response, snapshot.response_headers, snapshot.server_header)
 
     return prepare_response
 

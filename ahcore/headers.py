@@ -40,16 +40,28 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 
 def apply_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """:func:`add_security_headers` without a coroutine (the kernel's own signal calls this)."""
+    """:func:`add_security_headers` without a coroutine, for the site of ``request.app``."""
     site = request.app.get(SITE_KEY)
     if site is None:
         return
+    snapshot = site.snapshot
+    set_site_headers(response, snapshot.response_headers, snapshot.server_header)
+
+
+def set_site_headers(
+    response: web.StreamResponse, configured: tuple[tuple[str, str], ...], server: str
+) -> None:
+    """Set each configured header ``response`` has not set, and the ``Server`` header.
+
+    The kernel's ``on_response_prepare`` handler calls this with its site's
+    snapshot (:func:`ahcore.app.response_preparer`).
+    """
     headers = response.headers
-    for name, value in site.response_headers:
+    for name, value in configured:
         if name not in headers:
             headers[name] = value
     # aiohttp has put its own "Python/x aiohttp/y" there before this signal.
-    headers["Server"] = site.server_header
+    headers["Server"] = server
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
