@@ -25,6 +25,7 @@ used (a followed link out of the root is checked where it was placed).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Iterator
@@ -153,6 +154,9 @@ class Resolver:
         self._found: dict[tuple[tuple[str, ...], bool], _Trail] = {}
         # raw request path -> (segments, ends in "/"); see segments().
         self._split: dict[str, tuple[tuple[str, ...], bool]] = {}
+        # (segments, want_slash) -> the page found in this turn of the event
+        # loop; emptied at the next turn. See resolve_page().
+        self._this_turn: dict[tuple[tuple[str, ...], bool], Resolved] = {}
 
     def segments(self, raw_path: str) -> tuple[tuple[str, ...], bool]:
         """:func:`split_segments` of a request's raw path, and whether it ends in ``/``.
@@ -427,9 +431,40 @@ class Resolver:
 
         Templates (``include``, ``extends``), ``path_call`` and
         ``SiteView.resolve`` use :meth:`resolve` and still find partials.
+
+        A page found is remembered until the event loop's next turn: the
+        other requests for it in the same turn (a busy site gets dozens)
+        are answered without the ``stat`` calls of :meth:`resolve`. That
+        changes nothing a client can see. Every request looked up in a turn
+        had been read from its socket before the turn began, so before the
+        remembered ``stat`` was made: serving it as of that ``stat`` is
+        serving it a moment earlier, which its client cannot tell from
+        network delay. A request read after a file was saved is looked up
+        in a later turn and sees the new file. Lookups from inside a
+        request (:meth:`resolve`: ``include``, ``path_call``) are never
+        remembered, so a script that writes a file and then runs it gets
+        the new one.
         """
+        key = (segments, want_slash)
+        found = self._this_turn.get(key)
+        if found is not None:
+            return found
         found = self.resolve(segments, want_slash)
-        return None if found is not None and is_partial(found) else found
+        if found is None or is_partial(found):
+            return None
+        if not found.is_dir and self._remember_this_turn():
+            self._this_turn[key] = found
+        return found
+
+    def _remember_this_turn(self) -> bool:
+        """Whether a page may be remembered now: there is a running loop to forget it."""
+        if not self._this_turn:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a check, a test): nothing is remembered
+                return False
+            loop.call_soon(self._this_turn.clear)
+        return True
 
 
 PARTIAL_PREFIX = "_"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -329,3 +330,73 @@ def test_segments_split_like_split_segments_and_never_remember_a_refusal(tree) -
     long = "/" + "x" * (Resolver.SPLIT_CACHE_PATH + 1)
     assert r.segments(long) == ((long[1:],), False)
     assert long not in r._split  # noqa: SLF001 - a prober's long paths take no memory
+
+
+# ------------------------------------------------------------ one turn of the loop
+
+
+def page(resolver: Resolver, url: str):
+    return resolver.resolve_page(split_segments(url), url.endswith("/"))
+
+
+def counting_stat(monkeypatch) -> list[str]:
+    """Record every os.stat the resolver makes."""
+    calls: list[str] = []
+    real = os.stat
+
+    def stat(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr("ahcore.resolver.os.stat", stat)
+    return calls
+
+
+async def test_a_page_is_looked_up_once_per_turn_of_the_loop(tree, monkeypatch) -> None:
+    """Requests answered in the same turn share one lookup; the next turn looks again."""
+    r = make_resolver(tree)
+    calls = counting_stat(monkeypatch)
+    first = page(r, "/page.dspy")
+    made = len(calls)
+    assert made >= 1
+    for _ in range(5):
+        assert page(r, "/page.dspy") is first
+    assert len(calls) == made  # no stat for the rest of the turn
+
+    (tree / "site/wwwroot/page.dspy").write_text("return 'changed, and longer'\n")
+    await asyncio.sleep(0)  # the next turn: a request read now sees the saved file
+    again = page(r, "/page.dspy")
+    assert len(calls) > made
+    assert again.stat.st_size == len("return 'changed, and longer'\n")
+
+
+async def test_a_lookup_from_inside_a_request_is_never_remembered(tree) -> None:
+    """include/path_call use resolve(): a file written in this turn is seen at once."""
+    r = make_resolver(tree)
+    assert page(r, "/hello.txt").stat.st_size == 5
+    (tree / "site/wwwroot/hello.txt").write_text("rewritten in this turn")
+    assert get(r, "/hello.txt").stat.st_size == len("rewritten in this turn")
+
+
+async def test_what_a_turn_does_not_remember(tree) -> None:
+    """Misses, partials and folders are looked up every time, even within one turn."""
+    r = make_resolver(tree)
+    assert page(r, "/nothing-here.txt") is None
+    (tree / "site/wwwroot/nothing-here.txt").write_text("now it is")
+    assert page(r, "/nothing-here.txt").stat.st_size == len("now it is")
+    (tree / "site/wwwroot/_part.dspy").write_text("return 1\n")
+    assert page(r, "/_part.dspy") is None  # a partial is no page
+    listing = make_resolver(tree, listing=True)
+    assert page(listing, "/empty/").is_dir
+    (tree / "site/wwwroot/empty/index.html").write_text("an index now")
+    assert page(listing, "/empty/").url == "/empty/index.html"  # the folder was not remembered
+    assert set(r._this_turn) == {(("nothing-here.txt",), False)}  # noqa: SLF001 - found pages only
+
+
+def test_without_a_running_loop_nothing_is_remembered(tree) -> None:
+    """`ahcore check` and other callers outside a loop always see the file as it is now."""
+    r = make_resolver(tree)
+    assert page(r, "/hello.txt").stat.st_size == 5
+    (tree / "site/wwwroot/hello.txt").write_text("longer now")
+    assert page(r, "/hello.txt").stat.st_size == len("longer now")
+    assert not r._this_turn  # noqa: SLF001
