@@ -123,7 +123,9 @@ class _GuardedConnection(asyncio.Protocol):
     def request_started(self, request: BaseRequest) -> None:
         # Disarm; a timer still pending sees deadline 0 and lapses.
         self._deadline = 0.0
-        self._task = asyncio.current_task()
+        # With the loop given, current_task makes no get_running_loop call,
+        # which on Python 3.11 is a getpid(2) system call per request.
+        self._task = asyncio.current_task(self._loop)
         self._payload = request.content
 
     def _expire(self) -> None:

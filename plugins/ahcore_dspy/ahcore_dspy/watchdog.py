@@ -40,6 +40,10 @@ class Watchdog:
     def __init__(self) -> None:
         self._buckets: dict[int, set[asyncio.Task[Any]]] = {}
         self._fired: set[asyncio.Task[Any]] = set()
+        # The loop of the last task watched. asyncio.current_task(loop) makes
+        # no get_running_loop call, which on Python 3.11 is a getpid(2)
+        # system call per script; another loop's task is found the slow way.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def watch(self, seconds: float) -> tuple[asyncio.Task[Any], set[asyncio.Task[Any]]]:
         """File the current task under its deadline; give both to :meth:`release` after.
@@ -47,9 +51,12 @@ class Watchdog:
         :meth:`run` without its coroutine layer, for a caller that awaits the
         work itself (the ``.dspy`` processor, on every request).
         """
-        task = asyncio.current_task()
-        assert task is not None, "Watchdog.watch needs a running task"
-        loop = task.get_loop()
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None else None
+        if task is None or loop is None:  # the first use, or a task of another loop
+            task = asyncio.current_task()
+            assert task is not None, "Watchdog.watch needs a running task"
+            loop = self._loop = task.get_loop()
         slot = int((loop.time() + seconds) / self.GRAIN) + 1
         bucket = self._buckets.get(slot)
         if bucket is None:

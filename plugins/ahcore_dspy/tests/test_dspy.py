@@ -350,6 +350,21 @@ async def test_watchdog_tells_its_deadline_apart() -> None:
     assert not watchdog._buckets or all(not b for b in watchdog._buckets.values())
 
 
+def test_watchdog_cancels_the_task_of_the_loop_it_runs_in() -> None:
+    """It remembers the loop it last ran in; run from another loop, it finds that loop's task."""
+    watchdog = Watchdog()
+
+    async def limited() -> str:
+        try:
+            await watchdog.run(asyncio.sleep(5), 0.05)
+        except TimeLimitExceeded:
+            return "stopped"
+        return "overran"
+
+    for _ in range(2):  # two loops one after another, each with its own task
+        assert asyncio.run(limited()) == "stopped"
+
+
 # ---------------------------------------------------------------- isolation between requests
 
 
