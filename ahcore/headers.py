@@ -13,7 +13,8 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from ahcore.appkeys import SITE_KEY
 
@@ -31,7 +32,9 @@ def header_set(overrides: Mapping[str, str | None]) -> tuple[tuple[str, str], ..
     for name, value in overrides.items():
         merged.pop(lowered.get(name.lower(), name), None)
         merged[name] = value
-    return tuple((name, value) for name, value in merged.items() if value is not None)
+    # istr names: a case-insensitive header dict looks them up without
+    # folding their case again (this runs for every response).
+    return tuple((istr(name), value) for name, value in merged.items() if value is not None)
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -61,7 +64,7 @@ def set_site_headers(
         if name not in headers:
             headers[name] = value
     # aiohttp has put its own "Python/x aiohttp/y" there before this signal.
-    headers["Server"] = server
+    headers[hdrs.SERVER] = server
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:

@@ -299,8 +299,15 @@ _TABLET = re.compile(r"ipad|android|tablet", re.I)
 
 
 @functools.lru_cache(maxsize=512)  # a pure function of the header: memoised, bounded
+@functools.lru_cache(maxsize=512)
 def terminal_type(user_agent: str) -> str:
-    """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``."""
+    """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``.
+
+    Every script and template request asks (``terminalType``), and a site
+    sees a few hundred distinct User-Agents, each 100+ characters that two
+    case-insensitive searches would scan: the answer is remembered per text
+    (a pure function's memo, bounded; no request or site state in it).
+    """
     if "MicroMessenger" in user_agent:
         return "wechat"
     if _MOBILE.search(user_agent):

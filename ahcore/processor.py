@@ -154,7 +154,10 @@ def to_response(value: Any) -> web.StreamResponse:
     text looks like a JSON object or array); bytes → octet-stream; None →
     empty 200.
     """
-    if isinstance(value, web.StreamResponse):
+    kind = type(value)
+    if kind is dict or kind is list:  # the usual answer, before the ABC check below
+        return json_response(value)
+    if isinstance(value, web.StreamResponse):  # an ABC (MutableMapping): a slower check
         return value
     if value is None:
         return web.Response(status=200)
