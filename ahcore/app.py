@@ -118,10 +118,10 @@ def create_app(
         app[HOT_RELOADER] = reloader
         # Every method: the endpoint answers 405 itself, so a GET never falls
         # through to the catch-all (and a file of that name).
-        app.router.add_route("*", ENDPOINT, guard(reloader.endpoint))
+        app.router.add_route("*", ENDPOINT, guard(reloader.endpoint, site))
     catch_all = CatchAllResource("/{tail:.*}")
     app.router.register_resource(catch_all)
-    catch_all.add_route("*", guard(partial(serve, site)))
+    catch_all.add_route("*", guard(partial(serve, site), site))
 
     app[OUTBOUND] = Outbound()  # scripts' HttpClient/StreamHttpClient: one session, closed at cleanup
     app.on_response_prepare.append(response_preparer(site))

@@ -13,16 +13,19 @@ import logging
 import secrets
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from aiohttp import web
 
 from ahcore import debugpage
 from ahcore.appkeys import SITE_KEY
-from ahcore.csrf import csrf_refusal
-from ahcore.forwarded import forwarded_refusal
+from ahcore.csrf import STATE_CHANGING, csrf_refusal
+from ahcore.forwarded import forwarded_refusal, forwarded_refusal_from
 from ahcore.jsonutil import json_response
 from ahcore.loginpage import login_redirect
+
+if TYPE_CHECKING:
+    from ahcore.site import Site
 
 log = logging.getLogger("ahcore.errors")
 
@@ -226,7 +229,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _GUARDED = "__ahcore_guarded__"
 
 
-def guard(handler: Handler) -> Handler:
+def guard(handler: Handler, site: Site | None = None) -> Handler:
     """``handler`` behind the one error path every route of an app goes through.
 
     The guarded handler refuses malformed forwarded headers from a trusted
@@ -242,18 +245,27 @@ def guard(handler: Handler) -> Handler:
     middleware layer: an aiohttp middleware adds two calls (the middleware
     and aiohttp's own ``_fix_request_current_app``) to every request.
     Wrapping a guarded handler again returns it unchanged.
+
+    ``site`` is the site of the app the route belongs to: its trusted
+    proxies are read from it instead of through ``request.app`` (a chain
+    of Python-level lookups on every request). Without it they are looked
+    up per request, as for a route of an app that has no site.
     """
     if getattr(handler, _GUARDED, False):
         return handler
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
-            bad_forwarding = forwarded_refusal(request)
+            if site is None:
+                bad_forwarding = forwarded_refusal(request)
+            else:
+                bad_forwarding = forwarded_refusal_from(request, site.snapshot.trusted_proxies)
             if bad_forwarding is not None:
                 bad_request(bad_forwarding)
-            reason = csrf_refusal(request)
-            if reason is not None:
-                raise web.HTTPForbidden(text=reason + "\n")
+            if request.method in STATE_CHANGING:  # the only ones csrf_refusal checks
+                reason = csrf_refusal(request)
+                if reason is not None:
+                    raise web.HTTPForbidden(text=reason + "\n")
             return await handler(request)
         except web.HTTPException as exc:
             response = http_error_response(request, exc)
@@ -284,6 +296,7 @@ def guard_routes(app: web.Application) -> None:
     Static folders (``add_static``) and sub-applications keep aiohttp's own
     handlers.
     """
+    site = app.get(SITE_KEY)
     for resource in app.router.resources():
         if not isinstance(resource, web.Resource):
             continue
@@ -292,7 +305,7 @@ def guard_routes(app: web.Application) -> None:
                 resource.register_route(
                     web.ResourceRoute(
                         route.method,
-                        guard(route.handler),
+                        guard(route.handler, site),
                         resource,
                         expect_handler=route.handle_expect_header,
                     )

@@ -107,6 +107,11 @@ def forwarded_refusal(request: web.Request) -> str | None:
     """
     site = request.app.get(SITE_KEY)
     networks = site.trusted_proxies if site is not None else ()
+    return forwarded_refusal_from(request, networks)
+
+
+def forwarded_refusal_from(request: web.Request, networks: tuple[Network, ...]) -> str | None:
+    """:func:`forwarded_refusal` with the site's trusted proxies already at hand."""
     if not networks or not is_trusted(request.remote, networks):
         return None
     return _read_forwarded(request.headers)[1]

@@ -40,4 +40,4 @@ JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 def json_response(obj: Any, *, status: int = 200) -> web.Response:
     """``obj`` as a JSON answer (``application/json; charset=utf-8``)."""
-    return web.Response(body=dumps(obj), status=status, headers=JSON_HEADERS)
+    return web.Response(body=_encoder.encode(obj), status=status, headers=JSON_HEADERS)

@@ -72,7 +72,10 @@ class Watchdog:
         (``uncancel`` leaves no cancellation pending): the caller's
         ``CancelledError`` is then the watchdog's, not its own.
         """
-        if self._release(task, bucket):
+        bucket.discard(task)
+        fired = self._fired
+        if task in fired:  # the watchdog had cancelled it
+            fired.discard(task)
             return _uncancel(task) == 0
         return False
 
@@ -94,14 +97,6 @@ class Watchdog:
             raise
         self.release(task, bucket)  # the work swallowed our cancellation
         return result
-
-    def _release(self, task: asyncio.Task[Any], bucket: set[asyncio.Task[Any]]) -> bool:
-        """Take ``task`` out of the watch; True when the watchdog had cancelled it."""
-        bucket.discard(task)
-        if task in self._fired:
-            self._fired.discard(task)
-            return True
-        return False
 
     def _expire(self, slot: int) -> None:
         for task in self._buckets.pop(slot, ()):
