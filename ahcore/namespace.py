@@ -299,7 +299,6 @@ _TABLET = re.compile(r"ipad|android|tablet", re.I)
 
 
 @functools.lru_cache(maxsize=512)  # a pure function of the header: memoised, bounded
-@functools.lru_cache(maxsize=512)
 def terminal_type(user_agent: str) -> str:
     """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``.
 
