@@ -29,8 +29,15 @@ import pytest
 
 ENGINES = ("sqlite", "postgres", "mysql")
 # AHCORE_TEST_DATABASE names another one, so that two suites running at once
-# on one machine (two checkouts) do not drop each other's tables.
-TEST_DATABASE = os.environ.get("AHCORE_TEST_DATABASE", "ahcore_test")
+# on one machine (two checkouts) do not drop each other's tables. Under
+# pytest-xdist each worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) gets its own
+# database as well: the tests drop and recreate tbl1, and two workers in one
+# database would see each other's rows.
+TEST_DATABASE = os.environ.get("AHCORE_TEST_DATABASE", "ahcore_test") + (
+    f"_{os.environ['PYTEST_XDIST_WORKER']}"
+    if os.environ.get("PYTEST_XDIST_WORKER", "").isidentifier()
+    else ""
+)
 if not TEST_DATABASE.isidentifier():
     raise ValueError(f"AHCORE_TEST_DATABASE must be a plain identifier, got {TEST_DATABASE!r}")
 
