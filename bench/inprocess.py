@@ -17,8 +17,11 @@ from aiohttp's parser to the bytes of the answer runs; no system call does.
 
 ``--callgrind`` runs each server twice under ``valgrind --tool=callgrind``
 (1024 and 5120 requests) and divides the difference of the event loop
-thread's instruction counts by 4096: start-up, warm-up and the other
-threads (the hot-reload watcher) cancel out. Counts repeat to about ±1 %.
+thread's instruction counts by the difference in requests (4096 at 32
+connections): start-up and warm-up cancel out, and other threads are not
+counted. Counts repeat to about ±1 %. Under valgrind SQLite reads outlast
+their 1 ms loop-read deadline and move to a thread, so for ``.sqlds`` and
+``sqlExe`` use ``bench/callgrind.py``, which scales that budget.
 
 ``--without FEATURE`` switches a piece of ahcore off, to see what it
 costs; a site served so is not a correct ahcore site, so this is for
