@@ -2,7 +2,7 @@
 
 ``kwargs.dbname`` (or ``dbname``) is the database file, relative to the site
 folder. Connections are opened on demand up to ``maxconn`` and reused; the
-database is put in WAL mode so readers never wait for a writer.
+database is put in WAL mode (:func:`use_wal`) so readers never wait for a writer.
 
 Each statement runs as one job on the connection's own thread
 (:class:`~ahcore.db.sqlitethread.ConnectionThread`)
@@ -98,6 +98,8 @@ _PROGRESS_STEPS = 1000
 # them, before the next one goes to the thread (which yields).
 _LOOP_STREAK = 8
 _LOOP_READ_MS = 1.0
+# The longest a new connection waits to switch a database to WAL mode (see use_wal).
+_WAL_SWITCH_WAIT_MS = 200
 # Remembered statement texts per pool (is it a query; did it fall back).
 _SQL_MEMORY = 512
 # Seconds a statement that was too slow for the loop goes to the thread directly.
@@ -130,6 +132,42 @@ _PLAIN_PARAMS = frozenset({int, str, float, bytes, type(None)})
 # (SQLite's result codes; the sqlite3 module names them from Python 3.11.)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT = 5, 6, 9
 _LOCK_MESSAGES = ("database is locked", "database table is locked")
+
+
+def use_wal(db: sqlite3.Connection, name: str, wait_ms: int, busy_ms: int) -> None:
+    """Put the database in WAL mode if it is not, without failing the connection over it.
+
+    WAL is a property of the file, so a database already in WAL (every one
+    ahcore has opened before) needs no switch, and no lock: only its mode is
+    read. Switching one in rollback mode (a new file, or an ahserver site's)
+    takes an exclusive lock, which SQLite refuses at once, without waiting,
+    while another connection writes, and after ``busy_timeout`` while one
+    reads: a burst of first requests opening several connections, another
+    worker, or a script writing to the file. That refusal must not fail the
+    request that opened the connection, so the switch waits ``wait_ms`` at
+    most, and when it is refused the connection goes on in the file's mode
+    (SQLite connections notice the switch a later one makes at their next
+    transaction) and the next connection opened tries again. ``synchronous =
+    NORMAL`` is only set on a connection that is in WAL mode, where it is
+    safe: in rollback mode SQLite's default (FULL) stays.
+    """
+    mode = str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode != "wal":
+        db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning(
+                "sqlite database %r: not switched to WAL mode now (%s: another connection "
+                "holds it); it stays in %s mode until a later connection switches it",
+                name, exc, mode,
+            )
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {busy_ms}")
+    if mode == "wal":
+        db.execute("PRAGMA synchronous = NORMAL")
 
 
 def _fall_back_reason(exc: sqlite3.OperationalError) -> str | None:
@@ -686,15 +724,18 @@ class SqlitePool:
 
         def setup() -> None:
             db = raw.db
-            # The busy timeout first: switching a new database to WAL takes a
-            # lock, and two connections opening it at once must wait, not fail.
             db.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if not uri:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
+                use_wal(db, self.name, min(busy_ms, _WAL_SWITCH_WAIT_MS), busy_ms)
             db.set_progress_handler(conn._past_deadline, _PROGRESS_STEPS)  # noqa: SLF001 - the driver's own connection class
 
-        await raw.run(setup)
+        try:
+            await raw.run(setup)
+        except sqlite3.Error as exc:
+            await raw.close()
+            log.error("cannot set up a connection to sqlite database %r (%s): %s",
+                      self.name, self.path, exc)
+            raise DatabaseUnavailable(f"database {self.name!r} cannot be opened") from None
         return conn
 
     def acquire(self) -> _Acquired:

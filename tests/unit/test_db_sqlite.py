@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -71,6 +72,82 @@ async def test_a_new_database_is_in_wal_mode(pool) -> None:
         await conn.begin()
         assert (await conn.fetch("PRAGMA journal_mode", [])).rows == [("wal",)]
         await conn.commit()
+
+
+def rollback_mode_file(path) -> sqlite3.Connection:
+    """A database in SQLite's default rollback-journal mode (as ahserver left them), open."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO t (v) VALUES ('old')")
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    return db
+
+
+async def test_a_writer_elsewhere_does_not_fail_the_connection_that_would_switch_to_wal(
+    tmp_path, caplog
+) -> None:
+    # Switching a rollback-mode file to WAL needs an exclusive lock, which
+    # SQLite refuses at once while another connection (another worker, a
+    # script, a cron job) has a write transaction open. That used to raise
+    # "database is locked" out of the pool, a 500 for the request.
+    path = tmp_path / "old.db"
+    other = rollback_mode_file(path)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (v) VALUES ('uncommitted')")
+    pool = SqlitePool("db", str(path), maxconn=2, acquire_timeout=5.0)
+    try:
+        async with pool.acquire() as conn:
+            await conn.begin(read_only=True)
+            assert (await conn.fetch("SELECT v FROM t", [])).rows == [("old",)]
+            assert (await conn.fetch("PRAGMA journal_mode", [])).rows == [("delete",)]
+            await conn.commit()
+        assert "not switched to WAL mode now" in caplog.text
+        other.execute("COMMIT")
+        # The next connection opened switches the file, and the first one,
+        # still in the pool, follows it: the mode belongs to the file.
+        async with pool.acquire() as one, pool.acquire() as two:
+            for conn in (one, two):
+                await conn.begin()
+                assert (await conn.fetch("SELECT count(*) FROM t", [])).rows == [(2,)]
+                await conn.commit()
+        # The file header says WAL (bytes 18 and 19, the read and write versions: 2).
+        assert path.read_bytes()[18:20] == b"\x02\x02"
+    finally:
+        other.close()
+        await pool.close()
+
+
+async def test_concurrent_first_connections_of_a_rollback_mode_file_all_answer(tmp_path) -> None:
+    # A burst of first requests opens every connection of the pool at once,
+    # each trying the switch to WAL while the others hold the file.
+    path = tmp_path / "old.db"
+    rollback_mode_file(path).close()
+    pool = SqlitePool("db", str(path), maxconn=8, acquire_timeout=5.0)
+
+    async def read() -> list[tuple[str]]:
+        async with pool.acquire() as conn:
+            await conn.begin()
+            rows = (await conn.fetch("SELECT v FROM t", [])).rows
+            await asyncio.sleep(0.01)  # hold it, so the next opens a connection of its own
+            await conn.commit()
+            return rows
+
+    try:
+        assert await asyncio.gather(*(read() for _ in range(8))) == [[("old",)]] * 8
+    finally:
+        await pool.close()
+
+
+async def test_a_file_that_is_not_a_database_is_503_and_leaves_no_thread(tmp_path) -> None:
+    path = tmp_path / "not.db"
+    path.write_bytes(b"this is not an sqlite database file, it is text " * 40)
+    threads = {t.name for t in threading.enumerate()}
+    pool = SqlitePool("db", str(path), 1, 1.0)
+    with pytest.raises(DatabaseUnavailable, match="database 'db' cannot be opened"):
+        async with pool.acquire():
+            pass
+    await asyncio.sleep(0.05)
+    assert {t.name for t in threading.enumerate()} <= threads
 
 
 async def test_a_shared_memory_database_is_one_database_for_the_pool(tmp_path) -> None:
