@@ -68,3 +68,48 @@ async def test_open_failure_is_sqlites_error(tmp_path):
     with pytest.raises(Exception, match="unable to open"):
         await conn.open(str(tmp_path / "missing" / "dir" / "a.db"))
     await conn.close()
+
+
+async def test_a_job_whose_caller_was_cancelled_before_it_started_does_not_run(tmp_path):
+    # The driver relies on it: a cancelled BEGIN + statement must not run
+    # after the block gave its connection back to the pool.
+    import asyncio
+
+    conn = ConnectionThread("t")
+    await conn.open(str(tmp_path / "a.db"))
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+
+    conn.submit(slow)
+    started.wait(5)
+    waiting = asyncio.ensure_future(conn.run(ran.append, "cancelled"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    release.set()
+    assert await conn.run(lambda: "next") == "next"
+    assert ran == [] and waiting.cancelled()
+    await conn.close()
+
+
+async def test_a_failing_queued_job_is_logged_and_the_next_one_runs(tmp_path, caplog):
+    conn = ConnectionThread("t")
+    await conn.open(str(tmp_path / "a.db"))
+    conn.submit(lambda: conn.db.execute("no such statement"))
+    assert await conn.run(lambda: conn.db.execute("select 1").fetchone()) == (1,)
+    assert "a queued job failed" in caplog.text and "syntax error" in caplog.text
+    await conn.close()
+
+
+async def test_errors_of_an_awaited_job_reach_the_caller(tmp_path):
+    import sqlite3
+
+    conn = ConnectionThread("t")
+    await conn.open(str(tmp_path / "a.db"))
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await conn.run(lambda: conn.db.execute("select * from missing"))
+    assert conn.idle
+    await conn.close()
