@@ -157,7 +157,7 @@ def use_wal(db: sqlite3.Connection, name: str, wait_ms: int, busy_ms: int) -> No
         try:
             mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if _fall_back_reason(exc) != "locked":
                 raise
             log.warning(
                 "sqlite database %r: not switched to WAL mode now (%s: another connection "

@@ -113,7 +113,7 @@ class ConnectionThread:
 
     # ---- the thread
 
-    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _work(self) -> None:
         jobs = self._jobs
         while True:
             job = jobs.get()
@@ -141,7 +141,8 @@ class ConnectionThread:
                     log.warning("sqlite %r: a queued job failed: %s", self.name, error)
                 continue
             try:
-                loop.call_soon_threadsafe(_deliver, future, result, error)
+                # The loop of the caller that awaits it, whichever that is.
+                future.get_loop().call_soon_threadsafe(_deliver, future, result, error)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
             del job, future, result, error
@@ -152,8 +153,7 @@ class ConnectionThread:
             raise ConnectionClosed(f"sqlite connection of {self.name!r} is closed")
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._work, args=(asyncio.get_running_loop(),),
-                name=f"ahcore-sqlite-{self.name}", daemon=True,
+                target=self._work, name=f"ahcore-sqlite-{self.name}", daemon=True,
             )
             self._thread.start()
         job = _Job(fn, args, future)
