@@ -111,6 +111,7 @@ from ahcore.problems import Problem
 from ahcore.processor import Processor, ProcessorSpec, to_response
 from ahcore.resolver import Resolved, Root
 from ahcore.resolver import split_segments as url_segments
+from ahcore.scriptnamespace import shadows_builtin
 from ahcore.session import current_ticket, current_user, forget_user, remember_user
 from ahcore.sitefiles import FileOutZone, SiteFileNotFound
 
@@ -297,6 +298,8 @@ def add_globals(app: web.Application, names: Mapping[str, Any]) -> None:
             "return the names from the plugin's env_globals hook instead"
         )
     site.global_namespace.update(names)
+    if shadows_builtin(names):  # the scripts' __builtins__ copy them: make it again
+        site.forget_script_namespace_class()
 
 
 def webapp(

@@ -113,7 +113,11 @@ class RequestContext:
         """
         if self._namespace is not None:
             return self._namespace
-        return await self._fill(self.site.script_namespace_class()())
+        cls = self.site.script_namespace_class()
+        ns = cls()
+        # Python's builtins and, for class bodies, eval() and exec(), the site's names.
+        ns["__builtins__"] = cls.script_builtins
+        return await self._fill(ns)
 
     async def _fill(self, ns: DictObject) -> DictObject:
         for extra in self.site.request_namespace_hook(context=self):

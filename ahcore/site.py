@@ -435,6 +435,10 @@ class Site:
             cls = self._script_namespace = script_namespace_class(self.global_namespace)
         return cls
 
+    def forget_script_namespace_class(self) -> None:
+        """Make the class again at the next request (a new name shadows a builtin)."""
+        self._script_namespace = None
+
     async def hot_reload(self, data: dict[str, Any]) -> None:
         """Dispatch a ``hot_reload`` event and the ``on_hot_reload`` hook."""
         assert self.app is not None

@@ -65,6 +65,21 @@ async def test_add_globals_only_once_started(make_app) -> None:
     assert site.global_namespace["json"] == "replaced on purpose"
 
 
+async def test_a_global_added_with_a_builtins_name_reaches_class_bodies_too(make_app) -> None:
+    # Class bodies and eval() find site names through the scripts' __builtins__,
+    # which holds a copy of the site names that shadow a builtin.
+    app = make_app()
+    site = api.get_site(app)
+    await site.build_namespace(app)
+    before = site.script_namespace_class()
+    api.add_globals(app, {"late": 1})
+    assert site.script_namespace_class() is before  # a plain name needs no new class
+    api.add_globals(app, {"max": "site max"})
+    cls = site.script_namespace_class()
+    assert cls is not before and cls.script_builtins["max"] == "site max"
+    assert cls.script_builtins["late"] == 1 and cls.script_builtins["abs"] is abs
+
+
 def test_request_scheme(make_request) -> None:
     assert api.request_scheme(make_request()) == "http"
     assert api.request_scheme(make_request(scheme="https")) == "https"

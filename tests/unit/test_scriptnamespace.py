@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import types
 
 import pytest
@@ -22,8 +21,10 @@ def run(ns: DictObject, source: str) -> object:
 
 
 def make(site: dict[str, object]) -> DictObject:
-    ns = script_namespace_class(site)()
-    ns["__builtins__"] = builtins
+    """A script's globals as ``RequestContext.script_namespace`` makes them."""
+    cls = script_namespace_class(site)
+    ns = cls()
+    ns["__builtins__"] = cls.script_builtins
     return ns
 
 
@@ -66,3 +67,26 @@ def test_iteration_lists_the_request_names_and_copy_gives_everything() -> None:
 def test_each_site_namespace_has_its_own_class() -> None:
     one, two = script_namespace_class({"x": 1}), script_namespace_class({"x": 2})
     assert one() is not two() and one()["x"] == 1 and two()["x"] == 2
+
+
+def test_class_bodies_eval_and_exec_see_the_same_names_as_the_script() -> None:
+    # They look names up with LOAD_NAME, which reads the globals without
+    # __missing__: an ahserver script (run with exec() there) may use them.
+    site: dict[str, object] = {"uuid": "site uuid", "shared": "site", "int": "site's int"}
+    ns = make(site)
+    ns["shared"] = "request"
+    assert run(ns, "class K:\n    x = uuid\n    y = shared\n    z = len('ab')\nreturn K.x, K.y, K.z") == (
+        "site uuid", "request", 2)
+    assert run(ns, "return eval('uuid'), eval('shared'), eval('int'), eval('abs(-3)')") == (
+        "site uuid", "request", "site's int", 3)
+    assert run(ns, "exec('global got\\ngot = uuid')\nreturn got") == "site uuid"
+    with pytest.raises(NameError):
+        run(ns, "return eval('nope')")
+    site["later"] = "added"  # add_globals after start: found without a new class
+    assert run(ns, "return eval('later')") == "added"
+
+
+def test_a_site_name_shadowing_a_builtin_wins_on_every_path() -> None:
+    ns = make({"len": "site's len"})
+    assert run(ns, "return len, eval('len')") == ("site's len", "site's len")
+    assert run(ns, "class K:\n    x = len\nreturn K.x") == "site's len"
