@@ -6,7 +6,7 @@ ahcore does not know are kept in :attr:`SiteConfig.raw` (sites keep their own
 settings there) and are reachable through :func:`config_value`.
 
 Nothing in the file is ever evaluated: substitution is a lookup in a fixed
-table (``workdir``, ``ProgramPath``, ``ENV:NAME``).
+table (``workdir``, ``ProgramPath``, ``home``, ``ENV:NAME``).
 """
 
 from __future__ import annotations
@@ -169,10 +169,14 @@ class Substitutions:
     workdir: str
     program_path: str
     environ: Mapping[str, str]
+    #: The user's home folder (appPublic's ``getConfig`` offered ``$[home]$``).
+    home: str = ""
 
     def lookup(self, name: str) -> str | None:
         if name == "workdir":
             return self.workdir
+        if name == "home":
+            return self.home or str(Path.home())
         if name == "ProgramPath":
             return self.program_path
         if name.startswith("ENV:"):
@@ -195,7 +199,7 @@ def substitute(value: Any, subs: Substitutions, path: str, problems: list[str]) 
                 else:
                     problems.append(
                         f"{path}: unknown substitution $[{name}]$ "
-                        "(known: $[workdir]$, $[ProgramPath]$, $[ENV:NAME]$)"
+                        "(known: $[workdir]$, $[ProgramPath]$, $[home]$, $[ENV:NAME]$)"
                     )
                 return m.group(0)
             return found
@@ -205,7 +209,7 @@ def substitute(value: Any, subs: Substitutions, path: str, problems: list[str]) 
         if leftover:
             problems.append(
                 f"{path}: malformed substitution {leftover.group(0)[:40]!r} "
-                "(known: $[workdir]$, $[ProgramPath]$, $[ENV:NAME]$)"
+                "(known: $[workdir]$, $[ProgramPath]$, $[home]$, $[ENV:NAME]$)"
             )
         return result
     if isinstance(value, dict):
@@ -483,7 +487,21 @@ def load_config(
     raw = substitute(raw, subs, "$", problems)
     if problems:
         raise ConfigError([p.removeprefix("$.") for p in problems], source)
-    return validate(raw, source)
+    return validate(ahserver_port(raw), source)
+
+
+def ahserver_port(raw: Any) -> Any:
+    """``website.port`` written as a JSON string of digits (``"8080"``) read as the number.
+
+    ahserver ran ``int(port)``, so such configs exist; any other string is
+    still reported by the validation.
+    """
+    website = raw.get("website") if isinstance(raw, dict) else None
+    if isinstance(website, dict):
+        port = website.get("port")
+        if isinstance(port, str) and port.strip().isascii() and port.strip().isdigit():
+            website["port"] = int(port.strip())
+    return raw
 
 
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)$")

@@ -100,6 +100,7 @@ String values may contain `$[name]$` markers, replaced from a fixed table:
 |---|---|
 | `$[workdir]$` | the site folder (absolute) |
 | `$[ProgramPath]$` | the folder of the embedding program (`webapp(init)`), else the site folder |
+| `$[home]$` | the home folder of the user running the server (as appPublic's `getConfig`) |
 | `$[ENV:NAME]$` | environment variable `NAME`: keep secrets out of the file |
 
 Nothing is evaluated: ahserver's config could run Python; ahcore only looks

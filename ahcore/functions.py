@@ -36,13 +36,15 @@ the module: two applications in one process have their own. Plugins and
 embedding code use :func:`ahcore.api.register_function`; the
 ``ahcore-compat`` package wires ahserver's ``RegisterFunction().register``
 to it. ahserver's own ``idfile`` and ``download`` functions (send a stored
-upload by its ``path`` parameter) are registered in every registry.
+upload by its ``path`` parameter) and ``i18n`` (a language's ``i18n.json``
+for the bricks ``I18n`` class) are registered in every registry.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -145,6 +147,7 @@ def install_registry(app: web.Application) -> FunctionRegistry:
     registry = FunctionRegistry()
     registry.register("idfile", send_upload)
     registry.register("download", send_upload)
+    registry.register("i18n", send_i18n_json)
     app[FUNCTIONS_KEY] = registry
     return registry
 
@@ -269,3 +272,38 @@ async def send_upload(request: web.Request, params_kw: Any, *args: str) -> web.F
         raise not_found()
     download = params_kw.get("download") not in (None, "", 0, "0", False)
     return web.FileResponse(path, headers=stored_file_headers(path.name, download))
+
+
+async def send_i18n_json(request: web.Request, params_kw: Any, *args: str) -> Any:
+    """ahserver's ``i18n``: the file ``/<i18n>/<lang>/i18n.json`` of the site, as JSON.
+
+    ``lang`` is required; ``i18n`` names the folder (default ``i18n``). The
+    file is found as a request for that URL would find it (content roots in
+    order; ``..``, encoded slashes and dotfiles refused) and its URL's access
+    rules apply. As in ahserver, a language without a file answers ``{}``.
+    ahserver joined the two parameters into a file path unchecked: here each
+    must be a plain name, else 400.
+    """
+    from ahcore.access import check_access
+    from ahcore.resolver import RedirectToSlash, split_segments
+
+    lang, folder = params_kw.get("lang"), params_kw.get("i18n") or "i18n"
+    for name, value in (("lang", lang), ("i18n", folder)):
+        if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(value):
+            bad_request(f"give {name}= as a plain name (letters, digits, '-', '_', '.')")
+    site = current_context().site
+    url = f"/{folder}/{lang}/i18n.json"
+    try:
+        found = site.resolver.resolve(split_segments(url), False)
+    except (RedirectToSlash, web.HTTPNotFound):
+        found = None
+    if found is None or found.is_dir or found.spec is not None:
+        return {}
+    await check_access(site, request, found.url)
+    return web.Response(
+        body=found.path.read_bytes(), content_type="application/json", charset="utf-8"
+    )
+
+
+#: A ``lang`` or ``i18n`` parameter of :func:`send_i18n_json`: one path segment, not hidden.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")

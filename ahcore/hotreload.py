@@ -287,7 +287,7 @@ class HotReloader:
 
     async def _authorise(self, request: web.Request) -> None:
         """Return when the caller holds the token or is an administrator; else 401/403."""
-        from ahcore.pipeline import explicit_allow
+        from ahcore.access import explicit_allow
         from ahcore.session import current_user
 
         offered = request.headers.get(TOKEN_HEADER)

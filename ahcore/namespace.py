@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
+import contextlib
 import datetime
 import functools
+import inspect
 import json
 import logging
 import os
 import random
 import re
+import secrets
 import sys
 import time
 import traceback
 import urllib.parse
-import uuid as _uuid
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -35,7 +37,8 @@ from ahcore.context import current_context
 from ahcore.db.filter import DBFilter, default_filterjson
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
-from ahcore.forwarded import request_origin
+from ahcore.forwarded import client_view, request_origin
+from ahcore.functions import registered_function
 from ahcore.headers import content_disposition
 from ahcore.loginpage import safe_next
 from ahcore.passwordcodec import password_decode, password_encode
@@ -44,19 +47,51 @@ from ahcore.sitefiles import SiteFiles, URIOp, folder_info
 
 if TYPE_CHECKING:
     from ahcore.context import RequestContext
+    from ahcore.resolver import Root
 
 
 # ---------------------------------------------------------------- dates
 
 
-def str2date(dstr: str) -> datetime.date:
-    """``'YYYY-MM-DD'`` → ``datetime.date``."""
-    return datetime.date.fromisoformat(dstr.strip()[:10])
+#: appPublic's date text: ``Y-M-D`` with unpadded numbers, then optionally one
+#: space and ``H:M:S`` (``'2024-1-5'``, ``'2024-01-05 1:2:3'``).
+_DATE_TEXT = re.compile(r"(\d{1,4})-(\d{1,2})-(\d{1,2})(?: (\d{1,2}):(\d{1,2}):(\d{1,2}))?", re.ASCII)
+
+
+def _parse_datetime(dstr: str) -> datetime.datetime:
+    text = dstr.strip()
+    found = _DATE_TEXT.fullmatch(text)
+    if found:
+        y, m, d, hh, mm, ss = (int(part or 0) for part in found.groups())
+        return datetime.datetime(y, m, d, hh, mm, ss)  # a day that does not exist: ValueError
+    # ahcore's extra: ISO text appPublic refused ('2024-01-05T10:00', fractions, offsets).
+    return datetime.datetime.fromisoformat(text)
+
+
+def str2date(dstr: object) -> datetime.datetime | None:
+    """appPublic's ``str2Date``: ``'Y-M-D[ H:M:S]'`` → ``datetime.datetime``, ``None`` if bad.
+
+    Numbers need no padding (``'2024-1-5'``); without a time the result is
+    at 00:00. Text that is no date (or no text at all) gives ``None``.
+    ahcore also reads ISO text (``'2024-01-05T10:00'``) and ignores
+    surrounding spaces, which appPublic refused.
+    """
+    if not isinstance(dstr, str):
+        return None
+    try:
+        return _parse_datetime(dstr)
+    except ValueError:
+        return None
 
 
 def str2datetime(dstr: str) -> datetime.datetime:
-    """``'YYYY-MM-DD[ HH:MM:SS]'`` → ``datetime.datetime``."""
-    return datetime.datetime.fromisoformat(dstr.strip())
+    """appPublic's ``str2Datetime``: as :func:`str2date`, but bad text raises ``ValueError``."""
+    if not isinstance(dstr, str):
+        raise TypeError(f"str2datetime needs text, not {type(dstr).__name__}")
+    try:
+        return _parse_datetime(dstr)
+    except ValueError:
+        raise ValueError(f"str2datetime: {dstr!r} is not 'YYYY-MM-DD[ HH:MM:SS]'") from None
 
 
 def curDatetime() -> datetime.datetime:
@@ -72,26 +107,51 @@ def curTimeString() -> str:
 
 
 def monthfirstday(d: datetime.date | str | None = None) -> str:
-    """The first day of ``d``'s month (today's by default) as ``'YYYY-MM-01'``."""
+    """The first day of ``d``'s month (today's by default) as ``'YYYY-MM-01'``.
+
+    appPublic's takes no argument (this month); ahcore also takes a date or
+    date text (``'2024-2-29'``; bad text raises ``ValueError``).
+    """
     if d is None:
         d = datetime.date.today()
     elif isinstance(d, str):
-        d = str2date(d)
-    return d.replace(day=1).isoformat()
+        d = str2datetime(d)
+    return f"{d.year:04d}-{d.month:02d}-01"
+
+
+def _add_months(d: datetime.date, months: int) -> datetime.date:
+    # Month ends clamp (Jan 31 + 1 month → Feb 28/29), as appPublic's addMonths.
+    month_index = d.month - 1 + months
+    year, month = d.year + month_index // 12, month_index % 12 + 1
+    return d.replace(year=year, month=month, day=min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def strdate_add(dstr: str, days: int = 0, months: int = 0, years: int = 0) -> str:
-    """Add days, months and years to a ``'YYYY-MM-DD'`` string (month ends clamp)."""
-    d = str2date(dstr)
-    month_index = d.month - 1 + months + 12 * years
-    year, month = d.year + month_index // 12, month_index % 12 + 1
-    day = min(d.day, calendar.monthrange(year, month)[1])
-    return (datetime.date(year, month, day) + datetime.timedelta(days=days)).isoformat()
+    """appPublic's ``strdate_add``: ``'Y-M-D[ H:M:S]'`` plus days, then months, then years.
+
+    The answer is ``'YYYY-MM-DD'``; month ends clamp; bad text raises
+    ``ValueError``. Unlike appPublic, leap years are the calendar's (its
+    ``isLeapYear`` made 2024 a common year) and going back past January
+    goes back a year (its ``'2024-01-15'`` minus one month was ``'2024-12-15'``).
+    """
+    d = str2datetime(dstr).date() + datetime.timedelta(days=days)
+    if months:
+        d = _add_months(d, months)
+    if years:
+        d = _add_months(d, 12 * years)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
 
 
-def uuid() -> str:
-    """A new random id as 32 hex characters (ahserver's ``uuid()``)."""
-    return _uuid.uuid4().hex
+#: nanoid's URL-safe alphabet.
+_NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def uuid(size: int = 21) -> str:
+    """ahserver's ``uuid()`` (appPublic's ``getID``): a ``size``-character nanoid.
+
+    Made of ``A-Za-z0-9_-``, each character drawn by :mod:`secrets`.
+    """
+    return "".join(secrets.choice(_NANOID_ALPHABET) for _ in range(size))
 
 
 def isNone(v: Any) -> bool:
@@ -184,41 +244,79 @@ OPENAI_ERRORS = {f"openai_{status}": _openai_error(status) for status in _OPENAI
 
 
 class ArgsConvert:
-    """Replace ``${name}$`` markers in strings, dicts and lists with values.
+    """Replace ``${name}$`` markers in strings, dicts and lists with values (appPublic's class).
 
-    ahserver's class of the same name evaluated the text between the markers;
-    this one only looks names up (dotted paths allowed), so data can never
-    run code. An unknown name is left as it was.
+    The text between the markers is looked up in ``ns``, as a key or as a
+    dotted path through dicts (``${user.id}$``); a name that is not found
+    becomes ``default`` (``''`` unless given; a callable default is called
+    with the text, as in appPublic). A string that is one marker alone
+    becomes the value itself, its type kept; elsewhere the value goes in as
+    text. Dicts and lists are converted item by item.
+
+    Unlike appPublic, the text is never evaluated, so data can never run
+    code: where appPublic ran it as Python (``${a + 1}$``, ``${d['k']}$``,
+    ``${len(x)}$``, ``${1}$``, builtins such as ``${None}$``) ahcore finds no
+    such name and puts ``default`` there.
     """
 
     def __init__(self, pre: str = "${", post: str = "}$") -> None:
-        self.pattern = re.compile(re.escape(pre) + r"([A-Za-z_][\w.]*)" + re.escape(post))
+        # Shortest text between the markers, on one line, as appPublic's pattern.
+        self.pattern = re.compile(re.escape(pre) + "(.*?)" + re.escape(post))
 
-    def convert(self, obj: Any, ns: dict[str, Any]) -> Any:
+    def findAllVariables(self, text: str) -> list[str]:  # noqa: N802 - appPublic's name
+        """The texts between the markers in ``text``, in order, repeats included (as appPublic)."""
+        return [m.group(1) for m in self.pattern.finditer(text)]
+
+    def convert(self, obj: Any, ns: Mapping[str, Any], default: Any = "") -> Any:
         if isinstance(obj, str):
-            whole = self.pattern.fullmatch(obj)
-            if whole:
-                return self._lookup(whole.group(1), ns, whole.group(0))
-            return self.pattern.sub(lambda m: str(self._lookup(m.group(1), ns, m.group(0))), obj)
+            markers = list(self.pattern.finditer(obj))
+            if not markers:
+                return obj
+            if len(markers) == 1 and markers[0].span() == (0, len(obj)):
+                return self._lookup(markers[0].group(1), ns, default)
+            return self.pattern.sub(lambda m: str(self._lookup(m.group(1), ns, default)), obj)
         if isinstance(obj, dict):
-            return {k: self.convert(v, ns) for k, v in obj.items()}
+            return {k: self.convert(v, ns, default) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [self.convert(v, ns) for v in obj]
+            return [self.convert(v, ns, default) for v in obj]
         return obj
 
     @staticmethod
-    def _lookup(name: str, ns: dict[str, Any], original: str) -> Any:
+    def _lookup(text: str, ns: Mapping[str, Any], default: Any) -> Any:
+        name = text.strip()
+        if name in ns:  # any key, as appPublic's fallback ns.get(text)
+            return ns[name]
         node: Any = ns
         for part in name.split("."):
-            if isinstance(node, dict) and part in node:
+            if isinstance(node, Mapping) and part in node:
                 node = node[part]
             else:
-                return original
+                return default(text) if callable(default) else default
         return node
 
 
-async def rfexe(func: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    """Run blocking ``func(*args, **kw)`` in the default thread pool and await it."""
+async def rfexe(func: str | Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Call a registered function by name, or run a blocking function in a thread.
+
+    ``await rfexe('get_module_dbname', 'rbac')`` is ahserver's
+    ``RegisterFunction().exe``: it calls the function this site's
+    application registered under that name (the registry function routes
+    use, :func:`ahcore.api.register_function`), awaiting it when it is
+    async; a plain one runs on the event loop, as function routes call it.
+    An unknown name raises ``LookupError`` (ahserver answered ``None``).
+
+    ``await rfexe(func, *args, **kw)`` with a function runs the blocking
+    ``func(*args, **kw)`` in the default thread pool.
+    """
+    if isinstance(func, str):
+        app = current_context().site.app
+        found = registered_function(app, func) if app is not None else None
+        if found is None:
+            raise LookupError(f"rfexe({func!r}): no function is registered under the name {func!r}")
+        result = found(*args, **kw)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(func, *args, **kw))
 
@@ -265,54 +363,91 @@ def current_fileno() -> int:
     return fd
 
 
-async def stream_response(
-    request: web.Request,
-    chunks: AsyncIterable[Any] | Iterable[Any],
-    content_type: str = "text/plain",
-) -> web.StreamResponse:
-    """Send ``chunks`` (str, bytes or JSON-able values) as a streamed response."""
+def _stream_chunk(item: Any) -> bytes:
+    # ahserver's encoding: bytes as they are, text as UTF-8, anything else as
+    # json.dumps(item, ensure_ascii=False) with no newline after it. ahcore's
+    # extra: what ahcore's JSON takes (dates, decimals, sets …) is encoded too.
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    return json.dumps(item, ensure_ascii=False, default=_json_value).encode("utf-8")
+
+
+def _json_value(obj: Any) -> Any:
     from ahcore.jsonutil import dumps
 
+    return json.loads(dumps(obj))
+
+
+async def stream_response(
+    request: web.Request,
+    chunks: AsyncIterable[Any] | Iterable[Any] | Callable[[], AsyncIterable[Any] | Iterable[Any]],
+    content_type: str | None = "text/html",
+) -> web.StreamResponse:
+    """ahserver's ``stream_response``: send each item ``chunks`` gives as it comes.
+
+    ``chunks`` is what ahserver takes, a generator *function* (async or
+    plain; it is called with no arguments), or an (async) iterable. Items
+    are bytes, text (sent as UTF-8) or JSON-able values (``json.dumps``,
+    no newline between them), as in ahserver; ``content_type`` is
+    ``text/html`` unless given (empty: aiohttp's default).
+
+    The response starts with the first item: an error raised before it
+    becomes an ordinary error response; one raised later cuts the stream.
+    """
+    source: Any = chunks
+    if not hasattr(source, "__aiter__") and not hasattr(source, "__iter__") and callable(source):
+        source = source()
+    if not hasattr(source, "__aiter__") and not hasattr(source, "__iter__"):
+        raise TypeError(
+            "stream_response needs a generator function or an (async) iterable, "
+            f"not {type(source).__name__}"
+        )
     resp = web.StreamResponse()
-    resp.content_type = content_type
-    await resp.prepare(request)
+    if content_type:
+        resp.content_type = content_type
 
-    async def write(item: Any) -> None:
-        if isinstance(item, str):
-            item = item.encode("utf-8")
-        elif not isinstance(item, (bytes, bytearray)):
-            item = dumps(item) + b"\n"
-        await resp.write(item)
+    async def send(item: Any) -> None:
+        data = _stream_chunk(item)
+        if not resp.prepared:
+            await resp.prepare(request)
+        await resp.write(data)
 
-    if hasattr(chunks, "__aiter__"):
-        async for item in chunks:
-            await write(item)
+    if hasattr(source, "__aiter__"):
+        async for item in source:
+            await send(item)
     else:
-        for item in chunks:
-            await write(item)
+        for item in source:
+            await send(item)
+    if not resp.prepared:
+        await resp.prepare(request)
     await resp.write_eof()
     return resp
 
 
-_MOBILE = re.compile(r"iphone|ipod|android.*mobile|windows phone|mobile", re.I)
-_TABLET = re.compile(r"ipad|android|tablet", re.I)
+#: ahserver's ``clientkeys``, in its order: the first text found in the
+#: User-Agent (case-sensitive) names the terminal; anything else is ``'pc'``.
+#: (Its last rule, ``Windows NT…Win64; x64``, also answers ``'pc'``.)
+TERMINAL_TYPES = (
+    ("iPhone", "iphone"),
+    ("iPad", "ipad"),
+    ("Android", "androidpad"),
+    ("Windows Phone", "winphone"),
+)
 
 
 @functools.lru_cache(maxsize=512)  # a pure function of the header: memoised, bounded
 def terminal_type(user_agent: str) -> str:
-    """Classify a User-Agent as ``'wechat'``, ``'mobile'``, ``'pad'`` or ``'pc'``.
+    """ahserver's ``terminalType``: ``'iphone'``, ``'ipad'``, ``'androidpad'``, ``'winphone'`` or ``'pc'``.
 
-    Every script and template request asks (``terminalType``), and a site
-    sees a few hundred distinct User-Agents, each 100+ characters that two
-    case-insensitive searches would scan: the answer is remembered per text
-    (a pure function's memo, bounded; no request or site state in it).
+    Every script and template request asks, and a site sees a few hundred
+    distinct User-Agents: the answer is remembered per text (a pure
+    function's memo, bounded; no request or site state in it).
     """
-    if "MicroMessenger" in user_agent:
-        return "wechat"
-    if _MOBILE.search(user_agent):
-        return "mobile"
-    if _TABLET.search(user_agent):
-        return "pad"
+    for needle, kind in TERMINAL_TYPES:
+        if needle in user_agent:
+            return kind
     return "pc"
 
 
@@ -433,7 +568,20 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         """ahserver's ``visualcoding()``: ``website.visualcoding`` of the config."""
         return config_value(site.config.raw, ".website.visualcoding")
 
+    def cssfiles() -> list[str]:
+        """ahserver's ``cssfiles()``: the URLs of the site's ``.css`` files (not under ``/bricks``)."""
+        return site_file_urls(site.snapshot.roots, ".css")
+
+    def jsfiles() -> list[str]:
+        """ahserver's ``jsfiles()``: the URLs of the site's ``.js`` files (not under ``/bricks``)."""
+        return site_file_urls(site.snapshot.roots, ".js")
+
     return {
+        # ahserver's ServerEnv: the site folder, the configured port, file lists
+        "workdir": str(site.workdir),
+        "port": site.config.website.port,
+        "cssfiles": cssfiles,
+        "jsfiles": jsfiles,
         "time": time,
         "datetime": datetime,
         "random": random,
@@ -511,6 +659,32 @@ def env_globals(app: web.Application) -> dict[str, Any]:
     }
 
 
+def site_file_urls(roots: Iterable[Root], suffix: str) -> list[str]:
+    """The URLs of the files ending in ``suffix`` at the top of each root, as ahserver listed them.
+
+    ahserver's ``get_filetype_files``: the files directly in each content
+    root, and for the root served at the top URL also those one folder down;
+    dotfiles and dot-folders (never served) and ``/bricks`` are left out.
+    """
+    urls: list[str] = []
+    for root in roots:
+        prefix = "".join("/" + part for part in root.prefix)
+        folders = [("", root.real)]
+        if not root.prefix:
+            with contextlib.suppress(OSError), os.scandir(root.real) as it:
+                folders += [("/" + e.name, e.path) for e in it
+                            if e.is_dir() and not e.name.startswith(".")]
+        for below, folder in folders:
+            with contextlib.suppress(OSError), os.scandir(folder) as it:
+                for entry in it:
+                    name = entry.name
+                    if name.startswith(".") or not name.lower().endswith(suffix):
+                        continue
+                    if entry.is_file():
+                        urls.append(f"{prefix}{below}/{name}")
+    return sorted(url for url in urls if not url.startswith("/bricks"))
+
+
 def _reco_done(running: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
     def done(task: asyncio.Task[Any]) -> None:
         running.discard(task)
@@ -532,14 +706,28 @@ def _reco_done(running: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]],
 
 
 def entire_url(url: str) -> str:
-    """An absolute ``http(s)://host[:port]/…`` URL; absolute URLs pass unchanged."""
-    if url.startswith(("http://", "https://", "ws://", "wss://")):
-        return url
-    context = current_context()
-    if url.startswith("/"):
-        return request_origin(context.request) + url
-    base = context.url.rsplit("/", 1)[0]
-    return request_origin(context.request) + base + "/" + url
+    """ahserver's ``entire_url``: an absolute ``scheme://host[:port]/…`` URL.
+
+    Relative URLs are taken from the current file's folder with ``.`` and
+    ``..`` resolved (ahserver's ``relatedurl``/``realurl``), ``\\/`` is
+    read as ``/``; full URLs pass unchanged. A URL ending in ``.ws`` or
+    ``.wss`` becomes ``ws://``/``wss://``, as ahserver's ``urlWebsocketify``.
+    """
+    from ahcore.pipeline import normalize_url_path
+
+    url = "/".join(url.split("\\/"))
+    if not url.startswith(("http://", "https://", "ws://", "wss://")):
+        context = current_context()
+        if not url.startswith("/"):
+            url = context.url.rsplit("/", 1)[0] + "/" + url
+        cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+        url = request_origin(context.request) + normalize_url_path(url[:cut]) + url[cut:]
+    if url.endswith((".ws", ".wss")):
+        if url.startswith("https://"):
+            return "wss://" + url[len("https://"):]
+        if url.startswith("http://"):
+            return "ws://" + url[len("http://"):]
+    return url
 
 
 def websocket_url(url: str) -> str:
@@ -551,15 +739,38 @@ async def redirect(url: str) -> None:
     raise web.HTTPFound(entire_url(url))
 
 
-def gethost() -> str | None:
-    return current_context().request.remote
+def gethost() -> str:
+    """ahserver's ``gethost()``: the host the client asked for (``Host``, or a trusted proxy's).
+
+    ahserver read ``X-Forwarded-Host`` from anyone; here a forwarded host
+    counts only from ``website.trusted_proxies`` (docs/deployment.md).
+    """
+    return client_view(current_context().request).host
 
 
-async def path_call(path: str, **kw: Any) -> Any:
-    """Run another URL's processor with ``kw`` as its parameters; return its value."""
+async def path_call(path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+    """ahserver's ``path_call(path, params={})``: run another URL's processor, return its value.
+
+    The called file's ``params_kw`` are this request's parameters with
+    ``params`` and ``kw`` over them, and ``path`` (the called URL path), as
+    in ahserver. ``path`` may be relative, contain ``..``, or be a full URL
+    of this site (``entire_url(...)``); see :func:`ahcore.pipeline.site_path`.
+    """
     from ahcore.pipeline import path_call as _path_call
+    from ahcore.pipeline import site_path
 
-    return await _path_call(current_context(), path, kw)
+    context = current_context()
+    top = context
+    while top.parent is not None:
+        top = top.parent
+    merged: dict[str, Any] = dict(await top.params())
+    if params:
+        merged.update(params)
+    merged.update(kw)
+    local = site_path(context.request, context.url, path)
+    if local is not None:
+        merged["path"] = local
+    return await _path_call(context, path, merged)
 
 
 def file_realpath(subpath: str) -> str:
@@ -569,11 +780,25 @@ def file_realpath(subpath: str) -> str:
     return str(uploads.realpath(subpath))
 
 
-def abspath(url: str) -> str | None:
+def abspath(*args: Any) -> str | None:
+    """ahserver's ``abspath(request, url)`` (also ``abspath(url)``): the file a site URL names.
+
+    Relative URLs and ``..`` as for :func:`entire_url`; resolved as a request
+    would be (no traversal, no dotfiles); None when nothing is there.
+    """
+    from ahcore.pipeline import site_path
     from ahcore.resolver import RedirectToSlash, split_segments
 
+    if len(args) == 2:  # ahserver's per-request form: the request comes first
+        args = args[1:]
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise TypeError("abspath(url) or abspath(request, url), with url a str")
+    context = current_context()
+    url = site_path(context.request, context.url, args[0])
+    if url is None:
+        return None
     try:
-        found = current_context().site.resolver.resolve(split_segments(url), url.endswith("/"))
+        found = context.site.resolver.resolve(split_segments(url), url.endswith("/"))
     except (RedirectToSlash, web.HTTPException):
         return None
     return str(found.path) if found else None
@@ -597,9 +822,33 @@ def i18n(text: str) -> str:
     return context.site.translations.translate(_lang(context), text)
 
 
-def i18nDict() -> dict[str, str]:
+class HtmlSafeJson(str):
+    """JSON text that a template prints as it is (``__html__``, the markupsafe protocol).
+
+    ``<``, ``>``, ``&`` and ``'`` are ``\\u`` escapes in it, as in Jinja's
+    ``tojson``: safe inside ``<script>`` and in HTML text, so autoescaping
+    need not (and must not) turn its quotes into entities.
+    """
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+_HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"})
+
+
+def i18nDict() -> HtmlSafeJson:
+    """ahserver's ``i18nDict()``: the visitor's whole translation table as JSON text.
+
+    ahserver returned ``json.dumps(table)`` for pages to write into a
+    script (``var t = {{ i18nDict() }};``); here the text is also safe to
+    print unescaped (:class:`HtmlSafeJson`). ``json.loads`` gives the dict.
+    """
     context = current_context()
-    return dict(context.site.translations.table(_lang(context)))
+    table = dict(context.site.translations.table(_lang(context)))
+    return HtmlSafeJson(json.dumps(table).translate(_HTML_UNSAFE))
 
 
 async def request2ns() -> DictObject:

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import html
 import os
+import posixpath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiohttp import web
 
+from ahcore.access import check_access
 from ahcore.context import RequestContext
 from ahcore.csrf import cross_site_fetch
 from ahcore.errors import not_found
-from ahcore.forwarded import apply_forwarded
+from ahcore.forwarded import apply_forwarded, request_origin
 from ahcore.functions import FUNCTION_METHODS, call_route, match_route
-from ahcore.plugins import await_me_maybe
 from ahcore.processor import Processor, to_response
 from ahcore.resolver import RedirectToSlash, Resolved, split_segments
-from ahcore.session import current_user, request_state
+from ahcore.session import request_state
 from ahcore.site import Site, Snapshot
 
 if TYPE_CHECKING:
@@ -156,41 +157,6 @@ async def function_route(
     return await call_route(site, request, route, path)
 
 
-async def check_access(site: Site, request: web.Request, path: str) -> None:
-    """Ask every ``auth_check`` plugin; any False denies, else any True allows.
-
-    When all abstain the site default applies (allow). Denial is 401 for an
-    anonymous visitor and 403 for a logged-in user.
-    """
-    if not site.uses_auth():
-        return
-    user = await current_user(request)
-    allowed = None
-    for result in site.pm.hook.auth_check(request=request, user=user, path=path):
-        verdict = await await_me_maybe(result)
-        if verdict is False:
-            allowed = False
-            break
-        if verdict is True:
-            allowed = True
-    if allowed is False:
-        if user is None:
-            raise web.HTTPUnauthorized(text="401: Unauthorized: please log in\n")
-        raise web.HTTPForbidden(text="403: Forbidden\n")
-
-
-async def explicit_allow(site: Site, request: web.Request, path: str) -> bool:
-    """True only when some ``auth_check`` allows ``path`` and none denies (admin endpoints)."""
-    user = await current_user(request)
-    allowed = False
-    for result in site.pm.hook.auth_check(request=request, user=user, path=path):
-        verdict = await await_me_maybe(result)
-        if verdict is False:
-            return False
-        allowed = allowed or verdict is True
-    return allowed
-
-
 def static_file(
     request: web.Request, resolved: Resolved, cache: StaticCache | None = None
 ) -> web.StreamResponse:
@@ -229,15 +195,62 @@ def directory_listing(request: web.Request, resolved: Resolved) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
+_OWN_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
+def site_path(request: web.Request, base_url: str, url: str) -> str | None:
+    """The path on this site that ``url`` names, as ahserver's ``entireUrl`` + ``url2path``.
+
+    ``url`` may be relative (to the folder of ``base_url``, the calling
+    file's URL), absolute (``/…``) or a full URL of this site's own origin
+    (what ``entire_url`` returns; ``ws``/``wss`` count as ``http``/``https``);
+    a full URL of another origin is None. ``.`` and ``..`` are resolved
+    lexically and never climb above the root, as ahserver's ``realurl`` did;
+    the resolver's own checks (dotfiles, encoded tricks) still apply to the
+    result. Query and fragment are dropped.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        if scheme.lower() not in _OWN_SCHEMES:
+            return None
+        origin = request_origin(request)
+        own_scheme, _, own_rest = origin.partition("://")
+        here, own = rest.lower(), own_rest.lower()  # host names ignore case
+        if _OWN_SCHEMES[scheme.lower()] != own_scheme or not (
+            here == own or here.startswith((own + "/", own + "?", own + "#"))
+        ):
+            return None
+        url = rest[len(own_rest):] or "/"
+    elif not url.startswith("/"):
+        url = base_url.rsplit("/", 1)[0] + "/" + url
+    return normalize_url_path(url)
+
+
+def normalize_url_path(url: str) -> str:
+    """``url``'s path with ``.``, ``..`` and empty segments resolved lexically (never above ``/``).
+
+    A trailing slash is kept: it names a folder's index.
+    """
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    folded = "/" + posixpath.normpath("/" + path).lstrip("/")
+    if path.endswith("/") and folded != "/":
+        folded += "/"
+    return folded
+
+
 async def path_call(context: RequestContext, path: str, params: dict[str, Any]) -> Any:
     """Run the processor of another URL and return what it produced (not a response).
 
     ``path`` is resolved like a request URL (relative paths against the
-    calling file's folder) and access control applies to it as well.
+    calling file's folder, ``..`` lexically, a full URL of this site's own
+    origin as its path: :func:`site_path`) and access control applies to
+    it as well. A URL of another origin is a 404.
     """
     site = context.site
-    if not path.startswith("/"):
-        path = context.url.rsplit("/", 1)[0] + "/" + path
+    local = site_path(context.request, context.url, path)
+    if local is None:
+        not_found()
+    path = local
     segments = split_segments(path)
     try:
         resolved = site.resolver.resolve(segments, path.endswith("/"))

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from ahcore.api import get_site
+
 pytest.importorskip("ahcore_dspy")
 
 CONFIG = {
@@ -79,12 +81,32 @@ SCRIPTS = {
         "        'attr': ns.configValue is configValue, 'get': ns.get('get_sor_context') is not None,\n"
         "        'in': 'Success' in ns, 'full': 'Success' in ns.copy(), 'user': ns.user}\n"
     ),
+    "wwwroot/serverenv.dspy": (
+        "return {'workdir': workdir, 'port': port, 'css': cssfiles(), 'js': jsfiles()}\n"
+    ),
+    "wwwroot/site.css": "",
+    "wwwroot/css/more.css": "",
+    "wwwroot/css/deeper/not-listed.css": "",
+    "wwwroot/.hidden.css": "",
+    "wwwroot/bricks/bricks.css": "",
+    "wwwroot/js/app.js": "",
 }
 
 
 @pytest.fixture
 async def client(make_site, ahcore_client):
     return await ahcore_client(make_site(config=CONFIG, files=SCRIPTS))
+
+
+async def test_serverenv_names_workdir_port_and_file_lists(client) -> None:
+    # ahserver's ConfiguredServer put workdir, cssfiles and jsfiles in its
+    # ServerEnv (get_filetype_files: each root's files, one folder down for
+    # the top root, /bricks left out); port is website.port.
+    data = await (await client.get("/serverenv.dspy")).json()
+    assert data["workdir"] == str(get_site(client.server.app).workdir)
+    assert data["port"] == 8080
+    assert data["css"] == ["/css/more.css", "/site.css"]
+    assert data["js"] == ["/js/app.js"]
 
 
 async def test_log_functions_write_to_the_site_logger(client, caplog) -> None:
@@ -162,7 +184,9 @@ async def test_request2ns_is_a_fresh_copy_of_the_requests_parameters(client) -> 
     assert data["request2ns_page"] == "changed"
     assert data["kw"]["page"] == 2
     data = await (await client.get("/caller.dspy?page=1&x=y")).json()
-    assert data == {"kw": {"page": "9"}, "ns": {"page": 1, "x": "y"}}
+    # ahserver's path_call: the callee's params_kw are the request's with the
+    # call's over them, and its path (baseProcessor.set_run_env, processorResource.path_call)
+    assert data == {"kw": {"page": "9", "x": "y", "path": "/callee.dspy"}, "ns": {"page": 1, "x": "y"}}
 
 
 async def test_password_encode_matches_ahserver(client, make_site, ahcore_client) -> None:

@@ -212,8 +212,8 @@ async def test_small_helpers_behave_as_ahservers(added, monkeypatch, caplog):
     assert resp.status == 200, await resp.text()
     got = await resp.json()
     assert got["quoted"] == 'say \\"hi\\"\\nbye'
-    # paramify looks names up, dotted paths too; an unknown marker stays as it was.
-    assert got["paramified"] == {"a": 1, "b": ["deep and 1"], "c": "${nope}$"}
+    # paramify looks names up, dotted paths too; an unknown name becomes '' (as ahserver).
+    assert got["paramified"] == {"a": 1, "b": ["deep and 1"], "c": ""}
     assert "Loop" in got["loop"]
     assert isinstance(got["fileno"], int) and got["fileno"] > 2
     assert got["baseurl"] == "https://example.org/app"

@@ -230,7 +230,7 @@ def test_a_misspelt_plugin_name_suggests_the_installed_one(tmp_path: Path) -> No
 def test_a_plugin_value_of_the_wrong_type_names_its_json_type(tmp_path: Path) -> None:
     site = write_site(
         tmp_path / "site",
-        {"website": {"cookie_secret": SECRET, "port": "80"}, "plugins": {"dspy": "yes"}},
+        {"website": {"cookie_secret": SECRET, "port": "eighty"}, "plugins": {"dspy": "yes"}},
     )
     out = ahcore("check", "-w", str(site))
     assert out.returncode == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_every_problem_is_listed_with_its_path_and_type(tmp_path):
     write_config(
         tmp_path,
         {
-            "website": {"port": "8080", "paths": [["a", 3]], "allowListFolder": "yes"},
+            "website": {"port": "eighty", "paths": [["a", 3]], "allowListFolder": "yes"},
             "databases": {"db1": {"dbname": "x"}, "db2": {"driver": "sqlite", "maxconn": "ten"}},
         },
     )
@@ -140,6 +141,19 @@ def test_substitutions_come_from_a_fixed_table(tmp_path):
     assert cfg.website.cookie_secret == "s3cret"
     assert cfg.website.paths[0][0] == f"{tmp_path}/prog/w"
     assert cfg.raw["x"] == str(tmp_path)
+
+
+def test_ahserver_s_home_marker_and_a_port_written_as_text(tmp_path):
+    # appPublic's getConfig offered $[home]$; ahserver ran int(port) on website.port.
+    write_config(tmp_path, {"website": {"port": "9348", "paths": [["w", ""]]},
+                            "filesroot": "$[home]$/files"})
+    cfg = load_config(tmp_path)
+    assert cfg.website.port == 9348
+    assert cfg.raw["filesroot"] == f"{Path.home()}/files"
+    write_config(tmp_path, {"website": {"port": "80a", "paths": [["w", ""]]}})
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert any(p.startswith("website.port") for p in info.value.problems)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ ROUTES = [
     {"leading": "/api/boom", "registerfunction": "boom"},
     {"leading": "/api/missing", "registerfunction": "nobody_registered_this"},
     {"leading": "/files", "registerfunction": "idfile"},
+    {"leading": "/i18n", "registerfunction": "i18n"},
 ]
 
 
@@ -95,6 +96,9 @@ def site(make_site: Any) -> Path:
             "wwwroot/index.html": "<p>home</p>",
             "files/2024/01/01/abc.txt": "stored upload",
             "secret.txt": "outside filesroot",
+            "wwwroot/i18n/zh-cn/i18n.json": '{"Save": "保存"}',
+            "wwwroot/words/en/i18n.json": '{"Save": "Save"}',
+            "wwwroot/.hidden/en/i18n.json": '{"hidden": true}',
         },
     )
     return path
@@ -258,6 +262,21 @@ async def test_idfile_sends_stored_uploads_only(site, ahcore_client, funcs):
     assert (await client.get("/files", params={"path": "../secret.txt"})).status == 400
     assert (await client.get("/files", params={"path": "2024/none.txt"})).status == 404
     assert (await client.get("/files")).status == 400
+
+
+async def test_the_i18n_function_sends_a_languages_file_as_ahserver(site, ahcore_client, funcs):
+    # ahserver's registered i18n (globalEnv.py): <root>/<i18n or 'i18n'>/<lang>/i18n.json,
+    # what the bricks I18n class fetches; a language without a file gives {}.
+    client = await ahcore_client(site, extra_plugins={"funcs": funcs})
+    resp = await client.get("/i18n", params={"lang": "zh-cn"})
+    assert resp.status == 200 and await resp.json() == {"Save": "保存"}
+    assert await (await client.get("/i18n?lang=en&i18n=words")).json() == {"Save": "Save"}
+    assert await (await client.get("/i18n?lang=fr")).json() == {}
+    # ahserver joined the parameters into a path unchecked; here they are plain names
+    for query in ("lang=../../secret.txt", "lang=en&i18n=.hidden", "lang=en&i18n=a/b", "", "lang="):
+        resp = await client.get("/i18n?" + query)
+        assert resp.status == 400, query
+        assert "plain name" in await resp.text()
 
 
 async def test_a_site_without_routes_serves_files_as_before(make_site, ahcore_client):

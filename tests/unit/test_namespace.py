@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import json
 import re
 import threading
 
@@ -39,13 +40,16 @@ from ahcore.namespace import (
 
 
 def test_dates() -> None:
-    assert str2date(" 2024-02-29 extra") == datetime.date(2024, 2, 29)
+    # appPublic's str2Date: a datetime (00:00 without a time), None for bad text.
+    assert str2date(" 2024-02-29 ") == datetime.datetime(2024, 2, 29)
+    assert str2date("2024-02-29 extra") is None
+    assert str2date("29/02/2024") is None
     assert str2datetime("2024-02-29 13:05:09") == datetime.datetime(2024, 2, 29, 13, 5, 9)
     assert monthfirstday("2024-02-29") == "2024-02-01"
     assert monthfirstday(datetime.date(2023, 12, 31)) == "2023-12-01"
     assert re.fullmatch(r"\d{4}-\d\d-01", monthfirstday())
     with pytest.raises(ValueError):
-        str2date("29/02/2024")
+        str2datetime("29/02/2024")
 
 
 @pytest.mark.parametrize(
@@ -57,7 +61,8 @@ def test_dates() -> None:
         ("2024-01-15", {"months": -13}, "2022-12-15"),
         ("2024-02-29", {"years": 1}, "2025-02-28"),
         ("2024-12-31", {"days": 1}, "2025-01-01"),
-        ("2024-01-31", {"months": 1, "days": 1}, "2024-03-01"),  # months first, then days
+        ("2024-01-31", {"months": 1, "days": 1}, "2024-03-01"),  # days first, then months
+        ("2024-01-30", {"months": 1, "days": 1}, "2024-02-29"),
         ("2024-05-05", {}, "2024-05-05"),
     ],
 )
@@ -65,8 +70,8 @@ def test_strdate_add(start, kw, result) -> None:
     assert strdate_add(start, **kw) == result
 
 
-def test_uuid_is_32_hex_and_new_each_time() -> None:
-    assert re.fullmatch(r"[0-9a-f]{32}", uuid())
+def test_uuid_is_a_nanoid_and_new_each_time() -> None:
+    assert re.fullmatch(r"[A-Za-z0-9_-]{21}", uuid())
     assert uuid() != uuid()
 
 
@@ -79,12 +84,16 @@ def test_basic_auth_headers() -> None:
 @pytest.mark.parametrize(
     ("agent", "kind"),
     [
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148 MicroMessenger/8.0", "wechat"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", "mobile"),
-        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36", "mobile"),
-        ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "pad"),
-        ("Mozilla/5.0 (Linux; Android 14; SM-X710) Safari/537.36", "pad"),
+        # ahserver 1.2.0's clientkeys (processorResource.py, _handle): first match wins
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148 MicroMessenger/8.0", "iphone"),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", "iphone"),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36", "androidpad"),
+        ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "ipad"),
+        ("Mozilla/5.0 (Linux; Android 14; SM-X710) Safari/537.36", "androidpad"),
+        ("Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Lumia 950)", "androidpad"),
+        ("Mozilla/5.0 (Windows Phone 8.0; Trident/6.0; IEMobile/10.0)", "winphone"),
         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120", "pc"),
+        ("mozilla/5.0 (iphone)", "pc"),  # case-sensitive, as ahserver's re.findall
         ("", "pc"),
     ],
 )
@@ -98,10 +107,10 @@ def test_args_convert_looks_names_up_and_never_evaluates() -> None:
     assert conv.convert("${n}$", ns) == 3  # a whole marker keeps the value's type
     assert conv.convert("id=${user.id}$, name=${user.name}$", ns) == "id=7, name=ann"
     assert conv.convert({"a": ["${n}$", "x"], "b": 1}, ns) == {"a": [3, "x"], "b": 1}
-    assert conv.convert("${missing}$ and ${user.missing}$", ns) == "${missing}$ and ${user.missing}$"
+    assert conv.convert("${missing}$ and ${user.missing}$", ns) == " and "  # default ''
     # Code between the markers is just text that names nothing.
-    assert conv.convert("${__import__('os').system('x')}$", ns) == "${__import__('os').system('x')}$"
-    assert conv.convert("${n.__class__}$", ns) == "${n.__class__}$"
+    assert conv.convert("${__import__('os').system('x')}$", ns) == ""
+    assert conv.convert("${n.__class__}$", ns, default="?") == "?"
     other = ArgsConvert("{{", "}}")
     assert other.convert("{{n}} and ${n}$", ns) == "3 and ${n}$"
 
@@ -162,6 +171,18 @@ def test_entire_url(activate) -> None:
     assert websocket_url("wss://x.example/ws") == "wss://x.example/ws"
 
 
+def test_entire_url_resolves_dots_and_makes_ws_urls_as_ahserver(activate) -> None:
+    # ahserver's entireUrl: relatedurl/realurl, then urlWebsocketify (processorResource.py)
+    activate("/shop/cart.txt")
+    assert entire_url("../a/./b.dspy") == "http://example.org/a/b.dspy"
+    assert entire_url("../../../x.dspy?next=../y") == "http://example.org/x.dspy?next=../y"
+    assert entire_url("sub/") == "http://example.org/shop/sub/"
+    assert entire_url("\\/a\\/b") == "http://example.org/a/b"  # ahserver read "\/" as "/"
+    assert entire_url("/chat.ws") == "ws://example.org/chat.ws"
+    assert entire_url("https://x.example/live.wss") == "wss://x.example/live.wss"
+    assert entire_url("/chat.ws?room=1") == "http://example.org/chat.ws?room=1"  # as ahserver: the end only
+
+
 def test_entire_url_behind_a_trusted_proxy(activate) -> None:
     activate(headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example",
                       "X-Forwarded-Prepath": "/store"}, remote="10.0.0.1")
@@ -181,9 +202,11 @@ async def test_redirect_raises_a_302_to_the_absolute_url(activate) -> None:
     assert info.value.location == "http://example.org/login"
 
 
-def test_gethost_is_the_client_address(activate) -> None:
-    activate(remote="192.0.2.44")
-    assert gethost() == "192.0.2.44"
+def test_gethost_is_the_host_the_client_asked_for(activate) -> None:
+    # ahserver: X-Forwarded-Host, else Host (processorResource.py, gethost); here a
+    # forwarded host only from a trusted proxy, which this request is not from.
+    activate(remote="192.0.2.44", headers={"Host": "shop.example:8080", "X-Forwarded-Host": "evil"})
+    assert gethost() == "shop.example:8080"
 
 
 def test_abspath_resolves_like_a_request(activate, site) -> None:
@@ -192,6 +215,16 @@ def test_abspath_resolves_like_a_request(activate, site) -> None:
     assert abspath("/shop/") .endswith("shop/index.html")
     for url in ("/shop", "/missing", "/../conf/config.json", "/%2e%2e/x"):
         assert abspath(url) is None
+
+
+def test_abspath_takes_ahserver_s_request_argument_and_relative_urls(activate, site) -> None:
+    context = activate()
+    # ahserver's per-request abspath(request, path) (processorResource.py)
+    assert abspath(context.request, "/shop/cart.txt") == abspath("/shop/cart.txt")
+    assert abspath("cart.txt") == abspath("../shop/./cart.txt") == abspath("/shop/cart.txt")
+    assert abspath("http://elsewhere.example/shop/cart.txt") is None
+    with pytest.raises(TypeError, match="abspath"):
+        abspath()
 
 
 async def test_file_realpath_stays_in_filesroot(activate, site) -> None:
@@ -206,13 +239,16 @@ def test_i18n_follows_the_visitors_language(activate) -> None:
     activate(headers={"Accept-Language": "zh;q=0.9, fr"})
     assert i18n("Hello") == "你好"
     assert i18n("Unknown") == "Unknown"
-    assert i18nDict() == {"Hello": "你好"}
+    # ahserver's i18nDict() is json.dumps(table) (processorResource.py, i18nDICT)
+    assert i18nDict() == '{"Hello": "\\u4f60\\u597d"}'
+    assert json.loads(i18nDict()) == {"Hello": "你好"}
+    assert i18nDict().__html__() == i18nDict()  # printed as is by an autoescaping template
 
 
 def test_i18n_without_a_match_is_the_text(activate) -> None:
     activate(headers={"Accept-Language": "fr"})
     assert i18n("Hello") == "Hello"
-    assert i18nDict() == {}
+    assert i18nDict() == "{}"
 
 
 async def test_global_names(site, activate) -> None:
@@ -258,7 +294,7 @@ async def test_download_file(activate, site) -> None:
 def test_request_namespace_gives_terminal_type_and_ref_real_path(activate) -> None:
     context = activate(headers={"User-Agent": "Mozilla/5.0 (iPad; CPU OS 17_0)"})
     names = ns_mod.request_namespace(context)
-    assert names["terminalType"] == "pad"
+    assert names["terminalType"] == "ipad"
     assert names["ref_real_path"] == str(context.resolved.path)
 
 
@@ -279,5 +315,5 @@ async def test_stream_response_sends_each_chunk(aiohttp_client) -> None:
     app.router.add_get("/sync", sync_handler)
     client = await aiohttp_client(app)
     resp = await client.get("/")
-    assert await resp.read() == b'text bytes {"json":1}\n'
+    assert await resp.read() == b'text bytes {"json": 1}'  # ahserver's json.dumps, no newline
     assert (await (await client.get("/sync")).read()) == b"ab"

@@ -8,14 +8,13 @@ import pytest
 from aiohttp import web
 
 from ahcore import Processor, ProcessorSpec, hookimpl
+from ahcore.access import check_access, explicit_allow
 from ahcore.appkeys import get_site
 from ahcore.context import RequestContext
 from ahcore.pipeline import (
     KNOWN_METHODS,
     STATIC_METHODS,
-    check_access,
     directory_listing,
-    explicit_allow,
     method_not_allowed,
     options_response,
     other_method,
@@ -134,6 +133,24 @@ async def test_path_call_resolves_relative_paths_against_the_callers_folder(site
     assert (await path_call(root_caller, "sub/b.val", {}))["url"] == "/sub/b.val"
 
 
+async def test_path_call_takes_dot_dot_and_full_urls_of_this_site_as_ahserver_did(
+    site, make_request
+) -> None:
+    # ahserver's path_call went through entireUrl/url2path/realurl: ``..`` is
+    # resolved lexically (never above the root) and entire_url()'s result works.
+    caller = context_for(site, make_request, "/sub/b.val", headers={"Host": "example.org:8080"})
+    assert (await path_call(caller, "../a.val", {}))["url"] == "/a.val"
+    assert (await path_call(caller, "../../../a.val", {}))["url"] == "/a.val"
+    assert (await path_call(caller, "/sub/../sub/./b.val", {}))["url"] == "/sub/b.val"
+    for own in ("http://example.org:8080/a.val", "http://EXAMPLE.org:8080/a.val?x=1",
+                "ws://example.org:8080/a.val"):
+        assert (await path_call(caller, own, {}))["url"] == "/a.val"
+    for other in ("http://elsewhere.org/a.val", "https://example.org:8080/a.val",
+                  "http://example.org:8080.evil/a.val", "ftp://example.org:8080/a.val"):
+        with pytest.raises(web.HTTPNotFound):
+            await path_call(caller, other, {})
+
+
 async def test_path_call_of_a_folder_finds_its_index_with_or_without_slash(site, make_request) -> None:
     caller = context_for(site, make_request, "/a.val")
     assert (await path_call(caller, "/sub", {}))["url"] == "/sub/index.val"
@@ -150,7 +167,7 @@ async def test_nested_path_calls_see_their_own_caller(site, make_request) -> Non
 @pytest.mark.parametrize(
     "target",
     ["/sub/plain.txt", "/missing.val", "../../conf/config.json", "/%2e%2e/conf/config.json",
-     "/.hidden.val", "../a.val"],
+     "/.hidden.val", "../.hidden.val", "../../private/../conf/config.json"],
 )
 async def test_path_call_to_what_is_not_a_processor_file_is_404(site, make_request, target) -> None:
     caller = context_for(site, make_request, "/sub/b.val")

@@ -135,7 +135,7 @@ async def test_script_sees_the_namespace(start: Any) -> None:
     script = "return {'method': request.method, 'url': str(request.rel_url), 'uuid': len(uuid())}"
     client = await start({"wwwroot/ns.dspy": script})
     resp = await client.post("/ns.dspy?a=1")
-    assert await resp.json() == {"method": "POST", "url": "/ns.dspy?a=1", "uuid": 32}
+    assert await resp.json() == {"method": "POST", "url": "/ns.dspy?a=1", "uuid": 21}
 
 
 async def test_helpers_and_classes_see_script_variables(start: Any) -> None:
@@ -150,6 +150,22 @@ async def test_helpers_and_classes_see_script_variables(start: Any) -> None:
     )
     client = await start({"wwwroot/h.dspy": script})
     assert await (await client.get("/h.dspy?f=2")).json() == {"scaled": [0, 2, 4], "box": 3}
+
+
+async def test_class_bodies_eval_and_exec_see_the_namespace(start: Any) -> None:
+    """ahserver ran a script with exec(), so a class body or eval() reached every name."""
+    script = (
+        "class Handler:\n"
+        "    make_id = uuid\n"
+        "    kind = type(params_kw).__name__\n"
+        "exec('global sent\\nsent = params_kw.a')\n"
+        "return {'cls': callable(Handler.make_id), 'kind': Handler.kind,\n"
+        "        'eval': eval('callable(uuid) and request.method'), 'exec': sent}\n"
+    )
+    client = await start({"wwwroot/k.dspy": script})
+    assert await (await client.get("/k.dspy?a=x")).json() == {
+        "cls": True, "kind": "DictObject", "eval": "GET", "exec": "x"
+    }
 
 
 # ---------------------------------------------------------------- compile once, reload on change

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ahcore.api import ProcessorSpec, get_site, hookimpl
+from ahcore_tmpl.engine import TemplateEngine
 from ahcore_tmpl.environment import ENVIRONMENT_KEY, SYNC_ENVIRONMENT_KEY, install_environment
 from ahcore_tmpl.processor import PROCESSOR_NAME, SUFFIXES, TmplProcessor
 from ahcore_tmpl.undefined import UNDEFINED_MODES
@@ -50,3 +51,9 @@ def on_hot_reload(app: web.Application, data: Mapping[str, Any]) -> None:
         env = app.get(key)
         if env is not None and env.cache is not None:
             env.cache.clear()
+
+
+@hookimpl
+def env_globals(app: web.Application) -> dict[str, Any]:
+    """ahserver's ``tmpl_engine`` (``render(url, **names)``, ``renders(text, data)``) for scripts."""
+    return {"tmpl_engine": TemplateEngine(get_site(app))}

@@ -160,7 +160,7 @@ async def test_extends_and_request_namespace_values_stay_sync(
 ) -> None:
     headers = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile"}
     text = await text_of(client, "/sync/child.tmpl", headers=headers)
-    assert text == "<main>base+child mobile</main>"
+    assert text == "<main>base+child iphone</main>"
     assert renders == [("sync", "/sync/child.tmpl")]
     with monkeypatch.context() as patch:
         patch.setattr(TmplProcessor, "render_mode", lambda self, *a, **k: "async")

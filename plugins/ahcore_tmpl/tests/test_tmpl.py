@@ -138,7 +138,7 @@ async def test_namespace_names_are_available(client: Any) -> None:
     resp = await client.get("/names.tmpl", params={"n": "7"})
     text = await resp.text()
     host = f"{client.server.host}:{client.server.port}"
-    assert text == (f"path=/names.tmpl|abs=http://{host}/x.tmpl|cfg=Demo site|n=7|day=10|uuid=32")
+    assert text == (f"path=/names.tmpl|abs=http://{host}/x.tmpl|cfg=Demo site|n=7|day=10|uuid=21")
 
 
 # ---------------------------------------------------------------- include / extends
@@ -335,3 +335,49 @@ async def test_an_include_follows_a_reload_of_website_paths(make_site, ahcore_cl
             break
         await asyncio.sleep(0.05)
     assert text == "NEW"
+
+
+# ---------------------------------------------------------------- ahserver's tmpl_engine, i18nDict
+
+
+async def test_tmpl_engine_renders_site_templates_and_strings_for_scripts(
+    make_site: Any, ahcore_client: Any
+) -> None:
+    # ahserver's myTE.TemplateEngine as ``tmpl_engine``: render(name, **globals), renders(text, data)
+    site = make_site(
+        config={
+            "website": {"paths": [["$[workdir]$/wwwroot", ""]],
+                        "processors": [[".tmpl", "tmpl"], [".dspy", "dspy"]]},
+            "plugins": {"tmpl": True, "dspy": True},
+        },
+        files={
+            "wwwroot/card.tmpl": "<b>{{ who }}</b>",
+            "wwwroot/r.dspy": (
+                "a = await tmpl_engine.render('/card.tmpl', who=params_kw.who)\n"
+                "b = await tmpl_engine.renders('{{ x }}+{{ y }}', {'x': 1, 'y': '<i>'})\n"
+                "return {'a': a, 'b': b}\n"
+            ),
+        },
+    )
+    client = await ahcore_client(site)
+    data = await (await client.get("/r.dspy", params={"who": "<ann>"})).json()
+    assert data == {"a": "<b>&lt;ann&gt;</b>", "b": "1+&lt;i&gt;"}  # the site's autoescaping
+
+
+async def test_i18n_dict_is_json_a_page_can_write_into_a_script(
+    make_site: Any, ahcore_client: Any
+) -> None:
+    # ahserver's i18nDict() is json.dumps(table): ``var t = {{ i18nDict() }};``
+    site = make_site(
+        config={"website": {"paths": [["$[workdir]$/wwwroot", ""]], "processors": [[".tmpl", "tmpl"]]},
+                "plugins": {"tmpl": True}},
+        files={
+            "i18n/zh/msg.txt": "Save:保存\nBad:</script><b>'&\n",
+            "wwwroot/t.tmpl": "<script>var t = {{ i18nDict() }};</script>",
+        },
+    )
+    client = await ahcore_client(site)
+    text = await (await client.get("/t.tmpl", headers={"Accept-Language": "zh"})).text()
+    body = text.removeprefix("<script>var t = ").removesuffix(";</script>")
+    assert json.loads(body) == {"Save": "保存", "Bad": "</script><b>'&"}
+    assert "</script><b>" not in body and "&#34;" not in body and "&quot;" not in body
