@@ -504,11 +504,25 @@ def env_globals(app: web.Application) -> dict[str, Any]:
         return config_value(site.config.raw, path, default)
 
     def webpath(path: str) -> str | None:
+        """ahserver's ``webpath``: a file under ``filesroot`` as ``/sub/path``, else its URL.
+
+        1.2.0's was ``FileStorage().webpath`` (the part after ``filesroot``);
+        for a file in a content root ahcore gives the URL it is served under.
+        """
+        uploads = site.uploads
+        if uploads is not None:
+            root = os.path.realpath(uploads.root)
+            real = os.path.realpath(path)
+            if real.startswith(root.rstrip(os.sep) + os.sep):
+                return "/" + os.path.relpath(real, root).replace(os.sep, "/")
         return site.resolver.file_url(path)
 
-    def save_file(data: bytes, filename: str = "") -> Any:
+    def save_file(data: bytes | str, filename: str = "") -> Any:
+        """ahserver's ``save_file(data, filename)``: store ``data`` (text as UTF-8) under ``filesroot``."""
         if site.uploads is None:
             raise RuntimeError("save_file needs 'filesroot' in the site config")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         return site.uploads.save_bytes(data, filename)
 
     files = SiteFiles(site)

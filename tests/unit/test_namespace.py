@@ -258,6 +258,11 @@ async def test_global_names(site, activate) -> None:
     assert ns["webpath"](str(site.workdir / "wwwroot" / "shop" / "cart.txt")) == "/shop/cart.txt"
     sub = await ns["save_file"](b"saved", "n.bin")
     assert site.uploads.realpath(sub).read_bytes() == b"saved"
+    # ahserver 1.2.0: save_file takes text too; webpath of a stored file is the
+    # part after filesroot (FileStorage.webpath), what idfile?path= takes
+    text_sub = await ns["save_file"]("保存 text", "t.txt")
+    assert site.uploads.realpath(text_sub).read_text("utf-8") == "保存 text"
+    assert ns["webpath"](str(site.uploads.realpath(text_sub))) == "/" + text_sub.lstrip("/")
     assert ns["resource"] is site and ns["event_dispatcher"] is site.events
     assert ns["async_sleep"] is asyncio.sleep
     for name in ("entire_url", "path_call", "i18n", "redirect", "gethost", "bad_request"):
