@@ -250,23 +250,35 @@ class RbacState:
         locked_until = row["locked_until"]
         if locked_until is not None and int(locked_until) > now:
             return LoginResult("locked", retry_after=int(locked_until) - now)
+        # The attempt counts as a failure before the (slow) password check and
+        # is taken back on success: guesses sent in parallel each see their own
+        # count, so at most max_failures of them are ever checked per lock-out.
+        maximum = self.settings.max_failures
+        async with self.sor() as sor:
+            attempts, locked_until = await store.record_attempt(sor, userid)
+        if locked_until is not None and locked_until > now:
+            return LoginResult("locked", retry_after=locked_until - now)
+        if attempts > maximum:  # more attempts in flight than failures allowed
+            return await self._lock(username, userid, now, attempts)
         if not await self.passwords.verify(row["password_hash"], password):
-            async with self.sor() as sor:
-                failures = await store.record_failure(sor, userid)
-                if failures >= self.settings.max_failures:
-                    await store.lock_user(sor, userid, now + self.settings.lockout_seconds)
-                    log.warning("rbac: user %r locked after %d failed logins", username, failures)
-                    return LoginResult("locked", retry_after=self.settings.lockout_seconds)
+            if attempts >= maximum:
+                return await self._lock(username, userid, now, attempts)
             return LoginResult("bad")
         rehash = self.passwords.needs_rehash(row["password_hash"])
-        if row["failed_logins"] or locked_until is not None or rehash:
-            new_hash = await self.passwords.hash(password) if rehash else None
-            async with self.sor() as sor:
-                await store.reset_failures(sor, userid)
-                if new_hash is not None:
-                    await store.set_password_hash(sor, userid, new_hash)
+        new_hash = await self.passwords.hash(password) if rehash else None
+        async with self.sor() as sor:
+            await store.reset_failures(sor, userid)
+            if new_hash is not None:
+                await store.set_password_hash(sor, userid, new_hash)
         info = await self.user(userid)
         return LoginResult("ok", info) if info is not None else LoginResult("bad")
+
+    async def _lock(self, username: str, userid: str, now: int, attempts: int) -> LoginResult:
+        until = now + self.settings.lockout_seconds
+        async with self.sor() as sor:
+            await store.lock_user(sor, userid, until)
+        log.warning("rbac: user %r locked after %d failed logins", username, attempts)
+        return LoginResult("locked", retry_after=self.settings.lockout_seconds)
 
 
 RBAC_KEY: web.AppKey[RbacState] = web.AppKey("ahcore_rbac.state", RbacState)

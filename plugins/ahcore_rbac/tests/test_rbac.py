@@ -231,6 +231,29 @@ async def test_lockout(client, monkeypatch):
     assert (await login(client, "bob")).status == 200
 
 
+async def test_lockout_holds_against_guesses_sent_in_parallel(client, monkeypatch):
+    # Each attempt is counted before its (slow) password check: of many guesses
+    # sent at once, at most max_failures (3 here) are checked, and the right
+    # password among the later ones is refused like the rest.
+    passwords = get_rbac(client.server.app).passwords
+    checked = []
+    real_verify = passwords.verify
+
+    async def slow_verify(stored, password):
+        checked.append(password)
+        await asyncio.sleep(0.05)  # all attempts are in flight together
+        return await real_verify(stored, password)
+
+    monkeypatch.setattr(passwords, "verify", slow_verify)
+    guesses = [f"wrong-{i}" for i in range(12)] + ["bob-pw"]
+    answers = await asyncio.gather(*(login(client, "bob", guess) for guess in guesses))
+    statuses = [r.status for r in answers]
+    assert len(checked) <= 3 and "bob-pw" not in checked
+    assert statuses[-1] == 429 and 200 not in statuses
+    assert statuses.count(429) >= len(guesses) - 3
+    assert (await login(client, "bob")).status == 429  # and it stays locked
+
+
 async def test_basic_auth(client):
     good = base64.b64encode(b"admin:admin-pw").decode()
     r = await client.get("/admin/x", headers={"Authorization": f"Basic {good}"})
