@@ -333,7 +333,13 @@ class Site:
             roots,
             list(w.indexes),
             self.processors,
-            forbidden_dirs=[str(self.workdir / "conf")],
+            # conf/, and stored uploads even when filesroot lies inside a root:
+            # a visitor's file is only sent by idfile/download, never served or
+            # run as a page (an uploaded .dspy would run, an .html be stored XSS).
+            forbidden_dirs=[
+                str(self.workdir / "conf"),
+                *([str(self._path(config.filesroot))] if config.filesroot else []),
+            ],
             allow_listing=w.allowListFolder,
             never_raw=self.never_raw,
             follow_symlinks=w.follow_symlinks,
