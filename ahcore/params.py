@@ -165,13 +165,28 @@ async def read_body(
             return b""
         return cast("DictObject | bytes", await _within_deadline(request, timeout, _read_raw(request)))
     params = DictObject()
+    query = request.query if mode == "params" and request.query_string else None
+    if query is not None:
+        _refuse_reserved(query, "query string")  # before a body is read (and uploads stored)
     if request.body_exists and (mode == "fields" or request.method in BODY_METHODS):
         await _within_deadline(
             request, timeout, _read_body(request, uploads, params, fields=mode == "fields")
         )
-    if mode == "params" and request.query_string:
-        merge_multidict(params, request.query)
+    if query is not None:
+        merge_multidict(params, query)
     return params
+
+
+#: Names only the kernel sets in ``params_kw``: ``_files`` describes the
+#: stored uploads (a script may trust its ``subpath``), ``_json`` holds a
+#: JSON body that is not an object. A client sending either is refused.
+RESERVED_PARAMS = ("_files", "_json")
+
+
+def _refuse_reserved(names: Any, where: str) -> None:
+    for name in RESERVED_PARAMS:
+        if name in names:
+            bad_request(f"the parameter name {name!r} is reserved (in the {where})")
 
 
 async def _read_raw(request: web.Request) -> bytes:
@@ -210,6 +225,7 @@ async def _read_body(
                 )
             _check_depth(data)
             if isinstance(data, dict):
+                _refuse_reserved(data, "JSON body")
                 params.update(data)
             elif fields:
                 bad_request(f"a JSON object is expected, got {_json_kind(data)}")
@@ -225,6 +241,7 @@ async def _read_body(
             form = await request.post()
         except ValueError as exc:
             bad_request(f"malformed form body: {exc}")
+        _refuse_reserved(form, "form")
         merge_multidict(params, form)
     elif fields:
         if await request.content.read(1):

@@ -141,8 +141,8 @@ class UploadStore:
                 name = part.name
                 if not name:
                     bad_request("malformed multipart body: a part has no name")
-                if name == "_files":  # where the stored files are described: not a form field
-                    bad_request("malformed multipart body: the part name '_files' is reserved")
+                if name in ("_files", "_json"):  # set by the kernel only (ahcore.params)
+                    bad_request(f"malformed multipart body: the part name {name!r} is reserved")
                 encoding = _transfer_encoding(part)
                 if part.filename is None:
                     if encoding not in TEXT_ENCODINGS:

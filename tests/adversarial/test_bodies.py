@@ -249,6 +249,31 @@ async def test_a_json_body_that_is_not_an_object_is_kept_under_json_in_params_kw
     assert snapshot(site) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "ctype"),
+    [
+        ("/echo.dspy", b'{"_files": {"f": {"subpath": "2024/01/01/other.txt"}}}', "application/json"),
+        ("/echo.dspy", b'{"_json": [1]}', "application/json"),
+        ("/echo.dspy", b"_files=x&a=1", "application/x-www-form-urlencoded"),
+        ("/echo.dspy", b"_json=1", "application/x-www-form-urlencoded"),
+        ("/echo.dspy?_files=x", b"a=1", "application/x-www-form-urlencoded"),
+        ("/echo.dspy?_json=1", b"", None),
+        ("/echo.dspy?_files=x", multipart([("f", "a.txt", b"data")]), "multipart"),
+        ("/echo.dspy", multipart([("_json", None, b"[1]")]), "multipart"),
+    ],
+)
+async def test_the_kernels_own_parameter_names_cannot_be_sent(server, site, path, body, ctype):
+    # params_kw._files describes the stored uploads (a script may trust its
+    # subpath) and _json a JSON body that is not an object: only the kernel
+    # sets them. From any source they are a 400, and nothing is stored.
+    before = snapshot(site)
+    headers = mp_headers() if ctype == "multipart" else ({"Content-Type": ctype} if ctype else {})
+    r = await raw_exchange(server, request_bytes("POST", path, body, headers))
+    assert r.status == 400, r.raw[:300]
+    assert b"is reserved" in r.body
+    assert snapshot(site) == before
+
+
 async def test_reasonable_json_still_works(server):
     nested = b"[" * 10 + b"1" + b"]" * 10
     r = await post(server, b'{"a": ' + nested + b"}", {"Content-Type": "application/json"})
