@@ -95,7 +95,7 @@ from ahcore.db.fieldtypes import FIELD_TYPES, from_sql_name
 from ahcore.db.kwargscheck import check_connection_kwargs
 from ahcore.db.pools import DBPools
 from ahcore.db.sqlor import Select, SQLor
-from ahcore.db.sqltext import is_query, parse_int, placeholder_names
+from ahcore.db.sqltext import MAX_INT_PARAM, is_query, parse_int, placeholder_names
 from ahcore.db.streaming import JsonRowsWriter, encode_rows
 from ahcore.dictobject import DictObject
 from ahcore.errors import bad_request, not_found, server_error
@@ -185,6 +185,7 @@ __all__ = [
     "not_found",
     "open_site",
     "parse_int",
+    "MAX_INT_PARAM",
     "path_call",
     "placeholder_names",
     "read_body",

@@ -247,8 +247,20 @@ def parse_sort(sort: Any, columns: Iterable[str], dialect: Dialect) -> str:
     return ", ".join(clauses)
 
 
-def parse_int(value: Any, name: str, default: int, *, minimum: int = 1) -> int:
-    """An integer request parameter (``page``, ``pagerows``), or 400."""
+#: The largest integer a request parameter such as ``page`` may be: a bigger
+#: one would overflow the databases' 64-bit ``OFFSET`` (a 500) for a page
+#: that cannot exist anyway.
+MAX_INT_PARAM = 2**31 - 1
+
+
+def parse_int(
+    value: Any, name: str, default: int, *, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """An integer request parameter (``page``, ``pagerows``) within its bounds, or 400.
+
+    A page size is clamped by its caller; a page number gets ``maximum``
+    (:data:`MAX_INT_PARAM`).
+    """
     if value is None or value == "":
         return default
     if isinstance(value, bool):
@@ -259,12 +271,14 @@ def parse_int(value: Any, name: str, default: int, *, minimum: int = 1) -> int:
         raise BadQuery(f"{name} must be an integer, not {str(value)[:40]!r}") from None
     if number < minimum:
         raise BadQuery(f"{name} must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise BadQuery(f"{name} must be at most {maximum}")
     return number
 
 
 def page_window(ns: Mapping[str, Any], *, max_rows: int = MAX_PAGEROWS) -> tuple[int, int]:
     """``(limit, offset)`` from ``page`` (default 1) and ``pagerows`` (default 80, clamped)."""
-    page = parse_int(ns.get("page"), "page", 1)
+    page = parse_int(ns.get("page"), "page", 1, maximum=MAX_INT_PARAM)
     rows = min(parse_int(ns.get("pagerows"), "pagerows", DEFAULT_PAGEROWS), max_rows)
     return rows, (page - 1) * rows
 

@@ -122,6 +122,11 @@ def test_page_window() -> None:
     assert page_window({"pagerows": 10**9}) == (1000, 0)
     with pytest.raises(BadQuery):
         page_window({"page": "2.5"})
+    # A page past any database's 64-bit OFFSET is a 400, not the driver's 500.
+    assert page_window({"page": 2**31 - 1, "pagerows": 1000})[1] == (2**31 - 2) * 1000
+    for page in (2**31, "99999999999999999999", "9" * 5000):
+        with pytest.raises(BadQuery, match="page must be"):
+            page_window({"page": page})
 
 
 @pytest.mark.parametrize("paramstyle", ["qmark", "format"])

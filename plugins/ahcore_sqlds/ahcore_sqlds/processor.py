@@ -53,6 +53,7 @@ import msgspec
 from aiohttp import web
 
 from ahcore.api import (
+    MAX_INT_PARAM,
     VARY,
     BadQuery,
     DataPage,
@@ -290,7 +291,7 @@ class SqldsProcessor(Processor):
         ``capped``: the page size asked for (80 by default) is over the row
         cap, so ``limit`` is the cap; the page is cut when more rows follow.
         """
-        page = parse_int(params.get("page"), "page", 1)
+        page = parse_int(params.get("page"), "page", 1, maximum=MAX_INT_PARAM)
         raw_rows = params.get("rows")
         if raw_rows is None or raw_rows == "":
             raw_rows = params.get("pagerows")
