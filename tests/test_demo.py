@@ -114,6 +114,9 @@ async def test_login_page_and_admin_only_page(demo):
     corner = account(await (await demo.get("/")).text())
     assert "admin" in corner and "Log out" in corner and "Log in" not in corner
     assert 'method="post" action="/api/logout.dspy"' in corner
+    # A GET (a link, another site's page) cannot log the visitor out (SPEC §14: GET is safe).
+    assert (await demo.get("/api/logout.dspy", allow_redirects=False)).status == 405
+    assert (await demo.get("/admin/")).status == 200
     await demo.post("/api/logout.dspy", allow_redirects=False)
     assert (await demo.get("/admin/")).status == 401
     assert "Log in" in account(await (await demo.get("/")).text())
