@@ -33,6 +33,10 @@ def request_origin(request: web.Request) -> str:
     the mount prefix comes from ``X-Forwarded-Prepath``.
     """
     view = client_view(request)
+    if _host(view.host) is None:
+        # A Host header aiohttp passed on but that is no host[:port] (say
+        # "evil.example/x?") must not become part of a Location or a link.
+        raise web.HTTPBadRequest(text="400: Bad Request: the Host header is not a host name\n")
     return f"{view.scheme}://{view.host}{view.prepath}"
 
 

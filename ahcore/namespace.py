@@ -759,7 +759,9 @@ def gethost() -> str:
     ahserver read ``X-Forwarded-Host`` from anyone; here a forwarded host
     counts only from ``website.trusted_proxies`` (docs/deployment.md).
     """
-    return client_view(current_context().request).host
+    request = current_context().request
+    request_origin(request)  # a Host that is no host name is a 400, as for entire_url
+    return client_view(request).host
 
 
 async def path_call(path: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:

@@ -116,3 +116,28 @@ async def test_params_never_shadow_namespace_names(site, ahcore_client, echo_plu
     data = await (await client.get("/p.params?json=1&gethost=evil&request=x")).json()
     assert data["json_is_module"] is True
     assert data["host"].startswith("127.0.0.1:")
+
+
+async def test_a_host_header_that_is_no_host_name_never_reaches_a_location(
+    make_site, ahcore_client
+) -> None:
+    # Found by probing: "Host: evil.example/x?" made redirect()'s Location
+    # http://evil.example/x?/contact.tmpl. A Host that is no host[:port] is a 400
+    # wherever an absolute URL of the site is built; a real one still works.
+    pytest.importorskip("ahcore_dspy")
+    site = make_site(
+        config={"website": {"paths": [["$[workdir]$/wwwroot", ""]], "processors": [[".dspy", "dspy"]]},
+                "plugins": {"dspy": True}},
+        files={"wwwroot/go.dspy": "await redirect('/contact.tmpl')\n",
+               "wwwroot/host.dspy": "return {'host': gethost(), 'url': entire_url('x')}\n"},
+    )
+    client = await ahcore_client(site)
+    for bad in ("evil.example/x?", "evil.example#", "a b", "evil.example:99999", "ex@mple"):
+        for url in ("/go.dspy", "/host.dspy"):
+            resp = await client.get(url, headers={"Host": bad}, allow_redirects=False)
+            assert resp.status == 400, (bad, url)
+            assert "Location" not in resp.headers
+            assert "Host header" in await resp.text()
+    for good, origin in (("shop.example:8080", "http://shop.example:8080"), ("[::1]:81", "http://[::1]:81")):
+        resp = await client.get("/go.dspy", headers={"Host": good}, allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"] == origin + "/contact.tmpl"
