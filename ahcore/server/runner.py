@@ -25,7 +25,7 @@ from yarl import URL
 from ahcore.accesslog import AccessLog
 from ahcore.appkeys import SITE_KEY
 from ahcore.server.guard import SlowClientGuard
-from ahcore.server.logs import ACCESS_LOGGER
+from ahcore.server.logs import ACCESS_LOGGER, quiet_malformed_requests
 from ahcore.server.startup import StartupError, bind_problem
 
 #: Idle time between two requests on a keep-alive connection (aiohttp's
@@ -184,6 +184,8 @@ async def start_site(
     access = AccessLog(site.config.logger.logfile if site is not None else None)
     runner_kwargs.setdefault("access_log", logging.getLogger(ACCESS_LOGGER))
     runner_kwargs.setdefault("access_log_class", access.logger_class)
+    # A malformed request is the client's 400, not a traceback in the site's log.
+    quiet_malformed_requests(logging.getLogger("aiohttp.server"))
     runner = SiteRunner(
         app,
         access=access,

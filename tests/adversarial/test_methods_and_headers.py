@@ -8,6 +8,7 @@ unchanged.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,34 @@ async def test_trace_connect_and_webdav_methods_are_405_and_never_run(make_site,
     assert "GET" in reply.headers["allow"] and method not in reply.headers["allow"]
     reply.assert_clean()
     assert _runs(site) == []
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /act.dspy HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /act.dspy HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /act.dspy HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+    ],
+)
+async def test_a_malformed_request_is_a_400_and_no_traceback_in_the_log(
+    make_site, serve, caplog, head
+):
+    # aiohttp's parser answers these itself and logged each as an ERROR with a
+    # full traceback: anyone could fill the site's log. Now a debug line.
+    site = _site(make_site)
+    server = await serve(site)
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
+    reply = await raw_exchange(server, head)
+    assert reply.status == 400
+    assert _runs(site) == []
+    noisy = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert noisy == [], [r.getMessage() for r in noisy]
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    await raw_exchange(server, head)
+    quiet = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert quiet and all(r.levelno == logging.DEBUG and not r.exc_info for r in quiet)
+    assert "400" in quiet[-1].getMessage()
 
 
 @pytest.mark.parametrize("method", ["TRACK", "BREW", "CONNECT"])
