@@ -9,6 +9,7 @@ import html
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -36,6 +37,21 @@ DEFAULT_RESPOND = Processor.respond
 #: The methods anything on a site may answer; TRACE, TRACK, CONNECT and
 #: WebDAV methods are refused everywhere, before any lookup (SPEC §14).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+#: What stays as it is in a redirect's path: RFC 3986 ``pchar`` and ``/``.
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
+
+
+def slash_location(url: str, raw_target: str) -> str:
+    """The ``Location`` of a folder's redirect to its trailing slash.
+
+    ``url`` is the canonical, decoded path: it is percent-encoded again, so a
+    folder named ``x?y`` or ``h#x`` stays a path (``/x%3Fy/``). The query is
+    the client's own, byte for byte.
+    """
+    query = raw_target.partition("?")[2]
+    return quote(url, safe=_PATH_SAFE) + (f"?{query}" if query else "")
 
 
 def method_not_allowed(method: str, allowed: tuple[str, ...]) -> NoReturn:
@@ -103,8 +119,7 @@ async def serve(site: Site, request: web.Request) -> web.StreamResponse:
             resolved = resolver.resolve_page(segments, want_slash)
         except RedirectToSlash as redirect:
             await check_access(site, request, redirect.url)
-            location = redirect.url + (f"?{request.query_string}" if request.query_string else "")
-            raise web.HTTPMovedPermanently(location) from None
+            raise web.HTTPMovedPermanently(slash_location(redirect.url, request.raw_path)) from None
 
         if site.uses_auth():
             await check_access(

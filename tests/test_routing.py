@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from yarl import URL
 
 from ahcore import get_site, hookimpl
 
@@ -62,6 +63,22 @@ async def test_directory_index_and_trailing_slash_redirect(
     assert r.status == 301 and r.headers["Location"] == "/sub/?a=1"
     r = await client.get("/sub/")
     assert await r.text() == "index /sub/index.echo"
+
+
+async def test_the_slash_redirect_keeps_odd_folder_names_a_path_and_the_query_as_sent(
+    ahcore_client, make_site
+):
+    # Found by probing: the Location was built from the decoded path, so a
+    # folder "x?y" redirected to /x?y/ (a query) and "h#x" to /h#x/ (a fragment).
+    site = make_site(files={"wwwroot/x?y/index.html": "q", "wwwroot/h#x/index.html": "f",
+                            "wwwroot/100%/index.html": "p"})
+    client = await ahcore_client(site)
+    for raw, location in (("/x%3Fy", "/x%3Fy/"), ("/h%23x", "/h%23x/"), ("/100%25", "/100%25/"),
+                          ("/x%3Fy?a=%2F%26b&c", "/x%3Fy/?a=/%26b&c")):
+        r = await client.get(URL(raw, encoded=True), allow_redirects=False)
+        assert r.status == 301 and r.headers["Location"] == location, raw
+    r = await client.get(URL("/x%3Fy/", encoded=True))
+    assert r.status == 200 and await r.text() == "q"
 
 
 async def test_static_etag_304_range_and_methods(site_dir, ahcore_client, echo_plugin):
