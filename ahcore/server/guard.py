@@ -59,9 +59,14 @@ class SlowClientGuard:
     request. State lives on the guard (one per runner), none in the module.
     """
 
-    def __init__(self, server: web.Server, header_timeout: float) -> None:
+    def __init__(
+        self, server: web.Server, header_timeout: float, write_timeout: float = 60.0
+    ) -> None:
         self.server = server
         self.header_timeout = float(header_timeout)
+        #: Seconds an answer may wait for a client that stopped reading it
+        #: (the transport paused writing) before the connection is dropped.
+        self.write_timeout = float(write_timeout)
         self.reply = _reply_408(
             f"408: request headers not received within {header_timeout:g} s\n"
         )
@@ -88,7 +93,7 @@ class _GuardedConnection(asyncio.Protocol):
 
     __slots__ = (
         "_guard", "_inner", "_loop", "_transport", "_deadline", "_timer", "_quiet",
-        "_task", "_payload",
+        "_task", "_payload", "_stalled",
     )
 
     def __init__(self, guard: SlowClientGuard, inner: RequestHandler) -> None:
@@ -103,6 +108,8 @@ class _GuardedConnection(asyncio.Protocol):
         # response writing) and its body. Busy until both are done.
         self._task: asyncio.Task[Any] | None = None
         self._payload: Any = None
+        # Armed while the transport's buffer is full (the client stopped reading).
+        self._stalled: asyncio.TimerHandle | None = None
 
     # ---- the deadline
 
@@ -176,15 +183,32 @@ class _GuardedConnection(asyncio.Protocol):
         self._inner.eof_received()
 
     def pause_writing(self) -> None:
+        # The client has stopped reading what it asked for (a 50 MB file held
+        # open for ever): it gets write_timeout seconds to read on.
+        if self._stalled is None:
+            self._stalled = self._loop.call_later(self._guard.write_timeout, self._write_expired)
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         self._inner.resume_writing()
+
+    def _write_expired(self) -> None:
+        self._stalled = None
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            log.debug("dropping a connection that read nothing for %g s", self._guard.write_timeout)
+            transport.abort()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         self._deadline = 0.0
         self._transport = None
         self._task = self._payload = None

@@ -199,7 +199,11 @@ async def start_site(
         # those, as aiohttp's run_app does, and writes out the access log.
         await runner.setup()
         assert runner.server is not None
-        guard = SlowClientGuard(runner.server, header_timeout)
+        guard = SlowClientGuard(
+            runner.server,
+            header_timeout,
+            site.config.website.request_timeout if site is not None else 60.0,
+        )
         site_ = GuardedSite(
             runner, guard, host, port, sock=sock, ssl_context=ssl_context, reuse_port=reuse_port
         )
