@@ -8,7 +8,9 @@ Uses only public hooks: ``register_processor`` for ``.xlsxds`` files,
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -53,19 +55,21 @@ def env_globals(app: web.Application) -> Mapping[str, Any]:
     """
     workdir = get_site(app).workdir
 
+    site = get_site(app)
+
     def site_data2xlsx(
         rows: Iterable[Mapping[str, Any] | Sequence[Any]],
-        filename: str | os.PathLike[str] | None = None,
+        filename: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | None = None,
         fields: Sequence[str | Mapping[str, Any]] | None = None,
         *,
         sheet_name: str = "Sheet1",
     ) -> bytes | str:
+        if filename is not None and not isinstance(filename, (str, os.PathLike)):
+            return ahserver_export(site, rows, filename, sheet_name)
         return data2xlsx(rows, filename, fields, sheet_name=sheet_name, base_dir=workdir)
 
-    site_data2xlsx.__doc__ = data2xlsx.__doc__
+    site_data2xlsx.__doc__ = (data2xlsx.__doc__ or "") + AHSERVER_FORM
     site_data2xlsx.__name__ = site_data2xlsx.__qualname__ = "data2xlsx"
-
-    site = get_site(app)
 
     def xlsxdata(path: str | os.PathLike[str], desc: Mapping[str, Any]) -> XLSXData:
         """ahserver's ``xlsxdata(path, desc)`` (:class:`ahcore_xlsxds.xlsxdata.XLSXData`).
@@ -77,6 +81,34 @@ def env_globals(app: web.Application) -> Mapping[str, Any]:
         return XLSXData(workbook_path(site, path), desc)
 
     return {"data2xlsx": site_data2xlsx, "xlsxdata": xlsxdata}
+
+
+AHSERVER_FORM = """
+
+    ahserver 1.2.0's form, ``data2xlsx(rows, headers)`` with ``headers``
+    items ``{name, title}``, writes the workbook under ``filesroot``
+    (``exports/<random>.xlsx``) and returns that file's path, for
+    ``file_download(request, path)`` as in ahserver (which wrote a temporary
+    file anywhere; ``file_download`` sends only files of the site).
+"""
+
+
+def ahserver_export(
+    site: SiteView,
+    rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+    headers: Sequence[Mapping[str, Any]],
+    sheet_name: str = "Sheet1",
+) -> str:
+    """ahserver's ``data2xlsx(rows, headers)``: a new workbook under ``filesroot``; its path."""
+    if site.uploads is None:
+        raise RuntimeError("data2xlsx(rows, headers) writes under filesroot: set 'filesroot'")
+    fields = [
+        {"name": h["name"], "label": h.get("title") or h["name"]} for h in headers
+    ]
+    folder = Path(site.uploads.root) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{secrets.token_hex(16)}.xlsx"
+    return str(data2xlsx(rows, target, fields, sheet_name=sheet_name))
 
 
 def workbook_path(site: SiteView, path: str | os.PathLike[str]) -> str:

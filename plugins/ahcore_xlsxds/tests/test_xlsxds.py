@@ -507,3 +507,26 @@ async def test_data2xlsx_in_the_namespace_round_trips_through_xlsxds(make_site, 
         {"id": 2, "name": "pear", "price": 0.25, "day": None},
     ]
     assert isinstance(fn(rows), bytes)
+
+
+async def test_data2xlsx_with_ahserver_headers_gives_a_file_to_download(make_site, ahcore_client):
+    # ahserver 1.2.0 (globalEnv.data2xlsx): data2xlsx(rows, headers) with items
+    # {name, title} writes a workbook and returns its file name.
+    pytest.importorskip("ahcore_dspy")
+    config = {
+        "website": {"paths": [["$[workdir]$/wwwroot", ""]], "processors": [[".dspy", "dspy"]]},
+        "filesroot": "$[workdir]$/files",
+        "plugins": {"xlsxds": True, "dspy": True},
+    }
+    script = (
+        "rows = [{'a': 1, 'b': 'x'}, {'a': 2, 'b': '=cmd()'}]\n"
+        "name = data2xlsx(rows, [DictObject(name='a', title='Amount'), DictObject(name='b')])\n"
+        "return await file_download(request, name)\n"
+    )
+    site = make_site(config=config, files={"wwwroot/export.dspy": script})
+    client = await ahcore_client(site)
+    resp = await client.get("/export.dspy")
+    assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
+    assert read_back(await resp.read()) == [("Amount", "b"), (1, "x"), (2, "=cmd()")]
+    exports = list((site / "files" / "exports").glob("*.xlsx"))
+    assert len(exports) == 1 and len(exports[0].stem) == 32  # a random name under filesroot
