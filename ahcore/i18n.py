@@ -16,6 +16,23 @@ from pathlib import Path
 log = logging.getLogger("ahcore.i18n")
 
 
+#: appPublic's ``convert_pairs``: how a ``msg.txt`` line writes a colon or a line break.
+_ESCAPES = (("\\x3A", ":"), ("\\x0A", "\n"), ("\\x0D", "\r"))
+
+
+def unescape(text: str) -> str:
+    """A ``msg.txt`` key or translation as appPublic's ``charDecode`` read it.
+
+    ``\\x3A`` is a colon (the first bare colon ends the key), ``\\x0A`` and
+    ``\\x0D`` line breaks, ``\\\\`` one backslash.
+    """
+    if "\\" not in text:
+        return text
+    for escaped, char in _ESCAPES:
+        text = text.replace(escaped, char)
+    return text.replace("\\\\", "\\")
+
+
 def parse_accept_language(header: str) -> list[str]:
     """Language tags from an ``Accept-Language`` header, best first (q=0 dropped)."""
     weighted: list[tuple[float, int, str]] = []
@@ -72,7 +89,7 @@ class Translations:
                 continue
             key, sep, value = line.partition(":")
             if sep:
-                table[key.strip()] = value.strip()
+                table[unescape(key.strip())] = unescape(value.strip())
         return table
 
     def signature(self) -> tuple[tuple[str, int, int], ...]:

@@ -48,6 +48,19 @@ def test_tables_are_loaded_per_language_later_files_win(folder) -> None:
     assert t.translate("zh-cn", "Hello") == "你好"  # the BOM is not part of the key
 
 
+def test_escaped_colons_and_line_breaks_as_appublic_wrote_them(tmp_path) -> None:
+    # appPublic's i18n (charEncode/charDecode): a colon in a key is \x3A, a line
+    # break \x0A or \x0D, a backslash \\.
+    (tmp_path / "i18n" / "en").mkdir(parents=True)
+    (tmp_path / "i18n" / "en" / "msg.txt").write_text(
+        "Time\\x3A:Time\\x3A now\nTwo lines:one\\x0Atwo\nPath:C\\\\dir\nplain\\n:kept\n"
+    )
+    t = Translations(tmp_path / "i18n", {})
+    assert t.table("en") == {
+        "Time:": "Time: now", "Two lines": "one\ntwo", "Path": "C\\dir", "plain\\n": "kept"
+    }
+
+
 def test_a_missing_translation_falls_back_to_the_text(folder) -> None:
     t = Translations(folder, {})
     assert t.translate("en", "Unknown") == "Unknown"
