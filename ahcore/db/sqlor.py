@@ -18,7 +18,7 @@ import decimal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ahcore.db.driver import ColumnDetail, ColumnInfo, Connection, FetchResult, RowStream
 from ahcore.db.errors import BadQuery
@@ -310,6 +310,50 @@ class SQLor:
         if result.columns:
             return to_records(result.columns, result.rows)
         return result.rowcount
+
+    # ------------------------------------------------------------ sqlor's other names
+    #
+    # What sqlor 2.1.2's ``SQLor`` also offered scripts, on the same binding
+    # and checks as the methods above (values bound, sort items checked).
+
+    async def execute(self, sql: str, ns: Mapping[str, Any] | None = None) -> Any:
+        """sqlor's ``execute(sql, ns)``: as :meth:`sqlExe` (the row count of a write)."""
+        return await self.sqlExe(sql, ns)
+
+    async def record_count(self, sql: str, ns: Mapping[str, Any] | None = None) -> int:
+        """sqlor's ``record_count(sql, ns)``: how many rows the query ``sql`` gives."""
+        text, params = self._bind(sql, ns or {}, strip=True)
+        return await self._count(text, params)
+
+    async def pagingdata(self, sql: str, ns: Mapping[str, Any]) -> list[DictObject]:
+        """sqlor's ``pagingdata(sql, ns)``: the records of page ``page`` of ``rows`` rows.
+
+        Sorted by ``sort``; without one by ``id`` when the query has that
+        column, as sqlor did (it sorted by ``id`` whatever the query).
+        """
+        window = dict(ns)
+        if window.get("rows") not in (None, ""):
+            window["pagerows"] = window["rows"]
+        limit, offset = page_window(window, max_rows=MAX_PAGEROWS)
+        text, params = self._bind(sql, ns, strip=True)
+        sort = ns.get("sort")
+        if not sort and "id" in [c.lower() for c in await self.result_columns(text, params)]:
+            sort = "id"
+        page = await self.paged(sql, ns, limit=limit, offset=offset, sort=sort)
+        return cast("list[DictObject]", page.rows)
+
+    async def fields(self, table: str) -> list[DictObject]:
+        """sqlor's ``fields(table)``: the ``fields`` of :meth:`I`."""
+        return cast("list[DictObject]", (await self.I(table)).fields)
+
+    async def primary(self, table: str) -> list[DictObject]:
+        """sqlor's ``primary(table)``: ``[{name}]`` of the primary key's columns, in key order."""
+        summary = (await self.I(table)).summary[0]
+        return [DictObject(name=column) for column in summary.primary]
+
+    async def indexes(self, table: str) -> list[DictObject]:
+        """sqlor's ``indexes(table)``: the ``indexes`` of :meth:`I` (the key's own left out)."""
+        return cast("list[DictObject]", (await self.I(table)).indexes)
 
     async def sqlPaging(self, sql: str, ns: Mapping[str, Any]) -> DictObject:
         """A page of a query's rows: ``{total, rows}`` by ``page``, ``pagerows``, ``sort``."""

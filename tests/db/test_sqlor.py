@@ -206,3 +206,27 @@ async def test_read_only_standalone_read_still_refuses_later_writes(db_client) -
     async with client.pools.sqlorContext("db1", read_only=True) as sor:
         sel = await sor.select("select id from tbl1", {})
         assert len((await sor.rows(sel, 10, standalone=True)).rows) == 4
+
+
+async def test_sqlors_other_names_execute_record_count_pagingdata_fields_primary(db_client) -> None:
+    # sqlor 2.1.2's SQLor (sor.py) also gave scripts execute, record_count,
+    # pagingdata (page/rows/sort, by id without a sort), fields, primary, indexes.
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as sor:
+        sql = "select id, name from tbl1 where field1 >= ${least}$"
+        assert await sor.record_count(sql, {"least": 2}) == 2
+        assert [r.id for r in await sor.pagingdata(sql, {"least": 1, "rows": 2, "page": 2})] == ["c3"]
+        assert [r.id for r in await sor.pagingdata(sql, {"least": 1, "rows": 2})] == ["a1", "b2"]
+        page = await sor.pagingdata(sql, {"least": 1, "rows": "2", "sort": "name desc"})
+        assert [r.name for r in page] == ["cherry", "banana"]
+        with pytest.raises(BadQuery):
+            await sor.pagingdata(sql, {"least": 1, "sort": "name; drop table tbl1"})
+        assert await sor.execute("update tbl1 set name = ${n}$ where id = ${id}$",
+                                 {"n": "avocado", "id": "a1"}) == 1
+        names = [f.name for f in await sor.fields("tbl1")]
+        assert names[:3] == ["id", "field1", "name"]
+        assert [p.name for p in await sor.primary("tbl1")] == ["id"]
+        assert isinstance(await sor.indexes("tbl1"), list)
+    async with client.pools.sqlorContext("db1") as sor:
+        assert (await sor.R("tbl1", {"id": "a1"}))[0].name == "avocado"
