@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -394,6 +395,8 @@ async def test_ahcore_serve_cuts_off_slow_clients(tmp_path, workers):
     (tmp_path / "conf").mkdir()
     (tmp_path / "wwwroot").mkdir()
     (tmp_path / "wwwroot" / "hello.txt").write_text("hello")
+    with open(tmp_path / "wwwroot" / "big.bin", "wb") as big:
+        big.truncate(BIG)  # sparse: 64 MB of zeros without writing them
     (tmp_path / "conf" / "config.json").write_text(
         json.dumps(
             {
@@ -428,9 +431,39 @@ async def test_ahcore_serve_cuts_off_slow_clients(tmp_path, workers):
                     assert r.status == 200 and await r.text() == "hello"
                 await asyncio.sleep(1.5)
             assert s.connector is not None
+        # A client that asks for a big file and reads nothing is dropped
+        # request_timeout after the send buffer filled (uvloop: aiohttp
+        # writes the file in chunks through the guarded connection).
+        received = await unread_download(port, "/big.bin")
+        assert received < BIG, received
     finally:
         out = stop(proc)
     assert proc.returncode == 0, out
+
+
+BIG = 64 * 1024 * 1024
+
+
+async def unread_download(port: int, path: str) -> int:
+    """Ask for ``path``, read nothing for 3 s, then all that comes: the bytes received."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    received = 0
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(3)
+        # Until the server drops the connection, or (kept: the whole file
+        # came) nothing more arrives for 5 s.
+        with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+                received += len(chunk)
+    finally:
+        writer.close()
+    return received
 
 
 async def test_redis_sessions_shared_by_two_server_processes(tmp_path):

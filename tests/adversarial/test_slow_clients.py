@@ -353,8 +353,8 @@ def test_timeouts_must_be_positive_numbers(make_site, key, value):
 async def test_a_client_that_stops_reading_its_answer_is_dropped(site, serve):
     # Found by probing: a client that asked for a big answer and never read it
     # held the connection for ever. Once the transport's buffer is full it gets
-    # request_timeout seconds to read on. (A static file aiohttp sends with
-    # loop.sendfile is not covered: docs/security.md, known gaps.)
+    # request_timeout seconds to read on. (Static files: tests/test_server.py,
+    # under uvloop; the test loop here would send them by native sendfile.)
     size = 64 * 1024 * 1024
     (site / "wwwroot" / "big.dspy").write_text(f"return Response(body=b'x' * {size})\n")
     server = await serve(site)
