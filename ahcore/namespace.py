@@ -784,9 +784,10 @@ async def path_call(path: str, params: Mapping[str, Any] | None = None, **kw: An
         merged.update(params)
     merged.update(kw)
     local = site_path(context.request, context.url, path)
-    if local is not None:
-        merged["path"] = local
-    return await _path_call(context, path, merged)
+    if local is None:  # a URL of another origin
+        not_found()
+    merged["path"] = local
+    return await _path_call(context, local, merged)
 
 
 def file_realpath(subpath: str) -> str:
