@@ -38,6 +38,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from ahcore.errors import bad_request
+from ahcore.params import RESERVED_PARAMS
 
 CHUNK = 64 * 1024
 PART_SUFFIX = ".part"
@@ -141,7 +142,7 @@ class UploadStore:
                 name = part.name
                 if not name:
                     bad_request("malformed multipart body: a part has no name")
-                if name in ("_files", "_json"):  # set by the kernel only (ahcore.params)
+                if name in RESERVED_PARAMS:  # set by the kernel only
                     bad_request(f"malformed multipart body: the part name {name!r} is reserved")
                 encoding = _transfer_encoding(part)
                 if part.filename is None:
