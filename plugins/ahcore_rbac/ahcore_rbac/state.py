@@ -6,12 +6,14 @@ applications in one process never share users or caches.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -70,6 +72,7 @@ class RbacState:
         self._perms: tuple[float, PermissionTable] | None = None
         self._users: dict[str, tuple[float, UserInfo | None]] = {}
         self._header_users: dict[str, tuple[float, str]] = {}
+        self._login_turns = _LoginTurns()
 
     # ------------------------------------------------------------ database
 
@@ -236,10 +239,20 @@ class RbacState:
         While an account is locked even the right password is refused, so
         guessing cannot continue in the background. A successful login
         clears the failure count (and upgrades an outdated hash).
+
+        The attempts for one username are checked one at a time in this
+        process (:class:`_LoginTurns`): each reads the failures the ones
+        before it recorded, so guesses sent in parallel cannot all be
+        checked before the first failure is counted. With several workers at
+        most ``max_failures + workers - 1`` guesses are checked per lock-out.
         """
         if not username or len(password) > MAX_PASSWORD_LENGTH:
             await self.passwords.verify(None, password[:MAX_PASSWORD_LENGTH])
             return LoginResult("bad")
+        async with self._login_turns.turn(username):
+            return await self._check_login(username, password)
+
+    async def _check_login(self, username: str, password: str) -> LoginResult:
         async with self.sor() as sor:
             row = await store.user_by_name(sor, username)
         if row is None:
@@ -250,35 +263,51 @@ class RbacState:
         locked_until = row["locked_until"]
         if locked_until is not None and int(locked_until) > now:
             return LoginResult("locked", retry_after=int(locked_until) - now)
-        # The attempt counts as a failure before the (slow) password check and
-        # is taken back on success: guesses sent in parallel each see their own
-        # count, so at most max_failures of them are ever checked per lock-out.
-        maximum = self.settings.max_failures
-        async with self.sor() as sor:
-            attempts, locked_until = await store.record_attempt(sor, userid)
-        if locked_until is not None and locked_until > now:
-            return LoginResult("locked", retry_after=locked_until - now)
-        if attempts > maximum:  # more attempts in flight than failures allowed
-            return await self._lock(username, userid, now, attempts)
         if not await self.passwords.verify(row["password_hash"], password):
-            if attempts >= maximum:
-                return await self._lock(username, userid, now, attempts)
+            async with self.sor() as sor:
+                failures = await store.record_failure(sor, userid)
+                if failures >= self.settings.max_failures:
+                    await store.lock_user(sor, userid, now + self.settings.lockout_seconds)
+                    log.warning("rbac: user %r locked after %d failed logins", username, failures)
+                    return LoginResult("locked", retry_after=self.settings.lockout_seconds)
             return LoginResult("bad")
         rehash = self.passwords.needs_rehash(row["password_hash"])
-        new_hash = await self.passwords.hash(password) if rehash else None
-        async with self.sor() as sor:
-            await store.reset_failures(sor, userid)
-            if new_hash is not None:
-                await store.set_password_hash(sor, userid, new_hash)
+        if row["failed_logins"] or locked_until is not None or rehash:
+            new_hash = await self.passwords.hash(password) if rehash else None
+            async with self.sor() as sor:
+                await store.reset_failures(sor, userid)
+                if new_hash is not None:
+                    await store.set_password_hash(sor, userid, new_hash)
         info = await self.user(userid)
         return LoginResult("ok", info) if info is not None else LoginResult("bad")
 
-    async def _lock(self, username: str, userid: str, now: int, attempts: int) -> LoginResult:
-        until = now + self.settings.lockout_seconds
-        async with self.sor() as sor:
-            await store.lock_user(sor, userid, until)
-        log.warning("rbac: user %r locked after %d failed logins", username, attempts)
-        return LoginResult("locked", retry_after=self.settings.lockout_seconds)
+
+class _LoginTurns:
+    """One ``asyncio.Lock`` per username with logins in progress, dropped when the last ends.
+
+    Held on the :class:`RbacState` (one per application); only names being
+    tried right now have an entry, so unknown names cannot grow it.
+    """
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, username: str) -> AsyncIterator[None]:
+        entry = self._locks.get(username)
+        if entry is None:
+            entry = self._locks[username] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[username]
 
 
 RBAC_KEY: web.AppKey[RbacState] = web.AppKey("ahcore_rbac.state", RbacState)

@@ -105,23 +105,13 @@ async def set_api_key_hash(sor: SQLor, userid: str, key_hash: str | None) -> Non
     )
 
 
-async def record_attempt(sor: SQLor, userid: str) -> tuple[int, int | None]:
-    """Count one more login attempt (atomically); the new count and ``locked_until``.
-
-    Counted *before* the password is checked: the update holds the row's
-    write lock until the block commits, so concurrent attempts each see
-    their own count and the lock another one set (see ``RbacState.login``).
-    """
+async def record_failure(sor: SQLor, userid: str) -> int:
+    """Count one more failed login (atomically) and return the new count."""
     await sor.sqlExe(
         "update users set failed_logins = failed_logins + 1 where id = ${id}$", {"id": userid}
     )
-    rows = await sor.sqlExe(
-        "select failed_logins, locked_until from users where id = ${id}$", {"id": userid}
-    )
-    if not rows:
-        return 0, None
-    until = rows[0]["locked_until"]
-    return int(rows[0]["failed_logins"]), None if until is None else int(until)
+    rows = await sor.sqlExe("select failed_logins from users where id = ${id}$", {"id": userid})
+    return int(rows[0]["failed_logins"]) if rows else 0
 
 
 async def lock_user(sor: SQLor, userid: str, until: int) -> None:
