@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ class RbacState:
         self._users: dict[str, tuple[float, UserInfo | None]] = {}
         self._header_users: dict[str, tuple[float, str]] = {}
         self._login_turns = _LoginTurns()
+        self._unknown_names = _UnknownNameFailures()
 
     # ------------------------------------------------------------ database
 
@@ -255,11 +257,22 @@ class RbacState:
     async def _check_login(self, username: str, password: str) -> LoginResult:
         async with self.sor() as sor:
             row = await store.user_by_name(sor, username)
+        now = int(time.time())
         if row is None:
+            # A name with no account is counted and locked out exactly as an
+            # account is: otherwise the first 429 would tell a guesser which
+            # names exist (and the hash check keeps the timing the same).
+            unknown = self._unknown_names
+            retry_after = unknown.locked_for(username, now)
+            if retry_after:
+                return LoginResult("locked", retry_after=retry_after)
             await self.passwords.verify(None, password)
+            if unknown.failed(username, now, self.settings.max_failures, self.settings.lockout_seconds):
+                log.warning("rbac: unknown login name %r locked after %d failed logins",
+                            username, self.settings.max_failures)
+                return LoginResult("locked", retry_after=self.settings.lockout_seconds)
             return LoginResult("bad")
         userid = str(row["id"])
-        now = int(time.time())
         locked_until = row["locked_until"]
         if locked_until is not None and int(locked_until) > now:
             return LoginResult("locked", retry_after=int(locked_until) - now)
@@ -308,6 +321,55 @@ class _LoginTurns:
             users[0] -= 1
             if users[0] == 0:
                 del self._locks[username]
+
+
+class _UnknownNameFailures:
+    """Failed logins and lock-outs of names that have no account, kept in memory.
+
+    An account's failures are counted in the database; a name without one
+    has no row to count in, and writing one per guessed name would let
+    anyone grow the table. Here each such name gets the same count and the
+    same lock-out as an account, so ``429`` and ``Retry-After`` come at the
+    same attempt whether the name exists or not.
+
+    Bounded: at most :data:`_UNKNOWN_NAMES_LIMIT` names, the least recently
+    failed forgotten first (a forgotten name starts counting again, which
+    only costs a guesser more password checks). Counted per worker: with
+    several workers an account locks after ``max_failures`` failures in all,
+    a name without one after ``max_failures`` in one worker.
+    """
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        # name -> [failures in a row, locked until (epoch seconds, 0: not locked)]
+        self._names: OrderedDict[str, list[int]] = OrderedDict()
+
+    def locked_for(self, username: str, now: int) -> int:
+        """Seconds ``username`` stays locked (0 when it is not)."""
+        entry = self._names.get(username)
+        if entry is None or entry[1] <= now:
+            return 0
+        return entry[1] - now
+
+    def failed(self, username: str, now: int, max_failures: int, lockout_seconds: int) -> bool:
+        """Count one failure; True when it locks the name (the count starts again)."""
+        names = self._names
+        entry = names.pop(username, None)
+        if entry is None or (entry[1] and entry[1] <= now):  # new, or its lock-out is over
+            entry = [0, 0]
+        entry[0] += 1
+        locked = entry[0] >= max_failures
+        if locked:
+            entry[:] = [0, now + lockout_seconds]
+        names[username] = entry
+        while len(names) > _UNKNOWN_NAMES_LIMIT:
+            names.popitem(last=False)
+        return locked
+
+
+#: Names without an account whose failed logins are remembered (per worker).
+_UNKNOWN_NAMES_LIMIT = 10_000
 
 
 RBAC_KEY: web.AppKey[RbacState] = web.AppKey("ahcore_rbac.state", RbacState)

@@ -231,6 +231,43 @@ async def test_lockout(client, monkeypatch):
     assert (await login(client, "bob")).status == 200
 
 
+async def test_lockout_does_not_tell_which_names_exist(client, monkeypatch):
+    # bob has an account, nobody-here has none: the same attempts give the
+    # same answers, so a guesser cannot learn from a 429 that a name exists.
+    def answers(name):
+        return [login(client, name, "wrong") for _ in range(4)]
+
+    seen = {}
+    for name in ("bob", "nobody-here"):
+        statuses = []
+        for attempt in answers(name):
+            r = await attempt
+            statuses.append((r.status, (await r.json())["error"], "Retry-After" in r.headers))
+        seen[name] = statuses
+    assert seen["bob"] == seen["nobody-here"]
+    assert [s for s, _, _ in seen["bob"]] == [401, 401, 429, 429]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)  # both lock-outs end together
+    assert (await login(client, "bob", "wrong")).status == 401
+    assert (await login(client, "nobody-here", "wrong")).status == 401
+
+
+def test_unknown_name_failures_are_bounded_and_counted_per_name(monkeypatch):
+    from ahcore_rbac import state as rbac_state
+
+    monkeypatch.setattr(rbac_state, "_UNKNOWN_NAMES_LIMIT", 3)
+    failures = rbac_state._UnknownNameFailures()
+    assert not failures.failed("a", 100, 2, 60)
+    assert failures.failed("a", 100, 2, 60)  # the second failure locks "a" ...
+    assert failures.locked_for("a", 130) == 30 and failures.locked_for("b", 130) == 0  # ... alone
+    for name in ("b", "c", "d"):  # more names than the bound: the oldest, "a", goes
+        failures.failed(name, 131, 2, 60)
+    assert failures.locked_for("a", 131) == 0
+    assert len(failures._names) == 3
+    assert failures.failed("b", 200, 2, 60)  # b's second failure locks it
+    assert failures.locked_for("b", 200) == 60
+
+
 async def test_lockout_holds_against_guesses_sent_in_parallel(client, monkeypatch):
     # Each attempt is counted before its (slow) password check: of many guesses
     # sent at once, at most max_failures (3 here) are checked, and the right
