@@ -152,7 +152,7 @@ class _SqlorBlock:
             conn = lender.enter_nowait(self.read_only, self.time_limit_ms)
             if conn is not None:
                 self._lender, self._conn = lender, conn
-                return SQLor(conn, db.schema, db.name)
+                return SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
         pool = await db.pool()
         acquired = pool.acquire()
         conn = await acquired.__aenter__()
@@ -165,7 +165,7 @@ class _SqlorBlock:
             self._acquired = self._conn = None
             await acquired.__aexit__(*sys.exc_info())
             raise
-        return SQLor(conn, db.schema, db.name)
+        return SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any

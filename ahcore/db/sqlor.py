@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ahcore.db.driver import ColumnDetail, ColumnInfo, Connection, FetchResult, RowStream
-from ahcore.db.errors import BadQuery
+from ahcore.db.errors import BadQuery, integrity_error
 from ahcore.db.fieldtypes import sqlor_model_type
 from ahcore.db.records import to_records
 from ahcore.db.schema import SchemaCache, TableInfo, check_table_name
@@ -89,10 +89,21 @@ class SQLor:
     Method names are sqlor's (ahserver scripts call them unchanged).
     """
 
-    def __init__(self, conn: Connection, schema: SchemaCache, dbname: str = "") -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        schema: SchemaCache,
+        dbname: str = "",
+        read_only: bool = False,
+        time_limit_ms: int | None = None,
+    ) -> None:
         self.conn = conn
         self.schema = schema
         self.dbname = dbname
+        # How the block began its transaction: commit() and rollback() begin
+        # the next one the same way.
+        self.read_only = read_only
+        self.time_limit_ms = time_limit_ms
         self.dialect = conn.dialect
         self._mark = "?" if self.dialect.paramstyle == "qmark" else "%s"
         # A driver that can answer a read at once (SQLite on the loop's
@@ -236,6 +247,10 @@ class SQLor:
             for t in await lister()
         ]
 
+    async def getTableDesc(self, table: str) -> DictObject:  # noqa: N802 - sqlor's name
+        """sqlor's ``getTableDesc(table)``: the same description as :meth:`I` (sqlor's ``I`` calls it)."""
+        return await self.I(table)
+
     async def I(self, table: str) -> DictObject:  # noqa: E743 - sqlor's name
         """sqlor's description of ``table``: ``{summary, fields, indexes}``.
 
@@ -315,6 +330,55 @@ class SQLor:
     #
     # What sqlor 2.1.2's ``SQLor`` also offered scripts, on the same binding
     # and checks as the methods above (values bound, sort items checked).
+
+    async def commit(self) -> None:
+        """sqlor's ``commit()``: make what the block wrote so far permanent, and go on.
+
+        The block goes on in a new transaction, begun as the block's was
+        (read-only, time limit), and still commits or rolls back what follows
+        when it ends. A commit the database refuses (a deferred constraint)
+        rolls back and answers 409/400 as at the end of a block.
+        """
+        conn = self.conn
+        try:
+            await conn.commit()
+        except Exception as error:
+            await conn.rollback()
+            answer = integrity_error(error)
+            if answer is None:
+                raise
+            raise answer from None
+        await self._begin_again()
+
+    async def rollback(self) -> None:
+        """sqlor's ``rollback()``: undo what the block wrote since it began (or last committed).
+
+        The block goes on in a new transaction, as after :meth:`commit`.
+        """
+        await self.conn.rollback()
+        await self._begin_again()
+
+    async def _begin_again(self) -> None:
+        conn = self.conn
+        await conn.begin(read_only=self.read_only)
+        if self.time_limit_ms:
+            await conn.set_time_limit(self.time_limit_ms)
+
+    async def executemany(self, sql: str, values: Sequence[Mapping[str, Any]]) -> int:
+        """sqlor's ``executemany(sql, values)``: one write statement, once per mapping of values.
+
+        Each run binds ``${name}$`` from its mapping, as :meth:`sqlExe`;
+        the statement must not return rows (a SELECT is a 400). Returns the
+        rows affected in all.
+        """
+        total = 0
+        for ns in values:
+            text, params = self._bind(sql, ns)
+            result = await self.conn.fetch(text, params)
+            if result.columns:
+                raise BadQuery("executemany takes a statement that writes, not a query")
+            total += max(result.rowcount, 0)
+        return total
 
     async def execute(self, sql: str, ns: Mapping[str, Any] | None = None) -> Any:
         """sqlor's ``execute(sql, ns)``: as :meth:`sqlExe` (the row count of a write)."""

@@ -230,3 +230,54 @@ async def test_sqlors_other_names_execute_record_count_pagingdata_fields_primary
         assert isinstance(await sor.indexes("tbl1"), list)
     async with client.pools.sqlorContext("db1") as sor:
         assert (await sor.R("tbl1", {"id": "a1"}))[0].name == "avocado"
+
+
+async def test_commit_and_rollback_inside_a_block_go_on_in_a_new_transaction(db_client) -> None:
+    # sqlor's sor.commit()/sor.rollback(), which ahserver scripts call inside
+    # sqlorContext: what was committed stays even when the block fails later;
+    # what was rolled back is gone even when the block ends normally.
+    client = await db_client()
+    await fill(client.pools)
+    with pytest.raises(RuntimeError):
+        async with client.pools.sqlorContext("db1") as sor:
+            await sor.D("tbl1", {"id": "a1"})
+            await sor.commit()
+            await sor.D("tbl1", {"id": "b2"})
+            raise RuntimeError("boom")  # rolls back the second delete only
+    async with client.pools.sqlorContext("db1") as sor:
+        assert sorted(r.id for r in await sor.R("tbl1", {})) == ["b2", "c3"]
+        await sor.D("tbl1", {"id": "c3"})
+        await sor.rollback()
+        assert sorted(r.id for r in await sor.R("tbl1", {})) == ["b2", "c3"]
+        await sor.C("tbl1", {"id": "d4", "field1": 4})  # the new transaction commits at the end
+    async with client.pools.sqlorContext("db1") as sor:
+        assert sorted(r.id for r in await sor.R("tbl1", {})) == ["b2", "c3", "d4"]
+
+
+async def test_commit_keeps_a_read_only_block_read_only(db_client) -> None:
+    client = await db_client()
+    await fill(client.pools)
+    with pytest.raises(Exception) as refused:
+        async with client.pools.sqlorContext("db1", read_only=True) as sor:
+            assert len(await sor.R("tbl1", {})) == 3
+            await sor.commit()
+            await sor.D("tbl1", {"id": "a1"})
+    assert getattr(refused.value, "status", None) == 403
+    async with client.pools.sqlorContext("db1") as sor:
+        assert len(await sor.R("tbl1", {})) == 3
+
+
+async def test_executemany_and_getTableDesc(db_client) -> None:
+    client = await db_client()
+    async with client.pools.sqlorContext("db1") as sor:
+        sql = "insert into tbl1 (id, field1, name) values (${id}$, ${n}$, ${name}$)"
+        rows = [{"id": f"m{n}", "n": n, "name": f"many {n}"} for n in range(3)]
+        assert await sor.executemany(sql, rows) == 3
+        assert await sor.executemany(sql, []) == 0
+        with pytest.raises(BadQuery, match="writes"):
+            await sor.executemany("select id from tbl1 where id = ${id}$", [{"id": "m1"}])
+        desc = await sor.getTableDesc("tbl1")
+        assert desc == await sor.I("tbl1")
+        assert [f.name for f in desc.fields][:3] == ["id", "field1", "name"]
+    async with client.pools.sqlorContext("db1") as sor:
+        assert [r.name for r in await sor.R("tbl1", {"id": "m2"})] == ["many 2"]
