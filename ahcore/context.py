@@ -12,11 +12,12 @@ import sys
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ahcore.dictobject import DictObject
 from ahcore.params import BODY_METHODS, ahserver_ints, read_params
 from ahcore.plugins import await_me_maybe
+from ahcore.useragent import terminal_type
 
 if TYPE_CHECKING:
     from ahcore.resolver import Resolved
@@ -88,7 +89,8 @@ class RequestContext:
     async def namespace(self) -> DictObject:
         """The full processor namespace (SPEC §6), built once per request.
 
-        Global names come first, then per-request names from the
+        Global names come first, then the kernel's per-request names
+        (``terminalType``, ``ref_real_path``, ``user``), then plugins' from the
         ``request_namespace`` hook, then ``request`` and ``params_kw`` — so no
         request parameter can ever replace a namespace name. A
         :class:`DictObject`, so ahserver code can write
@@ -120,12 +122,24 @@ class RequestContext:
         return await self._fill(ns)
 
     async def _fill(self, ns: DictObject) -> DictObject:
-        for extra in self.site.request_namespace_hook(context=self):
-            if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
-                extra = await await_me_maybe(extra)
-            if extra:
-                ns.update(extra)
         request = self.request
+        site = self.site
+        # The kernel's own per-request names, set here rather than through
+        # the request_namespace hook: a hook dispatch and a dict per name
+        # source cost every script request (docs/performance.md). Plugins'
+        # names come after them, so a plugin may replace one.
+        ns["terminalType"] = terminal_type(request.headers.get(hdrs.USER_AGENT, ""))
+        resolved = self.resolved
+        ns["ref_real_path"] = str(resolved.path) if resolved is not None else None  # ahserver's
+        user = site.request_user(self)
+        ns["user"] = user if user is None else await user
+        plugins = site.request_namespace_hook
+        if plugins is not None:
+            for extra in plugins(context=self):
+                if type(extra) is not dict:  # noqa: E721 - the common case skips isawaitable
+                    extra = await await_me_maybe(extra)
+                if extra:
+                    ns.update(extra)
         ns["request"] = request
         params = self._params
         if params is None:

@@ -44,6 +44,7 @@ from ahcore.loginpage import safe_next
 from ahcore.passwordcodec import password_decode, password_encode
 from ahcore.plugins import hookimpl
 from ahcore.sitefiles import SiteFiles, URIOp, folder_info
+from ahcore.useragent import TERMINAL_TYPES, terminal_type  # noqa: F401 (ahcore.namespace's names)
 
 if TYPE_CHECKING:
     from ahcore.context import RequestContext
@@ -427,28 +428,7 @@ async def stream_response(
 
 
 #: ahserver's ``clientkeys``, in its order: the first text found in the
-#: User-Agent (case-sensitive) names the terminal; anything else is ``'pc'``.
-#: (Its last rule, ``Windows NT…Win64; x64``, also answers ``'pc'``.)
-TERMINAL_TYPES = (
-    ("iPhone", "iphone"),
-    ("iPad", "ipad"),
-    ("Android", "androidpad"),
-    ("Windows Phone", "winphone"),
-)
-
-
-@functools.lru_cache(maxsize=512)  # a pure function of the header: memoised, bounded
-def terminal_type(user_agent: str) -> str:
-    """ahserver's ``terminalType``: ``'iphone'``, ``'ipad'``, ``'androidpad'``, ``'winphone'`` or ``'pc'``.
-
-    Every script and template request asks, and a site sees a few hundred
-    distinct User-Agents: the answer is remembered per text (a pure
-    function's memo, bounded; no request or site state in it).
-    """
-    for needle, kind in TERMINAL_TYPES:
-        if needle in user_agent:
-            return kind
-    return "pc"
+# terminalType (ahcore.useragent): kept importable from here.
 
 
 #: appPublic's ``clientinfo`` level: below ``debug``, the most talkative.
@@ -907,14 +887,3 @@ REQUEST_BOUND: dict[str, Any] = {
     "request2ns": request2ns,
     "aiohttp_client": aiohttp.client,
 }
-
-
-@hookimpl
-def request_namespace(context: RequestContext) -> dict[str, Any]:
-    """The per-request *values* among the kernel's names: ``terminalType``, ``ref_real_path``."""
-    resolved = context.resolved
-    return {
-        "terminalType": terminal_type(context.request.headers.get("User-Agent", "")),
-        # ahserver's real path of the file being processed
-        "ref_real_path": str(resolved.path) if resolved is not None else None,
-    }

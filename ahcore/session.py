@@ -528,29 +528,30 @@ def _identity(info: DictObject) -> str | None:
     return f"{info.userid}:{info.username}:{info.userorgid}"
 
 
-@hookimpl
-def request_namespace(context: Any) -> Any:
-    """ahserver's per-request ``user``: ``"userid:username:userorgid"``, or None.
+async def _lookup_user() -> str | None:
+    return _identity(await get_userinfo())
+
+
+def request_user(context: Any) -> Any:
+    """ahserver's per-request ``user``: ``"userid:username:userorgid"``, None, or a coroutine of one.
 
     Free for a visitor with no session cookie on a site without header
     logins; otherwise looked up once (the access check usually has already).
+    :meth:`ahcore.context.RequestContext.namespace` calls this itself, not
+    through the ``request_namespace`` hook (see there).
     """
     request = context.request
     state = peek_state(request)
     known = state.user if state is not None else _UNSET
     if known is None:
-        return {"user": None}
+        return None
     if (
         known is _UNSET
         and (hdrs.COOKIE not in request.headers or COOKIE_NAME not in request.cookies)
         and not getattr(context.site, "identifies_users", True)
     ):
-        return {"user": None}
-
-    async def lookup() -> dict[str, Any]:
-        return {"user": _identity(await get_userinfo())}
-
-    return lookup()
+        return None
+    return _lookup_user()
 
 
 # ------------------------------------------------------------------ session values

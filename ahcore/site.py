@@ -11,7 +11,7 @@ import dataclasses
 import inspect
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,7 @@ from ahcore.resolver import (
     split_segments,
 )
 from ahcore.scriptnamespace import ScriptNamespace, script_namespace_class
+from ahcore.session import request_user
 from ahcore.staticfiles import StaticCache
 from ahcore.uploads import UploadStore
 
@@ -144,7 +145,10 @@ class Site:
         )
         self.global_namespace: dict[str, Any] = {}
         self._script_namespace: type[ScriptNamespace] | None = None
-        self.request_namespace_hook = pm.hook.request_namespace
+        #: Plugins' ``request_namespace`` implementations (set once the namespace is built).
+        self.request_namespace_hook: Callable[..., list[Any]] | None = None
+        #: The kernel's per-request ``user`` (:func:`ahcore.session.request_user`).
+        self.request_user = request_user
         self.app: web.Application | None = None
 
     # ------------------------------------------------------------ plugins
@@ -425,9 +429,11 @@ class Site:
             if result:
                 ns.update(result)
         self.global_namespace = ns
-        # Called per script request: look the hook caller up once (and skip
-        # pluggy's dispatch when the kernel's is the only implementation).
-        self.request_namespace_hook = fast_caller(self.pm.hook.request_namespace)
+        # Called per script request: look the hook caller up once, without
+        # pluggy's dispatch; None when no plugin implements it (the kernel
+        # sets its own per-request names itself, see RequestContext._fill).
+        hook = self.pm.hook.request_namespace
+        self.request_namespace_hook = fast_caller(hook) if hook.get_hookimpls() else None
 
     def script_namespace_class(self) -> type[ScriptNamespace]:
         """The class of a script's globals on this site (:mod:`ahcore.scriptnamespace`).

@@ -30,8 +30,9 @@ measuring only:
 - ``access-log``: no access line (as ``logger.levelname: "warning"``);
 - ``response-prepare``: no ``on_response_prepare`` handler (no session save
   check, no security headers, aiohttp's own ``Server`` header);
-- ``namespace-hooks``: no ``request_namespace`` values (``terminalType``,
-  ``ref_real_path``, ``user``);
+- ``namespace-hooks``: no plugin's ``request_namespace`` values and no
+  session lookup for ``user`` (the kernel's ``terminalType`` and
+  ``ref_real_path`` are set inline and stay);
 - ``watchdog``: no ``.dspy`` time limit;
 - ``guard``: no slow-client guard (aiohttp's protocol alone).
 """
@@ -141,7 +142,8 @@ def switch_off(app: Any, running: Any, features: list[str]) -> Any:
         if feature == "access-log":
             logging.getLogger("ahcore.access").setLevel(logging.WARNING)
         elif feature == "namespace-hooks":
-            site.request_namespace_hook = lambda **kwargs: []
+            site.request_namespace_hook = None  # no plugin's names
+            site.request_user = lambda context: None  # and no session lookup for ``user``
         elif feature == "watchdog":
             import ahcore_dspy.watchdog as watchdog
 

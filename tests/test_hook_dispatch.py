@@ -146,10 +146,15 @@ async def test_identify_user_is_firstresult_and_awaits_async_answers(make_site, 
 async def test_trace_shows_every_kind_of_hook_call(make_site, ahcore_client, caplog, monkeypatch):
     monkeypatch.setenv("AHCORE_TRACE_PLUGINS", "1")
     calls: list[str] = []
-    plugins = {"one": _plugin("one", calls)}
+
+    @hookimpl
+    def request_namespace(context: Any) -> dict[str, Any]:
+        return {"traced": True}
+
+    plugins = {"one": _plugin("one", calls), "names": _hashable(request_namespace=request_namespace)}
     site = make_site(
-        config={"plugins": {"one": True, "dspy": True}},
-        files={"wwwroot/a.dspy": "return {'ok': 1}"},
+        config={"plugins": {"one": True, "names": True, "dspy": True}},
+        files={"wwwroot/a.dspy": "return {'ok': traced}"},
     )
     with caplog.at_level(logging.WARNING, logger="ahcore.plugins.trace"):
         client = await ahcore_client(site, extra_plugins=plugins)

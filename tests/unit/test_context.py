@@ -22,7 +22,8 @@ class NamesPlugin:
 
     @hookimpl
     def request_namespace(self, context):
-        return {"sync_name": context.url, "request": "overridden?", "params_kw": "overridden?"}
+        return {"sync_name": context.url, "request": "overridden?", "params_kw": "overridden?",
+                "terminalType": "kiosk"}
 
 
 class AsyncNamesPlugin:
@@ -94,6 +95,8 @@ async def test_namespace_layers_and_request_names_cannot_be_replaced(site, make_
     assert ns["greeting"] == "hello"  # env_globals
     assert ns["json"] is json  # the kernel's globals
     assert ns["sync_name"] == "/page" and ns["async_name"] == "GET"  # request_namespace, both kinds
+    assert ns["terminalType"] == "kiosk"  # plugins' names come after the kernel's
+    assert ns["user"] is None and ns["ref_real_path"] is None  # the kernel's (no file, nobody)
     assert ns["request"] is request  # a plugin cannot replace it ...
     assert ns["params_kw"] == {"request": "evil", "who": "ann"}  # ... nor can a parameter
     assert ns["params_kw"] is await context.params()

@@ -296,11 +296,14 @@ async def test_download_file(activate, site) -> None:
         await ns_mod.download_file("../conf/config.json")
 
 
-def test_request_namespace_gives_terminal_type_and_ref_real_path(activate) -> None:
-    context = activate(headers={"User-Agent": "Mozilla/5.0 (iPad; CPU OS 17_0)"})
-    names = ns_mod.request_namespace(context)
-    assert names["terminalType"] == "ipad"
-    assert names["ref_real_path"] == str(context.resolved.path)
+async def test_namespace_gives_terminal_type_ref_real_path_and_user(activate) -> None:
+    ipad = {"User-Agent": "Mozilla/5.0 (iPad; CPU OS 17_0)"}
+    for build in (RequestContext.namespace, RequestContext.script_namespace):
+        context = activate(headers=ipad)
+        names = await build(context)
+        assert names["terminalType"] == "ipad"
+        assert names["ref_real_path"] == str(context.resolved.path)
+        assert names["user"] is None  # no session cookie, nobody logged in
 
 
 async def test_stream_response_sends_each_chunk(aiohttp_client) -> None:
