@@ -661,6 +661,10 @@ class SqlitePool:
         self._streak = 0
         self._streak_task: asyncio.Task[Any] | None = None
         self._streak_reset: asyncio.Handle | None = None
+        # The loop of the last read: asyncio.current_task(loop) makes no
+        # get_running_loop call, which on Python 3.11 is a getpid(2) system
+        # call per read (as in ahcore_dspy's watchdog).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def on_loop(self, sql: str) -> bool:
         """Whether the read ``sql`` may run on the loop's thread now."""
@@ -683,7 +687,11 @@ class SqlitePool:
         # A read by another task than the last one needs no marker: that
         # task is not running, so it yielded (one request, one read: no
         # callback at all).
-        task = asyncio.current_task()
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None else None
+        if task is None:  # the first read, or one on another loop
+            task = asyncio.current_task()
+            self._loop = task.get_loop() if task is not None else None
         if task is not self._streak_task:
             self._streak_task = task
             self._streak = 1
@@ -692,7 +700,7 @@ class SqlitePool:
             return False
         self._streak += 1
         if self._streak_reset is None:
-            self._streak_reset = asyncio.get_running_loop().call_soon(self._end_streak)
+            self._streak_reset = (self._loop or asyncio.get_running_loop()).call_soon(self._end_streak)
         return True
 
     def _end_streak(self) -> None:

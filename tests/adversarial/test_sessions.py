@@ -81,7 +81,9 @@ async def test_forged_and_tampered_cookies_are_anonymous(server):
         good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
         good[:mid] + ("x" if good[mid] != "x" else "y") + good[mid + 1 :],
         good[::-1],
-        good[:-1],
+        # The last data character dropped (a token is ``…==``: dropping one
+        # ``=`` leaves the same token, which cryptography 51 decodes as such).
+        good.rstrip("=")[:-1],
         # Appended after base64 padding a character is ignored by the decoder
         # (the same token); before it, it changes the token.
         good.rstrip("=") + "A",
