@@ -133,7 +133,7 @@ class DBPools:
 class _SqlorBlock:
     """The ``sqlorContext`` block (a class: this runs for every database request)."""
 
-    __slots__ = ("db", "read_only", "time_limit_ms", "_acquired", "_conn", "_lender")
+    __slots__ = ("db", "read_only", "time_limit_ms", "_acquired", "_conn", "_lender", "_sor")
 
     def __init__(self, db: Database, read_only: bool, time_limit_ms: int | None) -> None:
         self.db = db
@@ -142,6 +142,7 @@ class _SqlorBlock:
         self._acquired: AbstractAsyncContextManager[Connection] | None = None
         self._conn: Connection | None = None
         self._lender: NowaitPool | None = None  # the pool, when it lent without awaiting
+        self._sor: SQLor | None = None
 
     async def __aenter__(self) -> SQLor:
         db = self.db
@@ -152,7 +153,8 @@ class _SqlorBlock:
             conn = lender.enter_nowait(self.read_only, self.time_limit_ms)
             if conn is not None:
                 self._lender, self._conn = lender, conn
-                return SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
+                sor = self._sor = SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
+                return sor
         pool = await db.pool()
         acquired = pool.acquire()
         conn = await acquired.__aenter__()
@@ -165,7 +167,8 @@ class _SqlorBlock:
             self._acquired = self._conn = None
             await acquired.__aexit__(*sys.exc_info())
             raise
-        return SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
+        sor = self._sor = SQLor(conn, db.schema, db.name, self.read_only, self.time_limit_ms)
+        return sor
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
@@ -173,6 +176,10 @@ class _SqlorBlock:
         acquired, conn, lender = self._acquired, self._conn, self._lender
         self._acquired = self._conn = self._lender = None
         assert conn is not None
+        sor = self._sor
+        if sor is not None:
+            self._sor = None
+            sor.end()  # the connection goes back to the pool: a kept `sor` must not reach it
         if lender is not None:
             if exc is None and lender.exit_nowait(conn):
                 return False  # nothing written: ended and given back, no await

@@ -83,6 +83,24 @@ class _BufferedStream:
             yield list(self._rows[start : start + self._batch])
 
 
+class _EndedConnection:
+    """What a :class:`SQLor` holds once its block has ended: every use is an error.
+
+    The block's connection is back in the pool by then, maybe lent to
+    another request: a ``sor`` kept past its ``async with`` must not reach it.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "this sor's sqlorContext block has ended: use it inside its 'async with' block"
+        )
+
+
+_ENDED: Any = _EndedConnection()
+
+
 class SQLor:
     """Table operations and SQL execution inside one transaction.
 
@@ -111,6 +129,11 @@ class SQLor:
         self._fetch_nowait: Callable[..., FetchResult | Awaitable[FetchResult]] | None = getattr(
             conn, "fetch_nowait", None
         )
+
+    def end(self) -> None:
+        """Called by the block as it ends: any later use of this object is an error."""
+        self.conn = _ENDED
+        self._fetch_nowait = None
 
     # ------------------------------------------------------------ helpers
 

@@ -281,3 +281,27 @@ async def test_executemany_and_getTableDesc(db_client) -> None:
         assert [f.name for f in desc.fields][:3] == ["id", "field1", "name"]
     async with client.pools.sqlorContext("db1") as sor:
         assert [r.name for r in await sor.R("tbl1", {"id": "m2"})] == ["many 2"]
+
+
+async def test_a_sor_kept_past_its_block_cannot_reach_the_pooled_connection(db_client) -> None:
+    # After the block its connection is back in the pool, maybe another
+    # request's: a script that keeps `sor` gets an error, not that connection.
+    client = await db_client()
+    await fill(client.pools)
+    async with client.pools.sqlorContext("db1") as kept:
+        assert len(await kept.R("tbl1", {})) == 3
+    for use in (
+        kept.sqlExe("select id from tbl1", {}),
+        kept.R("tbl1", {}),
+        kept.C("tbl1", {"id": "z9"}),
+        kept.commit(),
+    ):
+        with pytest.raises(RuntimeError, match="block has ended"):
+            await use
+    with pytest.raises(ValueError):  # the same when the block failed
+        async with client.pools.sqlorContext("db1") as failed:
+            raise ValueError("boom")
+    with pytest.raises(RuntimeError, match="block has ended"):
+        await failed.sqlExe("select id from tbl1", {})
+    async with client.pools.sqlorContext("db1") as sor:  # the pool itself is fine
+        assert len(await sor.R("tbl1", {})) == 3
