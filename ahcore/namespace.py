@@ -427,10 +427,6 @@ async def stream_response(
     return resp
 
 
-#: ahserver's ``clientkeys``, in its order: the first text found in the
-# terminalType (ahcore.useragent): kept importable from here.
-
-
 #: appPublic's ``clientinfo`` level: below ``debug``, the most talkative.
 CLIENTINFO = 5
 

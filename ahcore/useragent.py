@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+#: ahserver's ``clientkeys``, in its order: the first text found in the
 #: User-Agent (case-sensitive) names the terminal; anything else is ``'pc'``.
 #: (Its last rule, ``Windows NT…Win64; x64``, also answers ``'pc'``.)
 TERMINAL_TYPES = (

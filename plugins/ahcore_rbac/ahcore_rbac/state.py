@@ -269,7 +269,7 @@ class RbacState:
             await self.passwords.verify(None, password)
             if unknown.failed(username, now, self.settings.max_failures, self.settings.lockout_seconds):
                 log.warning("rbac: unknown login name %r locked after %d failed logins",
-                            username, self.settings.max_failures)
+                            username[:80], self.settings.max_failures)
                 return LoginResult("locked", retry_after=self.settings.lockout_seconds)
             return LoginResult("bad")
         userid = str(row["id"])
@@ -332,9 +332,10 @@ class _UnknownNameFailures:
     same lock-out as an account, so ``429`` and ``Retry-After`` come at the
     same attempt whether the name exists or not.
 
-    Bounded: at most :data:`_UNKNOWN_NAMES_LIMIT` names, the least recently
-    failed forgotten first (a forgotten name starts counting again, which
-    only costs a guesser more password checks). Counted per worker: with
+    Bounded: at most :data:`_UNKNOWN_NAMES_LIMIT` names, each kept as the
+    sha256 of its text (a name of a megabyte costs 32 bytes), the least
+    recently failed forgotten first (a forgotten name starts counting again,
+    which only costs a guesser more password checks). Counted per worker: with
     several workers an account locks after ``max_failures`` failures in all,
     a name without one after ``max_failures`` in one worker.
     """
@@ -342,12 +343,16 @@ class _UnknownNameFailures:
     __slots__ = ("_names",)
 
     def __init__(self) -> None:
-        # name -> [failures in a row, locked until (epoch seconds, 0: not locked)]
-        self._names: OrderedDict[str, list[int]] = OrderedDict()
+        # sha256(name) -> [failures in a row, locked until (epoch seconds, 0: not locked)]
+        self._names: OrderedDict[bytes, list[int]] = OrderedDict()
+
+    @staticmethod
+    def _key(username: str) -> bytes:
+        return hashlib.sha256(username.encode("utf-8", "surrogatepass")).digest()
 
     def locked_for(self, username: str, now: int) -> int:
         """Seconds ``username`` stays locked (0 when it is not)."""
-        entry = self._names.get(username)
+        entry = self._names.get(self._key(username))
         if entry is None or entry[1] <= now:
             return 0
         return entry[1] - now
@@ -355,14 +360,15 @@ class _UnknownNameFailures:
     def failed(self, username: str, now: int, max_failures: int, lockout_seconds: int) -> bool:
         """Count one failure; True when it locks the name (the count starts again)."""
         names = self._names
-        entry = names.pop(username, None)
+        key = self._key(username)
+        entry = names.pop(key, None)
         if entry is None or (entry[1] and entry[1] <= now):  # new, or its lock-out is over
             entry = [0, 0]
         entry[0] += 1
         locked = entry[0] >= max_failures
         if locked:
             entry[:] = [0, now + lockout_seconds]
-        names[username] = entry
+        names[key] = entry
         while len(names) > _UNKNOWN_NAMES_LIMIT:
             names.popitem(last=False)
         return locked

@@ -266,6 +266,9 @@ def test_unknown_name_failures_are_bounded_and_counted_per_name(monkeypatch):
     assert len(failures._names) == 3
     assert failures.failed("b", 200, 2, 60)  # b's second failure locks it
     assert failures.locked_for("b", 200) == 60
+    huge = "x" * 1_000_000  # kept as a digest, not as the megabyte
+    failures.failed(huge, 200, 2, 60)
+    assert all(len(key) == 32 for key in failures._names)
 
 
 async def test_lockout_holds_against_guesses_sent_in_parallel(client, monkeypatch):
