@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 
 from ahcore.db.driver import Connection, DriverSpec, NowaitPool, Pool
-from ahcore.db.errors import DatabaseUnavailable, integrity_error, read_only_refusal
+from ahcore.db.errors import DatabaseUnavailable, read_only_refusal
 from ahcore.db.schema import SchemaCache
-from ahcore.db.sqlor import SQLor
+from ahcore.db.sqlor import SQLor, commit_or_refuse
 from ahcore.plugins import canonical_driver
 
 if TYPE_CHECKING:
@@ -202,18 +202,7 @@ class _SqlorBlock:
         """Commit or roll back for how the block ended; raise what replaces ``exc``."""
         name = self.db.name
         if exc is None:
-            try:
-                await conn.commit()
-            except Exception as error:
-                # Refused at COMMIT (a deferred constraint): nothing of the
-                # transaction stays, and the visitor gets a 409/400 that
-                # names no table or value instead of a 500.
-                await conn.rollback()
-                answer = integrity_error(error)
-                if answer is None:
-                    raise
-                log.warning("database %r: commit refused: %s", name, error)
-                raise answer from None
+            await commit_or_refuse(conn, name)
             return
         if isinstance(exc, web.HTTPException):
             if exc.status < 400:

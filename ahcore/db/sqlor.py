@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from ahcore.db.sqltext import (
     strip_statement,
 )
 from ahcore.dictobject import DictObject
+
+log = logging.getLogger("ahcore.db")
 
 # Keys of a CRUD namespace that steer paging, never column filters.
 PAGING_KEYS = frozenset({"page", "pagerows", "sort"})
@@ -81,6 +84,24 @@ class _BufferedStream:
     async def __aiter__(self) -> AsyncIterator[list[Sequence[Any]]]:
         for start in range(0, len(self._rows), self._batch):
             yield list(self._rows[start : start + self._batch])
+
+
+async def commit_or_refuse(conn: Connection, dbname: str) -> None:
+    """COMMIT ``conn``'s transaction; one the database refuses is rolled back and answered.
+
+    Refused at COMMIT (a deferred constraint): nothing of the transaction
+    stays, and the visitor gets a 409/400 that names no table or value
+    instead of a 500. For the end of a block and for ``sor.commit()``.
+    """
+    try:
+        await conn.commit()
+    except Exception as error:
+        await conn.rollback()
+        answer = integrity_error(error)
+        if answer is None:
+            raise
+        log.warning("database %r: commit refused: %s", dbname, error)
+        raise answer from None
 
 
 class _EndedConnection:
@@ -362,15 +383,7 @@ class SQLor:
         when it ends. A commit the database refuses (a deferred constraint)
         rolls back and answers 409/400 as at the end of a block.
         """
-        conn = self.conn
-        try:
-            await conn.commit()
-        except Exception as error:
-            await conn.rollback()
-            answer = integrity_error(error)
-            if answer is None:
-                raise
-            raise answer from None
+        await commit_or_refuse(self.conn, self.dbname)
         await self._begin_again()
 
     async def rollback(self) -> None:
