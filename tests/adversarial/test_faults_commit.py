@@ -383,3 +383,26 @@ async def test_integrity_errors_of_every_driver_map_to_409_or_400(
         async with pools.sqlorContext("db") as sor:
             await sor.sqlExe(f"DROP TABLE fault_map_{tag}", {})
             await sor.sqlExe(f"DROP TABLE fault_map_parent_{tag}", {})
+
+
+@pytest.mark.parametrize(("engine", "kind"), CASES)
+async def test_a_refused_sor_commit_inside_the_block_is_the_same_clear_answer(engine, kind, start):
+    # sqlor's sor.commit() in the middle of a block (ahserver scripts call it):
+    # the database refuses the transaction there, the visitor gets the 409/400
+    # of a refused block, nothing of it stays, and the connection is reusable.
+    site = await start(engine)
+    p = bad_params(kind, 0)
+    with pytest.raises(DataConflict):
+        async with site.pools.sqlorContext("db") as sor:
+            await sor.C("tbl1", {"id": p["id"], "field1": 3})
+            await sor.C("fault_child", {"id": p["id"], "parent_id": p["parent"], "code": p["code"]})
+            await sor.commit()
+            raise AssertionError("sor.commit() accepted a transaction the database refuses")
+    assert await site.state() == SEED
+    await site.hold_every_connection()
+    async with site.pools.sqlorContext("db") as sor:  # and a good commit goes on in a new one
+        good = good_params(0)
+        await sor.C("tbl1", {"id": good["id"], "field1": 3})
+        await sor.commit()
+        await sor.C("tbl1", {"id": "after", "field1": 4})
+    assert (await site.state())["tbl1"] == {"keep": 1, "gone": 2, "ok0": 3, "after": 4}
