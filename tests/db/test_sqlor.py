@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ahcore.db.errors import BadQuery
+from ahcore.db.errors import BadQuery, ReadOnlyRefused
 from ahcore.jsonutil import dumps
 
 ROWS = [
@@ -257,12 +257,12 @@ async def test_commit_and_rollback_inside_a_block_go_on_in_a_new_transaction(db_
 async def test_commit_keeps_a_read_only_block_read_only(db_client) -> None:
     client = await db_client()
     await fill(client.pools)
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ReadOnlyRefused) as refused:
         async with client.pools.sqlorContext("db1", read_only=True) as sor:
             assert len(await sor.R("tbl1", {})) == 3
             await sor.commit()
             await sor.D("tbl1", {"id": "a1"})
-    assert getattr(refused.value, "status", None) == 403
+    assert refused.value.status == 403
     async with client.pools.sqlorContext("db1") as sor:
         assert len(await sor.R("tbl1", {})) == 3
 
